@@ -1,0 +1,223 @@
+/* internal.h - cross-module declarations, the inline fast paths, asserts.
+ * Not installed. */
+#ifndef HAKMEM_INTERNAL_H
+#define HAKMEM_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* mremap, MADV_*, CLOCK_MONOTONIC_COARSE */
+#endif
+#include "config.h"
+#include "types.h"
+#include <hakmem/hakmem.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#define HAKMEM_EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define hak_noinline __attribute__((noinline))
+#define hak_inline static inline __attribute__((always_inline))
+
+#ifndef HAKMEM_OVERRIDE
+#define HAKMEM_OVERRIDE 1
+#endif
+
+/* ---- assertions (--enable-debug) ---- */
+void hak_fatal(const char *file, int line, const char *what) __attribute__((noreturn));
+#ifdef HAKMEM_DEBUG
+#define hak_assert(e) ((e) ? (void)0 : hak_fatal(__FILE__, __LINE__, #e))
+#else
+#define hak_assert(e) ((void)0)
+#endif
+
+/* ---- per-thread counters: owner writes, readers sum ---- */
+#define CTR_ADD(h, field, n)                                                     \
+	__atomic_store_n(&(h)->ctr.field,                                        \
+			 __atomic_load_n(&(h)->ctr.field, __ATOMIC_RELAXED) + (n), \
+			 __ATOMIC_RELAXED)
+#define CTR_INC(h, field) CTR_ADD(h, field, 1)
+#ifdef HAKMEM_DEBUG_COUNTERS
+#define DCTR_ADD(h, field, n) CTR_ADD(h, field, n)
+#else
+#define DCTR_ADD(h, field, n) ((void)0)
+#endif
+#define DCTR_INC(h, field) DCTR_ADD(h, field, 1)
+
+/* ---- config.c ---- */
+struct hak_config {
+	long stats;          /* HAKMEM_STATS */
+	long tiny_sll_cap;   /* HAKMEM_TINY_SLL_CAP */
+	long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
+	long large_cache_cap;/* HAKMEM_LARGE_CACHE_CAP */
+	long purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
+	long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
+	long huge_cache;     /* HAKMEM_HUGE_CACHE */
+	long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
+};
+extern struct hak_config hak_cfg;
+void config_init(void);
+/* Parse one value; 0 on success.  Exposed for the config tests. */
+int config_parse(const char *text, int decimals, long *out);
+/* Apply one NAME=VALUE as config_init would (warns on stderr on error);
+ * returns 0 if accepted. */
+int config_apply(const char *name, const char *value);
+
+/* ---- small text helpers (stats.c): no allocation ---- */
+size_t fmt_u64(char *buf, uint64_t v);
+void hak_write_err(const char *s);
+
+/* ---- os.c: the only place that asks the kernel for memory ---- */
+void *os_map(size_t size);                       /* NULL on failure */
+void *os_map_aligned(size_t size, size_t align); /* align: power of 2 >= page */
+void os_unmap(void *p, size_t size);
+void os_purge(void *p, size_t size);             /* give pages back, keep range */
+uint64_t os_now_ms(void);                        /* coarse monotonic clock */
+struct os_counters {
+	_Atomic uint64_t mapped, mapped_peak, map_calls, unmap_calls, purged;
+};
+extern struct os_counters os_ctr;
+
+/* ---- segment.c ---- */
+extern _Atomic uint64_t segmap[HAK_SEGMAP_ENTRIES / 32];
+
+/* The segment header of a pointer hakmem handed out, or NULL. */
+hak_inline struct segment *segmap_lookup(const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> HAK_SEG_SHIFT;
+	if (unlikely(i >= HAK_SEGMAP_ENTRIES))
+		return NULL;
+	uint64_t w = atomic_load_explicit(&segmap[i >> 5], memory_order_acquire);
+	unsigned v = (unsigned)(w >> ((i & 31) * 2)) & 3;
+	uintptr_t base = (uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK;
+	if (likely(v == SEGMAP_HERE))
+		return (struct segment *)base;
+	if (v == SEGMAP_PREV)
+		return (struct segment *)(base - HAK_SEG_SIZE);
+	return NULL;
+}
+void segmap_set(uintptr_t region_addr, unsigned v);
+
+struct segment *segment_alloc(struct heap *h, int tier);
+void segment_release(struct segment *seg);
+void segment_abandon(struct segment *seg);
+struct segment *segment_adopt(int tier);
+void segment_cache_collect(bool force);
+void segment_lock_all(void);
+void segment_unlock_all(void);
+void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *abandoned);
+
+/* ---- ace.c: size -> class by table lookup ---- */
+extern uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
+extern uint32_t ace_class_size[HAK_NCLS];
+void ace_init(void);
+unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
+hak_inline unsigned ace_class(size_t n)
+{
+	if (likely(n <= HAK_MID_MAX))
+		return ace_small_tab[(n + 15) >> 4];
+	return ace_class_slow(n);
+}
+hak_inline int ace_tier_of_class(unsigned c)
+{
+	return c < HAK_CLS_MID ? TIER_TINY : c < HAK_CLS_LARGE ? TIER_MID : TIER_LARGE;
+}
+
+/* ---- tiers: tiny.c, pool.c, large.c ---- */
+struct tier_desc {
+	uint8_t slab_shift;  /* log2 slab size */
+	uint8_t nslabs;      /* slabs per segment */
+	uint32_t bin_cap;    /* default TLS list cap (per class, from config) */
+};
+extern struct tier_desc tier_descs[TIER_COUNT];
+void tiny_init(void);
+void pool_init(void);
+void large_init(void);
+/* cap of class c's thread list and how many blocks one carve takes */
+uint32_t tier_bin_cap(unsigned c);
+uint32_t tier_carve_batch(unsigned c);
+
+/* huge blocks (large.c) */
+void *huge_alloc(size_t n, size_t align, bool zero);
+void huge_free(struct segment *seg, void *p);
+void *huge_realloc(struct segment *seg, void *p, size_t n);
+size_t huge_usable(struct segment *seg, const void *p);
+bool huge_owns(struct segment *seg, const void *p);
+void huge_collect(bool force);
+void huge_lock(void);
+void huge_unlock(void);
+
+/* ---- slab.c: the slab engine shared by tiny, mid and large ---- */
+void *slab_refill_alloc(struct heap *h, unsigned c); /* refill bin c, pop one */
+void slab_free_local(struct heap *h, struct segment *seg, void *p);
+void slab_free_remote(struct heap *h, struct segment *seg, void *p);
+void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
+void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
+void heap_purge(struct heap *h, bool force);
+void heap_setup(struct heap *h);
+void slab_adopt_segment(struct heap *h, struct segment *seg);
+#ifdef HAKMEM_DEBUG
+void slab_validate(const struct slab *s);
+#endif
+
+hak_inline struct slab *slab_of(struct segment *seg, const void *p)
+{
+	return &seg->slabs[((uintptr_t)p - (uintptr_t)seg) >> seg->slab_shift];
+}
+
+/* ---- thread.c ---- */
+extern struct heap heap_empty;
+extern __thread struct heap *tls_heap __attribute__((tls_model("initial-exec")));
+void hak_init(void);
+/* The calling thread's heap, made on first use; NULL when the thread must
+ * use the shared fallback heap (during its own teardown or our init). */
+struct heap *heap_get_slow(void);
+void *heap_fallback_alloc(size_t n);
+void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
+
+/* ---- counters kept by their modules, summed by stats.c ---- */
+uint64_t slab_orphan_remote_frees(void);
+uint64_t hak_foreign_frees(void);
+void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
+
+/* ---- malloc.c: inline fast paths ---- */
+void *hak_alloc_slow(size_t n) hak_noinline;
+void hak_free_slow(void *p, struct segment *seg) hak_noinline;
+
+hak_inline void *hak_alloc_fast(size_t n)
+{
+	struct heap *h = tls_heap;
+	if (likely(n <= HAK_MID_MAX)) {
+		struct tbin *b = &h->bins[ace_small_tab[(n + 15) >> 4]];
+		void *p = b->head;
+		if (likely(p != NULL)) {
+			b->head = *(void **)p;
+			b->count--;
+			DCTR_INC(h, alloc_fast);
+			DCTR_ADD(h, req_bytes, n);
+			DCTR_ADD(h, class_bytes, ace_class_size[ace_small_tab[(n + 15) >> 4]]);
+			return p;
+		}
+	}
+	return hak_alloc_slow(n);
+}
+
+hak_inline void hak_free_fast(void *p)
+{
+	struct segment *seg = segmap_lookup(p);
+	struct heap *h = tls_heap;
+	if (likely(seg != NULL &&
+		   atomic_load_explicit(&seg->owner, memory_order_relaxed) == h)) {
+		struct tbin *b = &h->bins[slab_of(seg, p)->cls];
+		if (likely(b->count < b->cap)) {
+			*(void **)p = b->head;
+			b->head = p;
+			b->count++;
+			DCTR_INC(h, free_fast);
+			return;
+		}
+	}
+	hak_free_slow(p, seg);
+}
+
+#endif /* HAKMEM_INTERNAL_H */

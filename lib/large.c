@@ -1,0 +1,251 @@
+/* large.c - large blocks (32 KiB - 1 MiB) and huge ones (> 1 MiB).
+ *
+ * Large: a segment is one run of pages serving one class (40 KiB .. 1 MiB,
+ * page multiples), handed out through the slab engine with a small
+ * per-thread cache (HAKMEM_LARGE_CACHE_CAP per class).
+ *
+ * Huge: each block is its own mapping, a whole number of 2 MiB regions,
+ * 2 MiB-aligned, with the segment header in its first page and the block
+ * at base + huge_off.  A block aligned to 2 MiB or more sits at base + 2
+ * MiB and its region is marked SEGMAP_PREV.  Freed mappings wait in a small
+ * cache (HAKMEM_HUGE_CACHE) for reuse by a request they fit within the
+ * W_MAX round-up; after the purge delay their pages go back.  realloc
+ * grows a huge block in place with mremap, or moves it with mremap: its
+ * pages are never copied. */
+#include "internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+void large_init(void)
+{
+	tier_descs[TIER_LARGE].slab_shift = HAK_SEG_SHIFT;
+	tier_descs[TIER_LARGE].nslabs = 1;
+	tier_descs[TIER_LARGE].bin_cap = (uint32_t)hak_cfg.large_cache_cap;
+}
+
+/* ---- huge ---- */
+
+#define HUGE_CACHE_MAX 64
+
+static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
+static unsigned hcache_n;
+static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
+
+void huge_lock(void)
+{
+	pthread_mutex_lock(&huge_mutex);
+}
+
+void huge_unlock(void)
+{
+	pthread_mutex_unlock(&huge_mutex);
+}
+
+void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees)
+{
+	*allocs = atomic_load_explicit(&huge_allocs, memory_order_relaxed);
+	*hits = atomic_load_explicit(&huge_hits, memory_order_relaxed);
+	*frees = atomic_load_explicit(&huge_frees, memory_order_relaxed);
+}
+
+static size_t round_seg(size_t n)
+{
+	return (n + HAK_SEG_MASK) & ~HAK_SEG_MASK;
+}
+
+static void huge_mark(struct segment *seg, unsigned v)
+{
+	uintptr_t p = (uintptr_t)seg + seg->huge_off;
+	segmap_set(p & ~(uintptr_t)HAK_SEG_MASK, v ? ((p - (uintptr_t)seg) < HAK_SEG_SIZE ? SEGMAP_HERE : SEGMAP_PREV) : SEGMAP_NONE);
+}
+
+bool huge_owns(struct segment *seg, const void *p)
+{
+	return seg->magic == HAK_SEG_MAGIC && (const uint8_t *)seg + seg->huge_off == (const uint8_t *)p;
+}
+
+size_t huge_usable(struct segment *seg, const void *p)
+{
+	(void)p;
+	return seg->map_size - seg->huge_off;
+}
+
+/* Take a cached mapping of at least need bytes and at most need * W_MAX. */
+static struct segment *hcache_take(size_t need)
+{
+	struct segment *best = NULL;
+	unsigned bi = 0;
+	uint64_t limit = (uint64_t)need / 100 * (uint64_t)hak_cfg.wmax_pct;
+	if (limit < need)
+		limit = need;
+	pthread_mutex_lock(&huge_mutex);
+	for (unsigned i = 0; i < hcache_n; i++) {
+		struct segment *s = hcache[i];
+		if (s->map_size >= need && s->map_size <= limit && (!best || s->map_size < best->map_size)) {
+			best = s;
+			bi = i;
+		}
+	}
+	if (best) {
+		for (unsigned i = bi + 1; i < hcache_n; i++)
+			hcache[i - 1] = hcache[i];
+		hcache_n--;
+	}
+	pthread_mutex_unlock(&huge_mutex);
+	return best;
+}
+
+void *huge_alloc(size_t n, size_t align, bool zero)
+{
+	hak_init();
+	if (align < 16)
+		align = 16;
+	size_t off = align >= HAK_SEG_SIZE ? HAK_SEG_SIZE : (align > HAK_PAGE ? align : HAK_PAGE);
+	if (n > (size_t)PTRDIFF_MAX - 2 * HAK_SEG_SIZE - align) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t need = round_seg(off + n);
+	struct segment *seg = NULL;
+	bool fresh = true;
+	if (align < HAK_SEG_SIZE && hak_cfg.huge_cache > 0) {
+		seg = hcache_take(need);
+		if (seg) {
+			fresh = seg->purged;
+			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
+		}
+	}
+	if (seg == NULL) {
+		if (align < HAK_SEG_SIZE) {
+			seg = os_map_aligned(need, HAK_SEG_SIZE);
+		} else {
+			/* header region just below the aligned block */
+			uint8_t *m = os_map_aligned(need - HAK_SEG_SIZE + align, align);
+			if (m) {
+				if (align > HAK_SEG_SIZE)
+					os_unmap(m, align - HAK_SEG_SIZE);
+				seg = (struct segment *)(m + align - HAK_SEG_SIZE);
+			}
+		}
+		if (seg == NULL) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		seg->map_size = need;
+	}
+	size_t map_size = seg->map_size;
+	memset(seg, 0, sizeof(*seg) - sizeof(seg->slabs));
+	seg->magic = HAK_SEG_MAGIC;
+	seg->tier = TIER_HUGE;
+	seg->map_size = map_size;
+	seg->huge_off = off;
+	seg->huge_align = align;
+	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
+	void *p = (uint8_t *)seg + off;
+	if (zero && !fresh)
+		memset(p, 0, n);
+	huge_mark(seg, 1);
+	atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
+	return p;
+}
+
+void huge_free(struct segment *seg, void *p)
+{
+	(void)p;
+	huge_mark(seg, 0);
+	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
+	struct segment *evict = NULL;
+	if (hak_cfg.huge_cache > 0 && seg->huge_off < HAK_SEG_SIZE) {
+		seg->cached_since = os_now_ms();
+		seg->purged = 0;
+		pthread_mutex_lock(&huge_mutex);
+		if (hcache_n >= (unsigned)hak_cfg.huge_cache) {
+			evict = hcache[0];
+			for (unsigned i = 1; i < hcache_n; i++)
+				hcache[i - 1] = hcache[i];
+			hcache_n--;
+		}
+		hcache[hcache_n++] = seg;
+		pthread_mutex_unlock(&huge_mutex);
+		seg = evict;
+	}
+	if (seg)
+		os_unmap(seg, seg->map_size);
+	huge_collect(false);
+}
+
+/* Purge cached mappings older than the purge delay (all: force). */
+void huge_collect(bool force)
+{
+	uint64_t now = os_now_ms();
+	pthread_mutex_lock(&huge_mutex);
+	for (unsigned i = 0; i < hcache_n; i++) {
+		struct segment *s = hcache[i];
+		if (s->purged || (!force && now - s->cached_since < (uint64_t)hak_cfg.purge_delay_ms))
+			continue;
+		os_purge((uint8_t *)s + HAK_PAGE, s->map_size - HAK_PAGE);
+		s->purged = 1;
+	}
+	pthread_mutex_unlock(&huge_mutex);
+}
+
+/* Resize a huge block to n > HAK_LARGE_MAX bytes.  NULL (errno ENOMEM)
+ * leaves the block as it was. */
+void *huge_realloc(struct segment *seg, void *p, size_t n)
+{
+	size_t usable = huge_usable(seg, p);
+	if (n <= usable && n >= usable / 2)
+		return p;
+	if (n > (size_t)PTRDIFF_MAX - 2 * HAK_SEG_SIZE - seg->huge_align) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t need = round_seg(seg->huge_off + n), old = seg->map_size;
+	if (need < old) {
+		os_unmap((uint8_t *)seg + need, old - need);
+		seg->map_size = need;
+		return p;
+	}
+	int saved = errno;
+	/* grow in place when the pages after the mapping are free */
+	if (mremap(seg, old, need, 0) != MAP_FAILED) {
+		atomic_fetch_add_explicit(&os_ctr.mapped, need - old, memory_order_relaxed);
+		seg->map_size = need;
+		errno = saved;
+		return p;
+	}
+	/* move: reserve an aligned range, then move the pages onto it */
+	size_t align = seg->huge_align > HAK_SEG_SIZE ? seg->huge_align : HAK_SEG_SIZE;
+	uint8_t *dst = os_map_aligned(need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0), align);
+	errno = saved;
+	if (dst == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t reserved = need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0);
+	uint8_t *base = dst;
+	if (seg->huge_off >= HAK_SEG_SIZE) {
+		/* keep the block aligned: header region just below an aligned address */
+		base = dst + align - HAK_SEG_SIZE;
+		os_unmap(dst, align - HAK_SEG_SIZE);
+		reserved -= align - HAK_SEG_SIZE;
+		os_unmap(base + need, reserved - need);
+	}
+	huge_mark(seg, 0);
+	void *moved = mremap(seg, old, need, MREMAP_MAYMOVE | MREMAP_FIXED, base);
+	if (moved == MAP_FAILED) {
+		huge_mark(seg, 1);
+		os_unmap(base, need);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* the old range is gone, the reservation was replaced */
+	atomic_fetch_sub_explicit(&os_ctr.mapped, old, memory_order_relaxed);
+	struct segment *ns = (struct segment *)base;
+	ns->map_size = need;
+	huge_mark(ns, 1);
+	errno = saved;
+	return (uint8_t *)ns + ns->huge_off;
+}

@@ -1,0 +1,165 @@
+/* segment.c - 2 MiB-aligned segments, the segment map (pointer -> owner),
+ * the cache of empty segments and the list of abandoned ones. */
+#include "internal.h"
+
+/* Two bits per 2 MiB region of the 48-bit address space: 32 MiB of
+ * zero-filled .bss of which only the words for regions hakmem maps are
+ * ever touched.  Written with atomic OR/AND, read with one load. */
+_Atomic uint64_t segmap[HAK_SEGMAP_ENTRIES / 32];
+
+void segmap_set(uintptr_t region_addr, unsigned v)
+{
+	uintptr_t i = region_addr >> HAK_SEG_SHIFT;
+	hak_assert(i < HAK_SEGMAP_ENTRIES);
+	unsigned sh = (unsigned)(i & 31) * 2;
+	atomic_fetch_and_explicit(&segmap[i >> 5], ~((uint64_t)3 << sh), memory_order_acq_rel);
+	if (v)
+		atomic_fetch_or_explicit(&segmap[i >> 5], (uint64_t)v << sh, memory_order_release);
+}
+
+/* Global lists, each under its own lock.  Lock order (atfork takes them in
+ * this order): thread.c's heap lock, fallback heap lock, abandoned lock,
+ * cache lock, huge lock. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct segment *abandoned[TIER_COUNT];
+static uint64_t abandoned_count;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct segment *cache_head; /* most recently released first */
+static uint64_t cache_count;
+
+static _Atomic uint64_t seg_in_use, seg_peak;
+
+static void seg_count(int64_t d)
+{
+	uint64_t now = atomic_fetch_add_explicit(&seg_in_use, (uint64_t)d, memory_order_relaxed) + (uint64_t)d;
+	uint64_t peak = atomic_load_explicit(&seg_peak, memory_order_relaxed);
+	while (d > 0 && now > peak &&
+	       !atomic_compare_exchange_weak_explicit(&seg_peak, &peak, now, memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+static void segment_init(struct segment *seg, struct heap *h, int tier)
+{
+	memset(seg, 0, sizeof(*seg));
+	seg->magic = HAK_SEG_MAGIC;
+	seg->tier = (uint8_t)tier;
+	seg->slab_shift = tier_descs[tier].slab_shift;
+	seg->nslabs = tier_descs[tier].nslabs;
+	for (unsigned i = 0; i < seg->nslabs; i++)
+		seg->slabs[i].index = (uint8_t)i;
+	atomic_store_explicit(&seg->owner, h, memory_order_release);
+}
+
+struct segment *segment_alloc(struct heap *h, int tier)
+{
+	struct segment *seg = NULL;
+	pthread_mutex_lock(&cache_lock);
+	if (cache_head) {
+		seg = cache_head;
+		cache_head = seg->next;
+		cache_count--;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (seg == NULL) {
+		seg = os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
+		if (seg == NULL)
+			return NULL;
+	}
+	segment_init(seg, h, tier);
+	segmap_set((uintptr_t)seg, SEGMAP_HERE);
+	seg_count(1);
+	return seg;
+}
+
+/* An empty segment leaves its heap: keep it in the cache (up to
+ * HAKMEM_SEGMENT_CACHE), else unmap it. */
+void segment_release(struct segment *seg)
+{
+	hak_assert(seg->used_mask == 0);
+	segmap_set((uintptr_t)seg, SEGMAP_NONE);
+	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
+	seg_count(-1);
+	uint64_t now = os_now_ms();
+	pthread_mutex_lock(&cache_lock);
+	if (cache_count < (uint64_t)hak_cfg.segment_cache) {
+		/* Slabs that were never purged make the whole segment dirty. */
+		seg->purged = 0;
+		seg->cached_since = now;
+		seg->next = cache_head;
+		cache_head = seg;
+		cache_count++;
+		seg = NULL;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (seg)
+		os_unmap(seg, HAK_SEG_SIZE);
+	segment_cache_collect(false);
+}
+
+/* Give cached segments older than the purge delay back to the OS (the
+ * mapping stays, the pages go). */
+void segment_cache_collect(bool force)
+{
+	uint64_t now = os_now_ms();
+	pthread_mutex_lock(&cache_lock);
+	for (struct segment *s = cache_head; s; s = s->next) {
+		if (s->purged || (!force && now - s->cached_since < (uint64_t)hak_cfg.purge_delay_ms))
+			continue;
+		/* keep the header page: it holds the cache link */
+		os_purge((uint8_t *)s + HAK_PAGE, HAK_SEG_SIZE - HAK_PAGE);
+		s->purged = 1;
+	}
+	pthread_mutex_unlock(&cache_lock);
+}
+
+void segment_abandon(struct segment *seg)
+{
+	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
+	pthread_mutex_lock(&abandoned_lock);
+	seg->prev = NULL;
+	seg->next = abandoned[seg->tier];
+	__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
+	abandoned_count++;
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+struct segment *segment_adopt(int tier)
+{
+	struct segment *seg;
+	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
+		return NULL; /* racy peek: a miss only delays adoption */
+	pthread_mutex_lock(&abandoned_lock);
+	seg = abandoned[tier];
+	if (seg) {
+		__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		abandoned_count--;
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+	return seg;
+}
+
+void segment_lock_all(void)
+{
+	pthread_mutex_lock(&abandoned_lock);
+	pthread_mutex_lock(&cache_lock);
+}
+
+void segment_unlock_all(void)
+{
+	pthread_mutex_unlock(&cache_lock);
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *nabandoned)
+{
+	*in_use = atomic_load_explicit(&seg_in_use, memory_order_relaxed);
+	*peak = atomic_load_explicit(&seg_peak, memory_order_relaxed);
+	pthread_mutex_lock(&cache_lock);
+	*cached = cache_count;
+	pthread_mutex_unlock(&cache_lock);
+	pthread_mutex_lock(&abandoned_lock);
+	*nabandoned = abandoned_count;
+	pthread_mutex_unlock(&abandoned_lock);
+}

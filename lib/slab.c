@@ -1,0 +1,517 @@
+/* slab.c - the slab engine behind the tiny, mid and large tiers.
+ *
+ * A thread heap keeps, per class, a thread-local singly linked free list
+ * (the bin, "TLS SLL") in front of its slabs.  malloc pops the bin; when it
+ * is empty, slab_refill_alloc fills it with a batch, in stages:
+ *   1. the current slab's local free list (spliced whole, O(1));
+ *   2. carving never-used blocks from the current slab;
+ *   3. the current slab's remote list (blocks other threads freed);
+ *   4. a partial slab of this heap;
+ *   5. a full slab with pending remote frees (a bounded round-robin scan);
+ *   6. an abandoned segment of an exited thread (adopted);
+ *   7. a new slab in one of the heap's segments, or a new segment.
+ * An owner-thread free pushes on the bin while it is under its cap, else
+ * on the slab's local list (ss_local); a free from another thread is one
+ * CAS onto the slab's remote list (ss_remote).
+ */
+#include "internal.h"
+
+struct tier_desc tier_descs[TIER_COUNT];
+
+#define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
+
+static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
+
+uint32_t tier_bin_cap(unsigned c)
+{
+	return tier_descs[ace_tier_of_class(c)].bin_cap;
+}
+
+/* Blocks one carve takes: about 16 KiB worth, 1 to 256 blocks. */
+uint32_t tier_carve_batch(unsigned c)
+{
+	uint32_t b = (uint32_t)(16384 / ace_class_size[c]);
+	return b < 1 ? 1 : b > 256 ? 256 : b;
+}
+
+static uint32_t seg_full_mask(const struct segment *seg)
+{
+	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+}
+
+/* ---- intrusive lists ---- */
+
+static void slist_push(struct slab **head, struct slab *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+static void slist_remove(struct slab **head, struct slab **tail, struct slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else if (tail)
+		*tail = s->prev;
+	s->next = s->prev = NULL;
+}
+
+static void full_append(struct heap *h, struct slab *s)
+{
+	unsigned c = s->cls;
+	s->state = SLAB_FULL;
+	s->next = NULL;
+	s->prev = h->full_tail[c];
+	if (h->full_tail[c])
+		h->full_tail[c]->next = s;
+	else
+		h->full_head[c] = s;
+	h->full_tail[c] = s;
+}
+
+static void seglist_push(struct segment **head, struct segment *seg)
+{
+	seg->prev = NULL;
+	seg->next = *head;
+	if (*head)
+		(*head)->prev = seg;
+	*head = seg;
+}
+
+static void seglist_remove(struct segment **head, struct segment *seg)
+{
+	if (seg->prev)
+		seg->prev->next = seg->next;
+	else
+		*head = seg->next;
+	if (seg->next)
+		seg->next->prev = seg->prev;
+	seg->next = seg->prev = NULL;
+}
+
+/* ---- slab geometry ---- */
+
+static uint8_t *slab_area(struct segment *seg, unsigned i, size_t *len)
+{
+	uint8_t *base = (uint8_t *)seg + ((size_t)i << seg->slab_shift);
+	size_t size = (size_t)1 << seg->slab_shift;
+	if (i == 0) {
+		base += HAK_SEG_HDR;
+		size -= HAK_SEG_HDR;
+	}
+	*len = size;
+	return base;
+}
+
+#ifdef HAKMEM_DEBUG
+void slab_validate(const struct slab *s)
+{
+	hak_assert(s->carved <= s->capacity);
+	hak_assert(s->used + s->nfree == s->carved);
+	uint32_t n = 0;
+	for (void *b = s->free; b; b = *(void **)b) {
+		hak_assert((uint8_t *)b >= s->start);
+		hak_assert((size_t)((uint8_t *)b - s->start) % s->block_size == 0);
+		hak_assert((uint8_t *)b < s->start + (size_t)s->carved * s->block_size);
+		n++;
+	}
+	hak_assert(n == s->nfree);
+}
+#define VALIDATE(s) slab_validate(s)
+#else
+#define VALIDATE(s) ((void)0)
+#endif
+
+/* ---- moving blocks ---- */
+
+/* Hand the list (n blocks, first = list) to the empty bin c; return one. */
+static void *bin_fill_pop(struct heap *h, unsigned c, void *list, uint32_t n)
+{
+	struct tbin *b = &h->bins[c];
+	hak_assert(b->head == NULL && n > 0);
+	b->head = *(void **)list;
+	b->count = n - 1;
+	return list;
+}
+
+static void *slab_splice(struct heap *h, struct slab *s)
+{
+	void *list = s->free;
+	uint32_t n = s->nfree;
+	s->used += n;
+	s->free = NULL;
+	s->nfree = 0;
+	return bin_fill_pop(h, s->cls, list, n);
+}
+
+static void *slab_carve(struct heap *h, struct slab *s)
+{
+	uint32_t k = s->capacity - s->carved, batch = tier_carve_batch(s->cls);
+	if (k > batch)
+		k = batch;
+	size_t bs = s->block_size;
+	uint8_t *first = s->start + (size_t)s->carved * bs, *b = first;
+	for (uint32_t i = 1; i < k; i++, b += bs)
+		*(void **)b = b + bs;
+	*(void **)b = NULL;
+	s->carved += k;
+	s->used += k;
+	return bin_fill_pop(h, s->cls, first, k);
+}
+
+/* Take the remote list whole and append it to the local list; returns how
+ * many blocks came back.  The exchange (acquire) pairs with the pushers'
+ * release CAS, so the links they wrote are visible. */
+static uint32_t slab_drain(struct slab *s)
+{
+	void *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+	if (list == NULL)
+		return 0;
+	uint32_t n = 1;
+	void *t = list;
+	while (*(void **)t) {
+		t = *(void **)t;
+		n++;
+	}
+	*(void **)t = s->free;
+	s->free = list;
+	s->nfree += n;
+	s->used -= n;
+	return n;
+}
+
+/* ---- slab life cycle ---- */
+
+static struct slab *slab_init(struct segment *seg, unsigned i, unsigned c)
+{
+	struct slab *s = &seg->slabs[i];
+	size_t len;
+	s->start = slab_area(seg, i, &len);
+	s->block_size = ace_class_size[c];
+	s->capacity = (uint32_t)(len / s->block_size);
+	s->carved = s->used = s->nfree = 0;
+	s->free = NULL;
+	s->cls = (uint8_t)c;
+	s->state = SLAB_CURRENT;
+	s->next = s->prev = NULL;
+	atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
+	seg->used_mask |= 1u << i;
+	seg->dirty &= ~(1u << i);
+	return s;
+}
+
+/* s has no block out (used == 0): give its slot back to the segment, and
+ * the segment back when it is empty.  Returns true if seg was released. */
+static bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
+{
+	hak_assert(s->used == 0);
+	VALIDATE(s);
+	if (s->state == SLAB_PARTIAL)
+		slist_remove(&h->partial[s->cls], NULL, s);
+	else if (s->state == SLAB_FULL)
+		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+	if (h->cur[s->cls] == s)
+		h->cur[s->cls] = NULL;
+	s->state = SLAB_FREE;
+	s->free = NULL;
+	s->nfree = s->carved = 0;
+	uint32_t bit = 1u << s->index;
+	seg->used_mask &= ~bit;
+	CTR_INC(h, slabs_retired);
+	if (seg->in_full) {
+		seglist_remove(&h->segs_full[seg->tier], seg);
+		seg->in_full = 0;
+		seglist_push(&h->segs_avail[seg->tier], seg);
+	}
+	if (seg->used_mask == 0) {
+		seglist_remove(&h->segs_avail[seg->tier], seg);
+		segment_release(seg);
+		return true;
+	}
+	uint64_t now = os_now_ms();
+	seg->dirty |= bit;
+	seg->dirty_since = now;
+	if (h->next_purge == 0 || h->next_purge > now + (uint64_t)hak_cfg.purge_delay_ms)
+		h->next_purge = now + (uint64_t)hak_cfg.purge_delay_ms;
+	if (now >= h->next_purge)
+		heap_purge(h, false);
+	return false;
+}
+
+/* Give the pages of free slabs that waited out the purge delay back to the
+ * OS; force: all of them now. */
+void heap_purge(struct heap *h, bool force)
+{
+	uint64_t now = os_now_ms();
+	if (!force && (h->next_purge == 0 || now < h->next_purge))
+		return;
+	uint64_t next = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
+	for (int t = 0; t < TIER_COUNT; t++) {
+		for (struct segment *seg = h->segs_avail[t]; seg; seg = seg->next) {
+			if (!seg->dirty)
+				continue;
+			if (!force && now - seg->dirty_since < delay) {
+				uint64_t due = seg->dirty_since + delay;
+				if (next == 0 || due < next)
+					next = due;
+				continue;
+			}
+			for (uint32_t m = seg->dirty; m; m &= m - 1) {
+				size_t len;
+				uint8_t *a = slab_area(seg, (unsigned)__builtin_ctz(m), &len);
+				os_purge(a, len);
+			}
+			seg->dirty = 0;
+		}
+	}
+	h->next_purge = next;
+}
+
+static struct slab *slab_new(struct heap *h, int tier, unsigned c)
+{
+	struct segment *seg = h->segs_avail[tier];
+	if (seg == NULL) {
+		seg = segment_alloc(h, tier);
+		if (seg == NULL)
+			return NULL;
+		DCTR_INC(h, refill_new_segment);
+		seg->in_full = 0;
+		seglist_push(&h->segs_avail[tier], seg);
+	}
+	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & seg_full_mask(seg));
+	struct slab *s = slab_init(seg, i, c);
+	if (seg->used_mask == seg_full_mask(seg)) {
+		seglist_remove(&h->segs_avail[tier], seg);
+		seg->in_full = 1;
+		seglist_push(&h->segs_full[tier], seg);
+	}
+	CTR_INC(h, slabs_new);
+	DCTR_INC(h, refill_new_slab);
+	return s;
+}
+
+/* Look at up to FULL_SCAN_MAX full slabs, oldest first, for one that other
+ * threads freed blocks into; those still full go to the back. */
+static struct slab *full_scan(struct heap *h, unsigned c)
+{
+	for (int k = 0; k < FULL_SCAN_MAX; k++) {
+		struct slab *s = h->full_head[c];
+		if (s == NULL)
+			return NULL;
+		slist_remove(&h->full_head[c], &h->full_tail[c], s);
+		if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
+			slab_drain(s);
+			return s;
+		}
+		full_append(h, s);
+		if (h->full_head[c] == s)
+			return NULL; /* the only one */
+	}
+	return NULL;
+}
+
+void *slab_refill_alloc(struct heap *h, unsigned c)
+{
+	int tier = ace_tier_of_class(c);
+	struct slab *s = h->cur[c];
+	CTR_INC(h, refills[tier]);
+	for (;;) {
+		if (s) {
+			VALIDATE(s);
+			if (s->free) {
+				DCTR_INC(h, refill_free);
+				return slab_splice(h, s);
+			}
+			if (s->carved < s->capacity) {
+				DCTR_INC(h, refill_carve);
+				return slab_carve(h, s);
+			}
+			if (slab_drain(s)) {
+				DCTR_INC(h, refill_remote);
+				continue;
+			}
+			h->cur[c] = NULL;
+			full_append(h, s);
+		}
+		if ((s = h->partial[c]) != NULL) {
+			slist_remove(&h->partial[c], NULL, s);
+			DCTR_INC(h, refill_partial);
+		} else if ((s = full_scan(h, c)) != NULL) {
+			DCTR_INC(h, refill_fullscan);
+		} else {
+			struct segment *seg;
+			if (h->segs_avail[tier] == NULL && (seg = segment_adopt(tier)) != NULL) {
+				DCTR_INC(h, refill_adopt);
+				slab_adopt_segment(h, seg);
+				continue;
+			}
+			s = slab_new(h, tier, c);
+			if (s == NULL)
+				return NULL;
+			heap_purge(h, false);
+		}
+		s->state = SLAB_CURRENT;
+		h->cur[c] = s;
+	}
+}
+
+void slab_free_local(struct heap *h, struct segment *seg, void *p)
+{
+	struct slab *s = slab_of(seg, p);
+	*(void **)p = s->free;
+	s->free = p;
+	s->nfree++;
+	s->used--;
+	DCTR_INC(h, ss_local);
+	if (s->used == 0 && s->state != SLAB_CURRENT) {
+		slab_retire(h, seg, s);
+	} else if (s->state == SLAB_FULL) {
+		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+		s->state = SLAB_PARTIAL;
+		slist_push(&h->partial[s->cls], s);
+	}
+}
+
+void slab_free_remote(struct heap *h, struct segment *seg, void *p)
+{
+	struct slab *s = slab_of(seg, p);
+	void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
+	do {
+		*(void **)p = head;
+	} while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, p, memory_order_release,
+							memory_order_relaxed));
+	/* s may be drained, retired and unmapped from here on: do not touch */
+	if (h != &heap_empty) {
+		CTR_INC(h, remote_frees);
+		DCTR_INC(h, ss_remote);
+	} else {
+		atomic_fetch_add_explicit(&orphan_remote_frees, 1, memory_order_relaxed);
+	}
+}
+
+uint64_t slab_orphan_remote_frees(void)
+{
+	return atomic_load_explicit(&orphan_remote_frees, memory_order_relaxed);
+}
+
+/* Take over an abandoned segment: drain what other threads freed into it,
+ * file each slab as partial or full, retire the empty ones. */
+void slab_adopt_segment(struct heap *h, struct segment *seg)
+{
+	atomic_store_explicit(&seg->owner, h, memory_order_release);
+	seg->in_full = 0;
+	seglist_push(&h->segs_avail[seg->tier], seg);
+	CTR_INC(h, segments_adopted);
+	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
+		struct slab *s = &seg->slabs[__builtin_ctz(m)];
+		slab_drain(s);
+		s->state = SLAB_CURRENT; /* on no list yet */
+		s->next = s->prev = NULL;
+		if (s->used == 0) {
+			if (slab_retire(h, seg, s))
+				return;
+		} else if (s->nfree || s->carved < s->capacity) {
+			s->state = SLAB_PARTIAL;
+			slist_push(&h->partial[s->cls], s);
+		} else {
+			full_append(h, s);
+		}
+	}
+	if (seg->used_mask == seg_full_mask(seg)) {
+		seglist_remove(&h->segs_avail[seg->tier], seg);
+		seg->in_full = 1;
+		seglist_push(&h->segs_full[seg->tier], seg);
+	}
+}
+
+/* Drain and retire what can be retired in one segment. */
+static void seg_sweep(struct heap *h, struct segment *seg)
+{
+	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
+		struct slab *s = &seg->slabs[__builtin_ctz(m)];
+		slab_drain(s);
+		if (s->used == 0) {
+			if (slab_retire(h, seg, s))
+				return;
+		} else if (s->state == SLAB_FULL && s->nfree) {
+			slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+			s->state = SLAB_PARTIAL;
+			slist_push(&h->partial[s->cls], s);
+		}
+	}
+}
+
+/* Every cached block goes back to its slab; every slab is drained; empty
+ * slabs and segments go back. */
+void heap_flush(struct heap *h)
+{
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		struct slab *s = h->cur[c];
+		if (s) {
+			h->cur[c] = NULL;
+			s->state = SLAB_PARTIAL;
+			slist_push(&h->partial[c], s);
+		}
+	}
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		struct tbin *b = &h->bins[c];
+		void *p = b->head;
+		b->head = NULL;
+		b->count = 0;
+		while (p) {
+			void *next = *(void **)p;
+			slab_free_local(h, segmap_lookup(p), p);
+			p = next;
+		}
+	}
+	for (int t = 0; t < TIER_COUNT; t++) {
+		struct segment *seg, *next;
+		for (seg = h->segs_avail[t]; seg; seg = next) {
+			next = seg->next;
+			seg_sweep(h, seg);
+		}
+		for (seg = h->segs_full[t]; seg; seg = next) {
+			next = seg->next;
+			seg_sweep(h, seg);
+		}
+	}
+	heap_purge(h, true);
+}
+
+/* Thread exit: flush, then hand every segment still in use to the shared
+ * abandoned list, where other threads adopt it. */
+void heap_abandon(struct heap *h)
+{
+	heap_flush(h);
+	for (int t = 0; t < TIER_COUNT; t++) {
+		struct segment *lists[2] = { h->segs_avail[t], h->segs_full[t] };
+		h->segs_avail[t] = h->segs_full[t] = NULL;
+		for (int l = 0; l < 2; l++) {
+			struct segment *seg = lists[l], *next;
+			for (; seg; seg = next) {
+				next = seg->next;
+				seg->in_full = 0;
+				segment_abandon(seg);
+			}
+		}
+	}
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
+		h->cur[c] = NULL;
+	}
+}
+
+void heap_setup(struct heap *h)
+{
+	memset(h, 0, offsetof(struct heap, reg_next));
+	for (unsigned c = 0; c < HAK_NCLS; c++)
+		h->bins[c].cap = tier_bin_cap(c);
+	h->live = 1;
+}

@@ -1,0 +1,178 @@
+/* types.h - hakmem's core structures, each with its invariants beside it.
+ *
+ * Layering (see DESIGN.md): malloc.c -> ace.c -> slab engine (tiny, mid,
+ * large tiers) and large.c (huge) -> segment.c -> os.c.  Nothing below calls
+ * up.  This header holds data only; prototypes live in internal.h.
+ */
+#ifndef HAKMEM_TYPES_H
+#define HAKMEM_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+/* ---------------------------------------------------------------------
+ * Segments: every block hakmem hands out lives in a 2 MiB-aligned region
+ * whose first bytes hold a struct segment.  The owner of a pointer is
+ * found by masking: seg = p & ~HAK_SEG_MASK, after the segment map
+ * (segment.c) has confirmed that hakmem mapped that region.
+ * ------------------------------------------------------------------- */
+#define HAK_SEG_SHIFT 21
+#define HAK_SEG_SIZE ((size_t)1 << HAK_SEG_SHIFT)
+#define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
+#define HAK_SEG_HDR ((size_t)4096) /* header bytes at the start of a segment */
+#define HAK_PAGE ((size_t)4096)
+
+/* Address bits the segment map covers: 48 (x86-64 and aarch64 user space
+ * without 5-level paging; Linux hands out higher addresses only on request). */
+#define HAK_ADDR_BITS 48
+#define HAK_SEGMAP_ENTRIES ((size_t)1 << (HAK_ADDR_BITS - HAK_SEG_SHIFT))
+
+/* Segment map values, two bits per 2 MiB region. */
+enum {
+	SEGMAP_NONE = 0, /* not hakmem's */
+	SEGMAP_HERE = 1, /* a segment header starts this region */
+	SEGMAP_PREV = 2, /* huge block aligned to >= 2 MiB: header one region back */
+};
+
+/* ---------------------------------------------------------------------
+ * Size classes (ace.c).
+ *
+ * Sizes 1..128 round up to a multiple of 16: 8 classes, waste < 16 bytes.
+ * Above 128, each doubling (2^k, 2^(k+1)] is cut into four classes
+ * 5,6,7,8 * 2^(k-2).  A request n in that range gets the smallest class
+ * c >= n, and c - n < 2^(k-2) < n/4: the round-up is strictly less than
+ * 25% of the request.  Every class is a multiple of 16, so every block is
+ * 16-byte aligned.
+ *
+ *   class index   0..7    16..128 B      tiny
+ *                 8..19   160..1024 B    tiny
+ *                20..39   1280..32 KiB   mid
+ *                40..59   40 KiB..1 MiB  large
+ * ------------------------------------------------------------------- */
+#define HAK_TINY_MAX ((size_t)1024)
+#define HAK_MID_MAX ((size_t)32768)
+#define HAK_LARGE_MAX ((size_t)1 << 20)
+#define HAK_NCLS 60
+#define HAK_CLS_MID 20   /* first mid class */
+#define HAK_CLS_LARGE 40 /* first large class */
+
+enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIER_HUGE = 3 };
+
+/* ---------------------------------------------------------------------
+ * Slabs: a segment of a slab tier is cut into equal slabs (tiny: 32 x 64
+ * KiB, mid: 8 x 256 KiB pages, large: 1 x 2 MiB); each slab serves one
+ * class.  Blocks carry no header: a block's slab is
+ * seg->slabs[(p - seg) >> seg->slab_shift].
+ *
+ * Invariants (checked by slab_validate under --enable-debug):
+ *   carved <= capacity
+ *   used + nfree == carved            (used counts blocks with the user,
+ *                                      in a thread's free list, or waiting
+ *                                      on the remote list)
+ *   nfree == length(free)
+ *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
+ * Only the owning heap touches anything but 'remote'; other threads only
+ * push onto 'remote' with one CAS.  The owner takes the whole remote list
+ * with one exchange, so no pop ever races a push: no ABA.
+ * ------------------------------------------------------------------- */
+enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
+
+struct slab {
+	void *free;               /* local free list (owner only) */
+	uint32_t nfree;           /* blocks on 'free' */
+	uint32_t used;            /* blocks out of the slab (see above) */
+	uint32_t carved;          /* blocks cut from the slab so far */
+	uint32_t capacity;        /* blocks that fit */
+	uint32_t block_size;      /* == ace class size of cls */
+	uint8_t cls;              /* size class */
+	uint8_t state;            /* enum slab_state */
+	uint8_t index;            /* position in the segment */
+	uint8_t pad_;
+	uint8_t *start;           /* first block */
+	struct slab *next, *prev; /* in the owner's partial or full list */
+	_Atomic(void *) remote;   /* blocks freed by other threads */
+} __attribute__((aligned(64)));
+
+#define HAK_MAX_SLABS 32
+
+struct heap;
+
+/* A segment header.  For slab tiers: slabs[0..nslabs).  For huge blocks
+ * (tier == TIER_HUGE) the slab array is unused and the huge_* fields say
+ * where the block is.
+ *
+ * Invariants:
+ *   seg == (seg & ~HAK_SEG_MASK), magic == HAK_SEG_MAGIC
+ *   popcount(used_mask) == slabs in use; used_mask ⊆ (1 << nslabs) - 1
+ *   dirty & used_mask == 0            (only free slabs wait for a purge)
+ *   owner == the heap whose thread may touch the slabs, or NULL while
+ *            the segment is abandoned, cached or huge
+ */
+#define HAK_SEG_MAGIC 0x48414b4du /* "HAKM" */
+
+struct segment {
+	struct heap *_Atomic owner; /* read on every free: keep first */
+	uint8_t slab_shift;
+	uint8_t tier;
+	uint8_t nslabs;
+	uint8_t in_full;          /* on the owner's segs_full list */
+	uint32_t magic;
+	uint32_t used_mask;       /* slabs in use */
+	uint32_t dirty;           /* free slabs not yet given back (madvise) */
+	uint64_t dirty_since;     /* ms (coarse monotonic) of the last retire */
+	struct segment *next, *prev; /* owner's list, abandoned or cache list */
+	/* huge blocks */
+	size_t map_size;          /* bytes mapped, multiple of HAK_SEG_SIZE */
+	size_t huge_off;          /* user pointer = (char *)seg + huge_off */
+	size_t huge_align;        /* alignment the mapping was made with */
+	uint64_t cached_since;    /* ms, while in a cache */
+	uint8_t purged;           /* cached and already given back */
+	struct slab slabs[HAK_MAX_SLABS];
+};
+
+/* ---------------------------------------------------------------------
+ * Thread heaps.
+ * ------------------------------------------------------------------- */
+
+/* The thread-local singly linked free list (TLS SLL) of one class.
+ * Invariant: count == length(head); the owner pushes only while
+ * count < cap (a full list sends the block back to its slab). */
+struct tbin {
+	void *head;
+	uint32_t count;
+	uint32_t cap;
+};
+
+/* Per-thread counters: written by the owner only (relaxed, no RMW), summed
+ * by readers. */
+struct heap_counters {
+	uint64_t refills[TIER_COUNT];
+	uint64_t slabs_new, slabs_retired, segments_adopted, remote_frees;
+#ifdef HAKMEM_DEBUG_COUNTERS
+	uint64_t alloc_fast, free_fast;      /* tls_sll pops and pushes */
+	uint64_t ss_local, ss_remote;        /* free pipeline */
+	uint64_t refill_free, refill_carve, refill_remote, refill_partial,
+		 refill_fullscan, refill_new_slab, refill_adopt, refill_new_segment;
+	uint64_t free_null, free_foreign;    /* early returns */
+	uint64_t req_bytes, class_bytes;     /* ACE waste = class - request */
+#endif
+};
+#define HAK_NCOUNTERS (sizeof(struct heap_counters) / sizeof(uint64_t))
+
+struct heap {
+	struct tbin bins[HAK_NCLS];
+	struct slab *cur[HAK_NCLS];     /* slab being drained into the bin */
+	struct slab *partial[HAK_NCLS]; /* slabs with free or uncarved blocks */
+	struct slab *full_head[HAK_NCLS], *full_tail[HAK_NCLS]; /* FIFO */
+	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
+	struct segment *segs_full[TIER_COUNT];
+	uint64_t next_purge;            /* ms; 0 = nothing dirty */
+	struct heap_counters ctr;
+	struct heap *reg_next;          /* registry of every heap ever made */
+	struct heap *pool_next;         /* free heaps, for reuse */
+	int live;
+};
+
+#endif /* HAKMEM_TYPES_H */
