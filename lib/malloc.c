@@ -219,6 +219,12 @@ HAKMEM_EXPORT void hak_collect(void)
 	huge_collect(true);
 }
 
+#if HAKMEM_OVERRIDE
+/* The aliases share their targets' code; the C library's prototypes do
+ * not carry GCC's malloc/alloc_size attributes, which is harmless. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
 /* ---- glibc extras, used by the override ---- */
 
 static void *hak_memalign(size_t align, size_t n)
@@ -259,12 +265,6 @@ static void *hak_reallocarray(void *p, size_t a, size_t b)
 	return hak_realloc(p, n);
 }
 
-#if HAKMEM_OVERRIDE
-/* The aliases share their targets' code; the C library's prototypes do
- * not carry GCC's malloc/alloc_size attributes, which is harmless. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmissing-attributes"
-#endif
 #define HAK_ALIAS(f) __attribute__((alias(#f), visibility("default"), used))
 void *malloc(size_t n) HAK_ALIAS(hak_malloc);
 void free(void *p) HAK_ALIAS(hak_free);
