@@ -13,10 +13,10 @@ struct hak_config hak_cfg = {
 	.stats = 0,
 	.tiny_sll_cap = 256,
 	.pool_ring_cap = 32,
-	.large_cache_cap = 2,
+	.large_cache_cap = 1,
 	.purge_delay_ms = 100,
 	.segment_cache = 8,
-	.huge_cache = 4,
+	.huge_cache = 8,
 	.wmax_pct = 125,
 };
 
@@ -116,12 +116,22 @@ int config_apply(const char *name, const char *value)
 			*d->dst = v;
 			return 0;
 		}
+		/* the value as given, on one line and not too long */
+		char shown[72];
+		size_t sl = 0;
+		for (const char *q = value; *q && sl < sizeof(shown) - 4; q++)
+			shown[sl++] = (*q >= 0x20 && *q < 0x7f) ? *q : '?';
+		if (value[sl] != '\0' && sl == sizeof(shown) - 4) {
+			memcpy(shown + sl, "...", 3);
+			sl += 3;
+		}
+		shown[sl] = '\0';
 		char msg[256], lo[32], hi[32], def[32];
 		fmt_scaled(lo, d->min, d->decimals);
 		fmt_scaled(hi, d->max, d->decimals);
 		fmt_scaled(def, *d->dst, d->decimals);
 		size_t n = 0;
-		const char *parts[] = { "=", value, ": ", why, "; accepted: ", lo, "-", hi,
+		const char *parts[] = { "=", shown, ": ", why, "; accepted: ", lo, "-", hi,
 					"; using default ", def };
 		for (unsigned k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
 			for (const char *q = parts[k]; *q && n < sizeof(msg) - 1; q++)
@@ -151,6 +161,9 @@ void config_init(void)
 			len = sizeof(name) - 1;
 		memcpy(name, kv, len);
 		name[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			if (name[i] < 0x20 || name[i] >= 0x7f)
+				name[i] = '?';
 		config_apply(name, eq + 1);
 	}
 }

@@ -72,6 +72,7 @@ void *os_map(size_t size);                       /* NULL on failure */
 void *os_map_aligned(size_t size, size_t align); /* align: power of 2 >= page */
 void os_unmap(void *p, size_t size);
 void os_purge(void *p, size_t size);             /* give pages back, keep range */
+void os_account_grow(size_t size);               /* a mapping grew (mremap) */
 uint64_t os_now_ms(void);                        /* coarse monotonic clock */
 struct os_counters {
 	_Atomic uint64_t mapped, mapped_peak, map_calls, unmap_calls, purged;
@@ -138,7 +139,8 @@ uint32_t tier_bin_cap(unsigned c);
 uint32_t tier_carve_batch(unsigned c);
 
 /* huge blocks (large.c) */
-void *huge_alloc(size_t n, size_t align, bool zero);
+/* grow: the caller is realloc, growing a block */
+void *huge_alloc(size_t n, size_t align, bool zero, bool grow);
 void huge_free(struct segment *seg, void *p);
 void *huge_realloc(struct segment *seg, void *p, size_t n);
 size_t huge_usable(struct segment *seg, const void *p);
@@ -150,6 +152,8 @@ void huge_unlock(void);
 /* ---- slab.c: the slab engine shared by tiny, mid and large ---- */
 void *slab_refill_alloc(struct heap *h, unsigned c); /* refill bin c, pop one */
 void slab_free_local(struct heap *h, struct segment *seg, void *p);
+/* after a local free emptied s or hit a full slab */
+void slab_local_settle(struct heap *h, struct segment *seg, struct slab *s) hak_noinline;
 void slab_free_remote(struct heap *h, struct segment *seg, void *p);
 void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
 void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
@@ -208,7 +212,8 @@ hak_inline void hak_free_fast(void *p)
 	struct heap *h = tls_heap;
 	if (likely(seg != NULL &&
 		   atomic_load_explicit(&seg->owner, memory_order_relaxed) == h)) {
-		struct tbin *b = &h->bins[slab_of(seg, p)->cls];
+		struct slab *s = slab_of(seg, p);
+		struct tbin *b = &h->bins[s->cls];
 		if (likely(b->count < b->cap)) {
 			*(void **)p = b->head;
 			b->head = p;
@@ -216,6 +221,15 @@ hak_inline void hak_free_fast(void *p)
 			DCTR_INC(h, free_fast);
 			return;
 		}
+		/* bin full: back to the slab's local list (ss_local) */
+		*(void **)p = s->free;
+		s->free = p;
+		s->nfree++;
+		DCTR_INC(h, ss_local);
+		if (likely(--s->used != 0 && s->state != SLAB_FULL))
+			return;
+		slab_local_settle(h, seg, s);
+		return;
 	}
 	hak_free_slow(p, seg);
 }

@@ -72,12 +72,16 @@ size_t huge_usable(struct segment *seg, const void *p)
 	return seg->map_size - seg->huge_off;
 }
 
-/* Take a cached mapping of at least need bytes and at most need * W_MAX. */
-static struct segment *hcache_take(size_t need)
+/* Take the smallest cached mapping of at least need bytes and at most
+ * need * W_MAX, or need * HUGE_GROW_MAX for a block that is growing
+ * (realloc): a growing buffer will use the room. */
+#define HUGE_GROW_MAX 4
+static struct segment *hcache_take(size_t need, bool grow)
 {
 	struct segment *best = NULL;
 	unsigned bi = 0;
-	uint64_t limit = (uint64_t)need / 100 * (uint64_t)hak_cfg.wmax_pct;
+	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX
+			      : (uint64_t)need / 100 * (uint64_t)hak_cfg.wmax_pct;
 	if (limit < need)
 		limit = need;
 	pthread_mutex_lock(&huge_mutex);
@@ -97,7 +101,21 @@ static struct segment *hcache_take(size_t need)
 	return best;
 }
 
-void *huge_alloc(size_t n, size_t align, bool zero)
+/* Write the header of a huge mapping (seg->map_size already set); returns
+ * the block. */
+static void *huge_header_init(struct segment *seg, size_t off, size_t align)
+{
+	size_t map_size = seg->map_size;
+	memset(seg, 0, sizeof(*seg) - sizeof(seg->slabs));
+	seg->magic = HAK_SEG_MAGIC;
+	seg->tier = TIER_HUGE;
+	seg->map_size = map_size;
+	seg->huge_off = off;
+	seg->huge_align = align;
+	return (uint8_t *)seg + off;
+}
+
+void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 {
 	hak_init();
 	if (align < 16)
@@ -111,7 +129,7 @@ void *huge_alloc(size_t n, size_t align, bool zero)
 	struct segment *seg = NULL;
 	bool fresh = true;
 	if (align < HAK_SEG_SIZE && hak_cfg.huge_cache > 0) {
-		seg = hcache_take(need);
+		seg = hcache_take(need, grow);
 		if (seg) {
 			fresh = seg->purged;
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
@@ -135,15 +153,7 @@ void *huge_alloc(size_t n, size_t align, bool zero)
 		}
 		seg->map_size = need;
 	}
-	size_t map_size = seg->map_size;
-	memset(seg, 0, sizeof(*seg) - sizeof(seg->slabs));
-	seg->magic = HAK_SEG_MAGIC;
-	seg->tier = TIER_HUGE;
-	seg->map_size = map_size;
-	seg->huge_off = off;
-	seg->huge_align = align;
-	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
-	void *p = (uint8_t *)seg + off;
+	void *p = huge_header_init(seg, off, align);
 	if (zero && !fresh)
 		memset(p, 0, n);
 	huge_mark(seg, 1);
@@ -211,10 +221,25 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	int saved = errno;
 	/* grow in place when the pages after the mapping are free */
 	if (mremap(seg, old, need, 0) != MAP_FAILED) {
-		atomic_fetch_add_explicit(&os_ctr.mapped, need - old, memory_order_relaxed);
+		os_account_grow(need - old);
 		seg->map_size = need;
 		errno = saved;
 		return p;
+	}
+	/* a cached mapping with room to grow: its pages are already there */
+	if (seg->huge_align < HAK_SEG_SIZE && hak_cfg.huge_cache > 0) {
+		size_t noff = seg->huge_off;
+		struct segment *c = hcache_take(round_seg(noff + n), true);
+		if (c) {
+			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
+			void *q = huge_header_init(c, noff, seg->huge_align);
+			memcpy(q, p, usable);
+			huge_mark(c, 1);
+			huge_free(seg, p);
+			errno = saved;
+			return q;
+		}
 	}
 	/* move: reserve an aligned range, then move the pages onto it */
 	size_t align = seg->huge_align > HAK_SEG_SIZE ? seg->huge_align : HAK_SEG_SIZE;

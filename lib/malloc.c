@@ -22,7 +22,7 @@ HAKMEM_EXPORT const char *hak_version(void)
 void *hak_alloc_slow(size_t n)
 {
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc(n, 0, false);
+		return huge_alloc(n, 0, false, false);
 	struct heap *h = tls_heap;
 	if (unlikely(h == &heap_empty)) {
 		h = heap_get_slow();
@@ -57,16 +57,13 @@ void hak_free_slow(void *p, struct segment *seg)
 	if (p == NULL)
 		return;
 	int saved = errno;
-	struct heap *h = tls_heap;
 	if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
 		/* not ours: never trusted, never touched */
 		atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
 	} else if (seg->tier == TIER_HUGE) {
 		huge_free(seg, p);
-	} else if (atomic_load_explicit(&seg->owner, memory_order_relaxed) == h) {
-		slab_free_local(h, seg, p); /* bin full */
 	} else {
-		slab_free_remote(h, seg, p);
+		slab_free_remote(tls_heap, seg, p); /* owned by another heap */
 	}
 	errno = saved;
 }
@@ -102,7 +99,7 @@ static void *alloc_aligned(size_t align, size_t n)
 			if (ace_class_size[c] % align == 0)
 				return hak_alloc_fast(ace_class_size[c]);
 	}
-	return huge_alloc(n, align, false);
+	return huge_alloc(n, align, false, false);
 }
 
 static bool pow2(size_t a)
@@ -136,7 +133,7 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 		return NULL;
 	}
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc(n, 0, true);
+		return huge_alloc(n, 0, true, false);
 	void *p = hak_alloc_fast(n);
 	if (likely(p != NULL))
 		memset(p, 0, n);
@@ -162,7 +159,7 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 	size_t old = usable_in(seg, p);
 	if (n <= old && (n > old / 2 || old <= 128))
 		return p;
-	void *q = hak_alloc_fast(n);
+	void *q = n > HAK_LARGE_MAX && n > old ? huge_alloc(n, 0, false, true) : hak_alloc_fast(n);
 	if (q == NULL)
 		return NULL; /* errno is ENOMEM; p is untouched */
 	memcpy(q, p, n < old ? n : old);

@@ -7,7 +7,8 @@
 
 struct os_counters os_ctr;
 
-static void os_account_map(size_t size)
+/* size more bytes are mapped: count them and keep the peak. */
+void os_account_grow(size_t size)
 {
 	uint64_t now = atomic_fetch_add_explicit(&os_ctr.mapped, size, memory_order_relaxed) + size;
 	uint64_t peak = atomic_load_explicit(&os_ctr.mapped_peak, memory_order_relaxed);
@@ -15,7 +16,6 @@ static void os_account_map(size_t size)
 	       !atomic_compare_exchange_weak_explicit(&os_ctr.mapped_peak, &peak, now,
 						      memory_order_relaxed, memory_order_relaxed))
 		;
-	atomic_fetch_add_explicit(&os_ctr.map_calls, 1, memory_order_relaxed);
 }
 
 void *os_map(size_t size)
@@ -25,7 +25,8 @@ void *os_map(size_t size)
 	errno = saved;
 	if (p == MAP_FAILED)
 		return NULL;
-	os_account_map(size);
+	os_account_grow(size);
+	atomic_fetch_add_explicit(&os_ctr.map_calls, 1, memory_order_relaxed);
 	return p;
 }
 

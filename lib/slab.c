@@ -141,19 +141,36 @@ static void *bin_fill_pop(struct heap *h, unsigned c, void *list, uint32_t n)
 	return list;
 }
 
+/* A refill hands the bin at most its cap (at least one block). */
+static uint32_t refill_limit(struct heap *h, unsigned c)
+{
+	uint32_t cap = h->bins[c].cap;
+	return cap ? cap : 1;
+}
+
 static void *slab_splice(struct heap *h, struct slab *s)
 {
-	void *list = s->free;
-	uint32_t n = s->nfree;
+	void *list = s->free, *last = list;
+	uint32_t n = 1, k = refill_limit(h, s->cls);
+	if (k > s->nfree)
+		k = s->nfree;
+	while (n < k) {
+		last = *(void **)last;
+		n++;
+	}
+	s->free = *(void **)last;
+	*(void **)last = NULL;
+	s->nfree -= n;
 	s->used += n;
-	s->free = NULL;
-	s->nfree = 0;
 	return bin_fill_pop(h, s->cls, list, n);
 }
 
 static void *slab_carve(struct heap *h, struct slab *s)
 {
 	uint32_t k = s->capacity - s->carved, batch = tier_carve_batch(s->cls);
+	uint32_t limit = refill_limit(h, s->cls);
+	if (batch > limit)
+		batch = limit;
 	if (k > batch)
 		k = batch;
 	size_t bs = s->block_size;
@@ -235,24 +252,51 @@ static bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 		segment_release(seg);
 		return true;
 	}
+	if (hak_cfg.purge_delay_ms == 0) { /* no delay: the pages go now */
+		size_t len;
+		uint8_t *a = slab_area(seg, s->index, &len);
+		os_purge(a, len);
+		return false;
+	}
 	uint64_t now = os_now_ms();
 	seg->dirty |= bit;
 	seg->dirty_since = now;
 	if (h->next_purge == 0 || h->next_purge > now + (uint64_t)hak_cfg.purge_delay_ms)
 		h->next_purge = now + (uint64_t)hak_cfg.purge_delay_ms;
-	if (now >= h->next_purge)
-		heap_purge(h, false);
 	return false;
 }
 
-/* Give the pages of free slabs that waited out the purge delay back to the
- * OS; force: all of them now. */
+static struct segment *seg_of_slab(struct slab *s)
+{
+	return (struct segment *)((uintptr_t)s & ~(uintptr_t)HAK_SEG_MASK);
+}
+
+/* The delayed return of memory, run when h->next_purge is due (or forced):
+ *  - an empty slab is retired when two sweeps in a row found it empty, so
+ *    it waited at least one purge delay for reuse by its class;
+ *  - a free slab whose segment was last touched a purge delay ago gives
+ *    its pages back to the OS (madvise), the segment stays. */
 void heap_purge(struct heap *h, bool force)
 {
 	uint64_t now = os_now_ms();
 	if (!force && (h->next_purge == 0 || now < h->next_purge))
 		return;
 	uint64_t next = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
+	h->next_purge = 0;
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		struct slab *s, *snext;
+		for (s = h->partial[c]; s; s = snext) {
+			snext = s->next;
+			if (s->used != 0) {
+				s->empty_seen = 0;
+			} else if (force || s->empty_seen) {
+				slab_retire(h, seg_of_slab(s), s);
+			} else {
+				s->empty_seen = 1;
+				next = now + delay;
+			}
+		}
+	}
 	for (int t = 0; t < TIER_COUNT; t++) {
 		for (struct segment *seg = h->segs_avail[t]; seg; seg = seg->next) {
 			if (!seg->dirty)
@@ -362,6 +406,39 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 	}
 }
 
+static void full_to_partial(struct heap *h, struct slab *s)
+{
+	slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+	s->state = SLAB_PARTIAL;
+	slist_push(&h->partial[s->cls], s);
+}
+
+/* s has no block out.  It stays on its class's partial list for reuse;
+ * heap_purge retires it if it is still empty a purge delay later. */
+static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
+{
+	if (hak_cfg.purge_delay_ms == 0) {
+		slab_retire(h, seg, s);
+		return;
+	}
+	if (s->state == SLAB_FULL)
+		full_to_partial(h, s);
+	s->empty_seen = 0;
+	uint64_t now = os_now_ms();
+	if (h->next_purge == 0)
+		h->next_purge = now + (uint64_t)hak_cfg.purge_delay_ms;
+	else if (now >= h->next_purge)
+		heap_purge(h, false);
+}
+
+void slab_local_settle(struct heap *h, struct segment *seg, struct slab *s)
+{
+	if (s->used == 0 && s->state != SLAB_CURRENT)
+		slab_emptied(h, seg, s);
+	else if (s->state == SLAB_FULL)
+		full_to_partial(h, s);
+}
+
 void slab_free_local(struct heap *h, struct segment *seg, void *p)
 {
 	struct slab *s = slab_of(seg, p);
@@ -370,13 +447,7 @@ void slab_free_local(struct heap *h, struct segment *seg, void *p)
 	s->nfree++;
 	s->used--;
 	DCTR_INC(h, ss_local);
-	if (s->used == 0 && s->state != SLAB_CURRENT) {
-		slab_retire(h, seg, s);
-	} else if (s->state == SLAB_FULL) {
-		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
-		s->state = SLAB_PARTIAL;
-		slist_push(&h->partial[s->cls], s);
-	}
+	slab_local_settle(h, seg, s);
 }
 
 void slab_free_remote(struct heap *h, struct segment *seg, void *p)
@@ -441,9 +512,7 @@ static void seg_sweep(struct heap *h, struct segment *seg)
 			if (slab_retire(h, seg, s))
 				return;
 		} else if (s->state == SLAB_FULL && s->nfree) {
-			slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
-			s->state = SLAB_PARTIAL;
-			slist_push(&h->partial[s->cls], s);
+			full_to_partial(h, s);
 		}
 	}
 }

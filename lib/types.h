@@ -89,7 +89,7 @@ struct slab {
 	uint8_t cls;              /* size class */
 	uint8_t state;            /* enum slab_state */
 	uint8_t index;            /* position in the segment */
-	uint8_t pad_;
+	uint8_t empty_seen;       /* the last sweep found it empty */
 	uint8_t *start;           /* first block */
 	struct slab *next, *prev; /* in the owner's partial or full list */
 	_Atomic(void *) remote;   /* blocks freed by other threads */

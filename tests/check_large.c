@@ -1,0 +1,545 @@
+/* check_large.c - internal tests of lib/large.c: huge blocks (> 1 MiB,
+ * one mapping each) and the large tier's geometry.
+ *
+ * Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+ *
+ * huge_alloc for sizes 1 MiB+1 .. 64 MiB and alignments up to 64 MiB (the
+ * SEGMAP_PREV case: header one region below the block); the huge cache
+ * (hits, the W_MAX bound, eviction, HAKMEM_HUGE_CACHE=0), calloc zeroing
+ * after reuse with and without a purge; huge_realloc shrinking, growing in
+ * place and moving, keeping contents and alignment; hak_usable_size.
+ *
+ * Each test runs in its own process; the hak_cfg values a test sets are
+ * its own.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static struct hak_stats stats(void)
+{
+	struct hak_stats st;
+	hak_stats_get(&st);
+	return st;
+}
+
+static unsigned segmap_raw(uintptr_t addr)
+{
+	uintptr_t i = addr >> HAK_SEG_SHIFT;
+	return (unsigned)(atomic_load(&segmap[i >> 5]) >> ((i & 31) * 2)) & 3;
+}
+
+static bool is_mapped(const void *p)
+{
+	unsigned char v;
+	return mincore((void *)((uintptr_t)p & ~(uintptr_t)(HAK_PAGE - 1)), 1, &v) == 0;
+}
+
+/* A pattern that depends on the offset, one byte every 512 and the last
+ * one: cheap enough for 64 MiB.  prefix() checks the first m bytes of a
+ * block filled with a larger n. */
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t off = 0; off < n - 1; off += 512)
+		p[off] = (uint8_t)(seed + off / 512);
+	p[n - 1] = (uint8_t)(seed ^ 0x5a);
+}
+
+static bool prefix(const uint8_t *p, size_t m, uint8_t seed)
+{
+	for (size_t off = 0; off < m; off += 512)
+		if (p[off] != (uint8_t)(seed + off / 512))
+			return false;
+	return true;
+}
+
+static bool filled(const uint8_t *p, size_t n, uint8_t seed)
+{
+	return prefix(p, n - 1, seed) && p[n - 1] == (uint8_t)(seed ^ 0x5a);
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t z[4096];
+	for (size_t off = 0; off < n; off += sizeof(z)) {
+		size_t k = n - off < sizeof(z) ? n - off : sizeof(z);
+		if (memcmp(p + off, z, k) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Check a live huge block of n bytes at p, aligned to align. */
+static void check_huge(void *p, size_t n, size_t align)
+{
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg((uintptr_t)p % align == 0, "%p not aligned to %zu", p, align);
+	ck_assert_uint_eq((uintptr_t)p % HAK_PAGE, 0);
+	struct segment *seg = segmap_lookup(p);
+	ck_assert_ptr_nonnull(seg);
+	ck_assert_uint_eq(seg->tier, TIER_HUGE);
+	ck_assert_uint_eq(seg->magic, HAK_SEG_MAGIC);
+	ck_assert(huge_owns(seg, p));
+	ck_assert_uint_eq((uintptr_t)seg & HAK_SEG_MASK, 0);
+	ck_assert_uint_eq(seg->map_size % HAK_SEG_SIZE, 0);
+	ck_assert_ptr_eq((uint8_t *)seg + seg->huge_off, p);
+	size_t u = hak_usable_size(p);
+	ck_assert_uint_eq(u, seg->map_size - seg->huge_off);
+	ck_assert_uint_ge(u, n);
+	if (align >= HAK_SEG_SIZE) {
+		ck_assert_ptr_eq((uint8_t *)seg, (uint8_t *)p - HAK_SEG_SIZE);
+		ck_assert_uint_eq(segmap_raw((uintptr_t)p), SEGMAP_PREV);
+	} else {
+		ck_assert_uint_eq(segmap_raw((uintptr_t)p), SEGMAP_HERE);
+	}
+	/* a pointer inside the block is not a block */
+	ck_assert(!huge_owns(seg, (uint8_t *)p + 16));
+	ck_assert_uint_eq(hak_usable_size((uint8_t *)p + 16), 0);
+}
+
+START_TEST(test_huge_sizes)
+{
+	hak_cfg.huge_cache = 0; /* every block a fresh mapping */
+	size_t sizes[64], ns = 0;
+	static const size_t edges[] = { MiB + 1,       MiB + 15,      MiB + 4095,   MiB + 4096,
+					2 * MiB - 4096, 2 * MiB - 4095, 2 * MiB,     2 * MiB + 1,
+					3 * MiB + 7,    16 * MiB + 1,   33 * MiB,    64 * MiB - 1,
+					64 * MiB };
+	for (size_t i = 0; i < sizeof(edges) / sizeof(edges[0]); i++)
+		sizes[ns++] = edges[i];
+	for (size_t n = MiB + 1; n < 64 * MiB && ns < 64; n += 3 * MiB + 12345)
+		sizes[ns++] = n;
+	for (size_t i = 0; i < ns; i++) {
+		size_t n = sizes[i];
+		struct hak_stats st0 = stats();
+		uint8_t *p = hak_malloc(n);
+		struct hak_stats st1 = stats();
+		check_huge(p, n, HAK_PAGE);
+		struct segment *seg = segmap_lookup(p);
+		/* one mapping, no more than one region of slack */
+		ck_assert_uint_lt(seg->map_size, n + seg->huge_off + HAK_SEG_SIZE);
+		ck_assert_uint_eq(st1.huge_allocs, st0.huge_allocs + 1);
+		ck_assert_uint_eq(st1.os_mapped - st0.os_mapped, seg->map_size);
+		p[0] = 1;
+		p[n - 1] = 2;
+		p[hak_usable_size(p) - 1] = 3;
+		size_t map = seg->map_size;
+		hak_free(p);
+		struct hak_stats st2 = stats();
+		ck_assert_uint_eq(st2.huge_frees, st1.huge_frees + 1);
+		ck_assert_uint_eq(st1.os_mapped - st2.os_mapped, map);
+		ck_assert_ptr_null(segmap_lookup(p));
+		ck_assert(!is_mapped(p));
+		ck_assert_uint_eq(hak_usable_size(p), 0);
+	}
+	/* zeroed */
+	uint8_t *q = hak_calloc(1, 5 * MiB);
+	check_huge(q, 5 * MiB, 16);
+	ck_assert(all_zero(q, 5 * MiB));
+	hak_free(q);
+}
+END_TEST
+
+START_TEST(test_huge_alignment)
+{
+	hak_cfg.huge_cache = 4;
+	for (size_t align = 32; align <= 64 * MiB; align <<= 1) {
+		size_t sizes[3] = { MiB + 1, 3 * MiB, align };
+		for (int k = 0; k < 3; k++) {
+			size_t n = sizes[k];
+			if (n <= HAK_LARGE_MAX && align <= HAK_PAGE)
+				continue; /* served by the slab tiers */
+			uint8_t *p = hak_aligned_alloc(align, n);
+			ck_assert_msg(p != NULL, "hak_aligned_alloc(%zu, %zu) failed", align, n);
+			check_huge(p, n, align);
+			fill(p, n, (uint8_t)k);
+			ck_assert(filled(p, n, (uint8_t)k));
+			struct segment *seg = segmap_lookup(p);
+			size_t map = seg->map_size;
+			uint64_t mapped = stats().os_mapped;
+			hak_free(p);
+			ck_assert_ptr_null(segmap_lookup(p));
+			if (align >= HAK_SEG_SIZE) {
+				/* never cached: unmapped at once, header and all */
+				ck_assert_uint_eq(mapped - stats().os_mapped, map);
+				ck_assert(!is_mapped(seg));
+				ck_assert(!is_mapped(p));
+			}
+		}
+	}
+	/* small sizes with a huge alignment */
+	void *p;
+	ck_assert_int_eq(hak_posix_memalign(&p, 4 * MiB, 100), 0);
+	check_huge(p, 100, 4 * MiB);
+	hak_free(p);
+	p = hak_aligned_alloc(64 * MiB, 10);
+	check_huge(p, 10, 64 * MiB);
+	hak_free(p);
+}
+END_TEST
+
+START_TEST(test_huge_cache)
+{
+	hak_cfg.huge_cache = 4;
+	hak_cfg.wmax_pct = 125;
+	hak_cfg.purge_delay_ms = 3600000;
+	struct hak_stats st0 = stats();
+	uint8_t *p = hak_malloc(5 * MiB); /* maps 6 MiB */
+	hak_free(p);
+	uint8_t *q = hak_malloc(5 * MiB);
+	struct hak_stats st1 = stats();
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(st1.huge_cache_hits, st0.huge_cache_hits + 1);
+	ck_assert_uint_eq(st1.huge_allocs, st0.huge_allocs + 2);
+	check_huge(q, 5 * MiB, 16);
+	/* a smaller request within W_MAX reuses it too */
+	hak_free(q);
+	q = hak_malloc(4 * MiB + 1); /* needs 6 MiB */
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(stats().huge_cache_hits, st0.huge_cache_hits + 2);
+	check_huge(q, 4 * MiB + 1, 16);
+	hak_free(q);
+	/* beyond W_MAX: a 6 MiB mapping is no answer for a 2 MiB request */
+	struct hak_stats st2 = stats();
+	q = hak_malloc(MiB + 100); /* needs 2 MiB; 6 > 2 * 1.25 */
+	ck_assert_ptr_ne(q, p);
+	ck_assert_uint_eq(stats().huge_cache_hits, st2.huge_cache_hits);
+	hak_free(q);
+	/* with W_MAX 4.00 it is */
+	hak_cfg.wmax_pct = 400;
+	q = hak_malloc(2 * MiB - 4096); /* needs 2 MiB, the 2 MiB mapping is cached */
+	uint8_t *r = hak_malloc(MiB + 100); /* 6 MiB <= 2 MiB * 4 */
+	ck_assert_uint_eq(stats().huge_cache_hits, st2.huge_cache_hits + 2);
+	ck_assert_ptr_eq(r, p);
+	hak_free(q);
+	hak_free(r);
+	/* a request larger than every cached mapping misses */
+	struct hak_stats st3 = stats();
+	q = hak_malloc(7 * MiB);
+	ck_assert_uint_eq(stats().huge_cache_hits, st3.huge_cache_hits);
+	hak_free(q);
+}
+END_TEST
+
+START_TEST(test_huge_cache_eviction)
+{
+	hak_cfg.purge_delay_ms = 3600000;
+	hak_cfg.huge_cache = 2;
+	uint8_t *a = hak_malloc(3 * MiB), *b = hak_malloc(3 * MiB), *c0 = hak_malloc(3 * MiB);
+	struct segment *sa = segmap_lookup(a), *sb = segmap_lookup(b), *sc0 = segmap_lookup(c0);
+	hak_free(a); /* cached */
+	hak_free(b); /* cached */
+	ck_assert(is_mapped(sa));
+	ck_assert(is_mapped(sb));
+	hak_free(c0); /* cached, a evicted (oldest first) */
+	ck_assert(!is_mapped(sa));
+	ck_assert(is_mapped(sb));
+	ck_assert(is_mapped(sc0));
+	hak_cfg.huge_cache = 1;
+	uint8_t *b2 = hak_malloc(3 * MiB), *c2 = hak_malloc(3 * MiB);
+	ck_assert_ptr_eq(segmap_lookup(b2), sb);
+	ck_assert_ptr_eq(segmap_lookup(c2), sc0);
+	hak_free(b2);
+	hak_free(c2); /* b evicted */
+	ck_assert(!is_mapped(sb));
+	ck_assert(is_mapped(sc0));
+	/* HAKMEM_HUGE_CACHE=0: nothing kept */
+	hak_cfg.huge_cache = 0;
+	uint8_t *c = hak_malloc(20 * MiB);
+	struct segment *sc = segmap_lookup(c);
+	struct hak_stats st = stats();
+	hak_free(c);
+	ck_assert(!is_mapped(sc));
+	ck_assert_uint_eq(stats().huge_cache_hits, st.huge_cache_hits);
+	ck_assert_uint_eq(st.os_mapped - stats().os_mapped, 22 * MiB);
+	/* a block aligned to 2 MiB or more is never cached */
+	hak_cfg.huge_cache = 4;
+	void *d = hak_aligned_alloc(2 * MiB, 3 * MiB);
+	struct segment *sd = segmap_lookup(d);
+	hak_free(d);
+	ck_assert(!is_mapped(sd));
+}
+END_TEST
+
+/* calloc must give zeroes after reusing a cached mapping, whether its
+ * pages were purged (delay 0) or are still dirty (long delay). */
+START_TEST(test_huge_calloc_after_reuse)
+{
+	hak_cfg.huge_cache = 4;
+	long delays[2] = { 3600000, 0 };
+	for (int k = 0; k < 2; k++) {
+		hak_cfg.purge_delay_ms = delays[k];
+		uint8_t *p = hak_malloc(5 * MiB);
+		memset(p, 0xa5, hak_usable_size(p));
+		hak_free(p);
+		struct hak_stats st0 = stats();
+		uint8_t *q = hak_calloc(1, 5 * MiB);
+		ck_assert_ptr_eq(q, p);
+		ck_assert_uint_eq(stats().huge_cache_hits, st0.huge_cache_hits + 1);
+		ck_assert_msg(all_zero(q, 5 * MiB), "calloc after reuse not zero (purge delay %ld)",
+			      delays[k]);
+		/* a smaller calloc on the same mapping */
+		memset(q, 0xa5, hak_usable_size(q));
+		hak_free(q);
+		q = hak_calloc(3, 1500 * KiB);
+		ck_assert_ptr_eq(q, p);
+		ck_assert_msg(all_zero(q, 4500 * KiB), "calloc after reuse not zero (purge delay %ld)",
+			      delays[k]);
+		hak_free(q);
+		/* and a calloc on a mapping used with another offset before */
+		uint8_t *r = hak_aligned_alloc(64 * KiB, 5 * MiB);
+		check_huge(r, 5 * MiB, 64 * KiB);
+		memset(r, 0xa5, hak_usable_size(r));
+		hak_free(r);
+		q = hak_calloc(1, 4 * MiB + 1);
+		ck_assert_msg(all_zero(q, 4 * MiB + 1), "calloc after reuse not zero (purge delay %ld)",
+			      delays[k]);
+		hak_free(q);
+	}
+}
+END_TEST
+
+/* Shrink gives pages back in place; growing into the freed room is done in
+ * place; contents stay. */
+START_TEST(test_huge_realloc_shrink_grow_in_place)
+{
+	hak_cfg.huge_cache = 0;
+	uint8_t *p = hak_malloc(9 * MiB); /* 10 MiB mapping */
+	ck_assert_ptr_nonnull(p);
+	fill(p, 9 * MiB, 7);
+	/* no assertion until the block grew again: a passing ck_assert
+	 * allocates and could map something into the room freed here */
+	struct hak_stats st0 = stats();
+	uint8_t *q = hak_realloc(p, 3 * MiB);
+	struct hak_stats st1 = stats();
+	size_t u1 = hak_usable_size(q);
+	bool tail_gone = !is_mapped(q + 4 * MiB), kept1 = prefix(q, 3 * MiB, 7);
+	/* within usable and above half of it: nothing moves */
+	uint8_t *q2 = hak_realloc(q, 4 * MiB - HAK_PAGE);
+	uint8_t *q3 = hak_realloc(q, 2 * MiB);
+	size_t u2 = hak_usable_size(q);
+	/* the 6 MiB just given back are free: grow in place */
+	uint8_t *r = hak_realloc(q, 9 * MiB);
+	struct hak_stats st2 = stats();
+
+	ck_assert_ptr_eq(q, p);
+	ck_assert_uint_eq(u1, 4 * MiB - HAK_PAGE);
+	ck_assert_uint_eq(st0.os_mapped - st1.os_mapped, 6 * MiB);
+	ck_assert(tail_gone);
+	ck_assert(kept1);
+	ck_assert_ptr_eq(q2, q);
+	ck_assert_ptr_eq(q3, q);
+	ck_assert_uint_eq(u2, u1);
+	ck_assert_ptr_eq(r, q);
+	check_huge(r, 9 * MiB, HAK_PAGE);
+	ck_assert(prefix(r, 3 * MiB, 7));
+	ck_assert_uint_eq(st2.os_mapped - st1.os_mapped, 6 * MiB);
+	r[9 * MiB - 1] = 1;
+	/* an aligned (SEGMAP_PREV) block too */
+	p = hak_aligned_alloc(4 * MiB, 9 * MiB);
+	ck_assert_ptr_nonnull(p);
+	fill(p, 9 * MiB, 8);
+	q = hak_realloc(p, 3 * MiB);
+	r = hak_realloc(q, 9 * MiB);
+	ck_assert_ptr_eq(q, p);
+	ck_assert_ptr_eq(r, p);
+	check_huge(r, 9 * MiB, 4 * MiB);
+	ck_assert(prefix(r, 3 * MiB, 8));
+	hak_free(r);
+	hak_free(p);
+}
+END_TEST
+
+/* Make growing in place impossible: map a page right after the block's
+ * mapping (or find one there already). */
+static void *guard_after(void *p)
+{
+	struct segment *seg = segmap_lookup(p);
+	void *end = (uint8_t *)seg + seg->map_size;
+	void *g = mmap(end, HAK_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	if (g == MAP_FAILED)
+		return NULL; /* taken already */
+	if (g != end) { /* old kernel: not placed there */
+		munmap(g, HAK_PAGE);
+		return NULL;
+	}
+	return g;
+}
+
+START_TEST(test_huge_realloc_move)
+{
+	hak_cfg.huge_cache = 0;
+	size_t aligns[] = { HAK_PAGE, 64 * KiB, 2 * MiB, 8 * MiB };
+	for (size_t k = 0; k < sizeof(aligns) / sizeof(aligns[0]); k++) {
+		size_t align = aligns[k];
+		uint8_t *p = hak_aligned_alloc(align, 3 * MiB);
+		check_huge(p, 3 * MiB, align);
+		fill(p, 3 * MiB, (uint8_t)(k + 1));
+		void *g = guard_after(p);
+		struct hak_stats st0 = stats();
+		uint8_t *q = hak_realloc(p, 20 * MiB);
+		struct hak_stats st1 = stats();
+		ck_assert_ptr_ne(q, p);
+		check_huge(q, 20 * MiB, align);
+		ck_assert(filled(q, 3 * MiB, (uint8_t)(k + 1)));
+		ck_assert_ptr_null(segmap_lookup(p));
+		ck_assert(!is_mapped(p));
+		/* the old mapping went, the new one is exactly the new size */
+		struct segment *seg = segmap_lookup(q);
+		ck_assert_uint_eq(seg->map_size, (size_t)segmap_lookup(q)->huge_off + 20 * MiB +
+						 (HAK_SEG_SIZE - ((seg->huge_off + 20 * MiB) % HAK_SEG_SIZE)) %
+							 HAK_SEG_SIZE);
+		q[20 * MiB - 1] = 9;
+		ck_assert_uint_ge(st1.os_mapped_peak, st1.os_mapped);
+		(void)st0;
+		/* and shrink it back, still aligned */
+		uint8_t *r = hak_realloc(q, 5 * MiB);
+		ck_assert_ptr_eq(r, q);
+		check_huge(r, 5 * MiB, align);
+		ck_assert(filled(r, 3 * MiB, (uint8_t)(k + 1)));
+		hak_free(r);
+		if (g)
+			munmap(g, HAK_PAGE);
+	}
+}
+END_TEST
+
+/* The statistics stay consistent when a block grows in place: the peak
+ * of mapped bytes is never below what is mapped now. */
+START_TEST(test_huge_realloc_peak)
+{
+	hak_cfg.huge_cache = 0;
+	uint8_t *p = hak_malloc(60 * MiB); /* 62 MiB mapping */
+	uint8_t *q = hak_realloc(p, MiB + 1); /* 2 MiB left, 60 MiB free after it */
+	ck_assert_ptr_eq(q, p);
+	/* map more elsewhere (too big for the hole) */
+	uint8_t *big = os_map(100 * MiB);
+	ck_assert_ptr_nonnull(big);
+	uint8_t *r = hak_realloc(q, 60 * MiB);
+	ck_assert_ptr_nonnull(r);
+	struct hak_stats st = stats();
+	ck_assert_msg(st.os_mapped_peak >= st.os_mapped, "os_mapped %llu above its peak %llu%s",
+		      (unsigned long long)st.os_mapped, (unsigned long long)st.os_mapped_peak,
+		      r == q ? " after growing in place" : "");
+	hak_free(r);
+	os_unmap(big, 100 * MiB);
+}
+END_TEST
+
+START_TEST(test_huge_realloc_other)
+{
+	hak_cfg.huge_cache = 0;
+	/* huge -> small: a slab block with the first bytes */
+	uint8_t *p = hak_malloc(3 * MiB);
+	fill(p, 3 * MiB, 3);
+	uint8_t *q = hak_realloc(p, 1000);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_ne(segmap_lookup(q)->tier, TIER_HUGE);
+	ck_assert_uint_eq(q[0], 3);
+	ck_assert_uint_eq(q[512], 3 + 1);
+	ck_assert(!is_mapped(p));
+	/* small -> huge */
+	memset(q, 0x6b, 1000);
+	uint8_t *r = hak_realloc(q, 2 * MiB);
+	check_huge(r, 2 * MiB, HAK_PAGE);
+	for (int i = 0; i < 1000; i++)
+		if (r[i] != 0x6b)
+			ck_abort_msg("byte %d lost in small -> huge realloc", i);
+	/* too big: NULL, ENOMEM, the block intact */
+	errno = 0;
+	ck_assert_ptr_null(hak_realloc(r, (size_t)PTRDIFF_MAX));
+	ck_assert_int_eq(errno, ENOMEM);
+	errno = 0;
+	volatile size_t too_big = SIZE_MAX - 4096;
+	ck_assert_ptr_null(hak_realloc(r, too_big));
+	ck_assert_int_eq(errno, ENOMEM);
+	check_huge(r, 2 * MiB, HAK_PAGE);
+	ck_assert_uint_eq(r[999], 0x6b);
+	/* errno kept on success */
+	errno = 1234;
+	uint8_t *s = hak_realloc(r, 30 * MiB);
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(errno, 1234);
+	ck_assert_uint_eq(s[999], 0x6b);
+	hak_free(s);
+	/* too big from the start */
+	errno = 0;
+	too_big = (size_t)PTRDIFF_MAX;
+	ck_assert_ptr_null(hak_malloc(too_big));
+	ck_assert_int_eq(errno, ENOMEM);
+	errno = 0;
+	too_big = SIZE_MAX;
+	ck_assert_ptr_null(hak_malloc(too_big));
+	ck_assert_int_eq(errno, ENOMEM);
+}
+END_TEST
+
+START_TEST(test_usable_size)
+{
+	ck_assert_uint_eq(hak_usable_size(NULL), 0);
+	int local;
+	ck_assert_uint_eq(hak_usable_size(&local), 0);
+	/* large tier: the class size */
+	static const size_t ls[] = { 32769, 40960, 40961, 100000, 500000, HAK_LARGE_MAX };
+	for (size_t i = 0; i < sizeof(ls) / sizeof(ls[0]); i++) {
+		uint8_t *p = hak_malloc(ls[i]);
+		ck_assert_ptr_nonnull(p);
+		struct segment *seg = segmap_lookup(p);
+		ck_assert_uint_eq(seg->tier, TIER_LARGE);
+		ck_assert_uint_eq(hak_usable_size(p), ace_class_size[ace_class(ls[i])]);
+		ck_assert_uint_eq((uintptr_t)p % HAK_PAGE, 0);
+		p[0] = 1;
+		p[hak_usable_size(p) - 1] = 1;
+		hak_free(p);
+	}
+	/* huge: the mapping after the offset */
+	uint8_t *h = hak_malloc(HAK_LARGE_MAX + 1);
+	ck_assert_uint_eq(hak_usable_size(h), 2 * MiB - HAK_PAGE);
+	ck_assert_uint_eq(huge_usable(segmap_lookup(h), h), 2 * MiB - HAK_PAGE);
+	hak_free(h);
+}
+END_TEST
+
+static Suite *large_suite(void)
+{
+	Suite *s = suite_create("large");
+	TCase *tc = tcase_create("huge");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_huge_sizes);
+	tcase_add_test(tc, test_huge_alignment);
+	tcase_add_test(tc, test_huge_cache);
+	tcase_add_test(tc, test_huge_cache_eviction);
+	tcase_add_test(tc, test_huge_calloc_after_reuse);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("realloc");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_huge_realloc_shrink_grow_in_place);
+	tcase_add_test(tc, test_huge_realloc_move);
+	tcase_add_test(tc, test_huge_realloc_peak);
+	tcase_add_test(tc, test_huge_realloc_other);
+	tcase_add_test(tc, test_usable_size);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(large_suite());
+	/* every test in a process of its own: the tests change hakmem's
+	 * global state (hak_cfg, caches, heaps) */
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1051 @@
+/* check_slab.c - internal tests of lib/slab.c (the slab engine behind the
+ * tiny, mid and large tiers), through hak_malloc/hak_free and a look at the
+ * heap's own structures.
+ *
+ * Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+ *
+ * - the thread-local list (bin) of a class never takes more than its cap;
+ *   the rest of the frees go to the slab's local list;
+ * - slab invariants (used + nfree == carved, nfree == length(free), ...)
+ *   and block conservation (blocks out of a class's slabs == blocks in the
+ *   bin + blocks with the user + blocks on remote lists) after a random mix;
+ * - remote frees: blocks another thread frees are pushed on the remote
+ *   lists, the owner's refills drain them, each block is handed out again
+ *   exactly once and none is lost (also with both threads running at once);
+ * - adoption: the segments of an exited thread are abandoned, then adopted
+ *   (by hak_collect or by a refill) and given back once empty;
+ * - retire and purge: empty slabs go back, their pages are purged after
+ *   HAKMEM_PURGE_DELAY_MS (at once with 0), hak_collect purges everything.
+ *
+ * The work runs in threads of its own, so that only the test allocates from
+ * the heap under test; those threads never call ck_assert (a passing
+ * assertion allocates: Check reports progress to its parent), they record
+ * the first failure in terr[] and the test asserts after the join.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+/* ---- failure recording for worker threads ---- */
+
+static char terr[1024];
+#define TFAIL(...)                                                       \
+	do {                                                             \
+		if (!terr[0])                                            \
+			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
+	} while (0)
+
+static void run_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	terr[0] = '\0';
+	ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_msg(terr[0] == '\0', "%s", terr);
+}
+
+/* Two threads at once, both made by the test's main thread. */
+static void run_threads2(void *(*a)(void *), void *(*b)(void *), void *arg)
+{
+	pthread_t ta, tb;
+	terr[0] = '\0';
+	ck_assert_int_eq(pthread_create(&ta, NULL, a, arg), 0);
+	ck_assert_int_eq(pthread_create(&tb, NULL, b, arg), 0);
+	ck_assert_int_eq(pthread_join(ta, NULL), 0);
+	ck_assert_int_eq(pthread_join(tb, NULL), 0);
+	ck_assert_msg(terr[0] == '\0', "%s", terr);
+}
+
+/* pthread_create allocates the new thread's TLS vector (DTV) in the
+ * creating thread; glibc caches the stacks (and vectors) of joined
+ * threads.  Making two threads once before any test keeps those blocks
+ * out of the counts the tests compare. */
+static void *idle_thread(void *arg)
+{
+	return arg;
+}
+
+static void warm_up(void)
+{
+	pthread_t a, b;
+	pthread_create(&a, NULL, idle_thread, NULL);
+	pthread_create(&b, NULL, idle_thread, NULL);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+}
+
+static struct hak_stats stats(void)
+{
+	struct hak_stats st;
+	hak_stats_get(&st);
+	return st;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* ---- a pointer set in static memory (the allocator under test must not
+ * be used to test itself) ---- */
+
+#define SET_BITS 19
+#define SET_SLOTS ((size_t)1 << SET_BITS)
+struct pset {
+	uintptr_t *slot;
+	size_t n;
+};
+static uintptr_t set_mem[3][SET_SLOTS];
+
+static void set_init(struct pset *s, int which)
+{
+	s->slot = set_mem[which];
+	s->n = 0;
+	memset(s->slot, 0, sizeof(set_mem[0]));
+}
+
+static size_t set_pos(const struct pset *s, const void *p)
+{
+	size_t i = (size_t)(((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - SET_BITS);
+	while (s->slot[i] && s->slot[i] != (uintptr_t)p)
+		i = (i + 1) & (SET_SLOTS - 1);
+	return i;
+}
+
+/* false if p was already there */
+static bool set_add(struct pset *s, const void *p)
+{
+	size_t i = set_pos(s, p);
+	if (s->slot[i])
+		return false;
+	if (s->n >= SET_SLOTS / 2) {
+		TFAIL("test pointer set full");
+		return true;
+	}
+	s->slot[i] = (uintptr_t)p;
+	s->n++;
+	return true;
+}
+
+static bool set_has(const struct pset *s, const void *p)
+{
+	return s->slot[set_pos(s, p)] != 0;
+}
+
+/* ---- heap walk and validation ---- */
+
+struct walk {
+	uint64_t used[HAK_NCLS], nfree[HAK_NCLS], remote[HAK_NCLS];
+	uint64_t slabs, segments;
+};
+
+static uint32_t full_mask(const struct segment *seg)
+{
+	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+}
+
+/* Count a list of at most max blocks, each checked to lie in slab s (or,
+ * s == NULL, in a slab of class c owned by h); each goes in 'blocks'. */
+static bool walk_list(void *head, uint64_t max, struct heap *h, const struct slab *s, unsigned c,
+		      struct pset *blocks, uint64_t *count, const char *what)
+{
+	uint64_t n = 0;
+	for (void *b = head; b; b = *(void **)b) {
+		if (++n > max) {
+			TFAIL("%s of class %u: more than %llu blocks (cycle?)", what, c,
+			      (unsigned long long)max);
+			return false;
+		}
+		struct segment *seg = segmap_lookup(b);
+		if (seg == NULL || seg->tier == TIER_HUGE) {
+			TFAIL("%s of class %u: block %p in no slab segment", what, c, b);
+			return false;
+		}
+		const struct slab *bs = slab_of(seg, b);
+		if (s ? bs != s : (bs->cls != c || atomic_load(&seg->owner) != h)) {
+			TFAIL("%s of class %u: block %p in the wrong slab (class %u)", what, c, b, bs->cls);
+			return false;
+		}
+		if ((uint8_t *)b < bs->start || ((uint8_t *)b - bs->start) % bs->block_size != 0 ||
+		    (uint8_t *)b >= bs->start + (size_t)bs->carved * bs->block_size) {
+			TFAIL("%s of class %u: block %p not a carved block of its slab", what, c, b);
+			return false;
+		}
+		if (blocks && !set_add(blocks, b)) {
+			TFAIL("%s of class %u: block %p is on two lists", what, c, b);
+			return false;
+		}
+	}
+	*count = n;
+	return true;
+}
+
+static bool on_slab_list(struct slab *head, struct slab *s)
+{
+	for (int k = 0; head && k < 100000; head = head->next, k++)
+		if (head == s)
+			return true;
+	return false;
+}
+
+/* Check every segment, slab and bin of h (whose thread must be quiet, or
+ * be the caller).  live[c], when given, is the number of blocks of class c
+ * the user holds: then blocks out of the slabs must equal bin + live +
+ * remote, per class. */
+static bool validate_heap(struct heap *h, const uint64_t *live, struct walk *w)
+{
+	static struct pset blocks;
+	set_init(&blocks, 2);
+	memset(w, 0, sizeof(*w));
+	for (int t = 0; t < TIER_COUNT; t++) {
+		for (int l = 0; l < 2; l++) {
+			struct segment *prev = NULL;
+			for (struct segment *seg = l ? h->segs_full[t] : h->segs_avail[t]; seg;
+			     prev = seg, seg = seg->next) {
+				w->segments++;
+				if (seg->magic != HAK_SEG_MAGIC || seg->tier != t ||
+				    atomic_load(&seg->owner) != h || segmap_lookup(seg) != seg) {
+					TFAIL("segment %p: bad header (tier %u, owner %p)", (void *)seg,
+					      seg->tier, (void *)atomic_load(&seg->owner));
+					return false;
+				}
+				if (seg->prev != prev || seg->in_full != l) {
+					TFAIL("segment %p: bad list links (in_full %u, list %d)", (void *)seg,
+					      seg->in_full, l);
+					return false;
+				}
+				if ((seg->used_mask & ~full_mask(seg)) || (seg->dirty & seg->used_mask) ||
+				    seg->used_mask == 0 || (l == 1) != (seg->used_mask == full_mask(seg))) {
+					TFAIL("segment %p: used_mask %#x dirty %#x on list %d", (void *)seg,
+					      seg->used_mask, seg->dirty, l);
+					return false;
+				}
+				for (unsigned i = 0; i < seg->nslabs; i++) {
+					struct slab *s = &seg->slabs[i];
+					bool inuse = seg->used_mask & (1u << i);
+					if (inuse != (s->state != SLAB_FREE) || s->index != i) {
+						TFAIL("slab %u of %p: state %u but used bit %d", i, (void *)seg,
+						      s->state, inuse);
+						return false;
+					}
+					if (!inuse)
+						continue;
+					w->slabs++;
+					unsigned c = s->cls;
+					size_t len = ((size_t)1 << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
+					uint8_t *start = (uint8_t *)seg + ((size_t)i << seg->slab_shift) +
+							 (i == 0 ? HAK_SEG_HDR : 0);
+					if (c >= HAK_NCLS || ace_tier_of_class(c) != t ||
+					    s->block_size != ace_class_size[c] || s->start != start ||
+					    s->capacity != len / s->block_size) {
+						TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
+						      (void *)seg, c, s->block_size, s->capacity);
+						return false;
+					}
+					if (s->carved > s->capacity || s->used + s->nfree != s->carved) {
+						TFAIL("slab %u of %p class %u: used %u + nfree %u != carved %u "
+						      "(capacity %u)",
+						      i, (void *)seg, c, s->used, s->nfree, s->carved, s->capacity);
+						return false;
+					}
+					uint64_t nf, nr;
+					if (!walk_list(s->free, s->capacity, h, s, c, &blocks, &nf, "slab free list") ||
+					    !walk_list(atomic_load(&s->remote), s->capacity, h, s, c, &blocks, &nr,
+						       "remote list"))
+						return false;
+					if (nf != s->nfree) {
+						TFAIL("slab %u of %p class %u: nfree %u but %llu blocks on the list", i,
+						      (void *)seg, c, s->nfree, (unsigned long long)nf);
+						return false;
+					}
+					if (nr > s->used) {
+						TFAIL("slab class %u: %llu remote blocks but used %u", c,
+						      (unsigned long long)nr, s->used);
+						return false;
+					}
+					bool listed = s->state == SLAB_CURRENT   ? h->cur[c] == s
+						      : s->state == SLAB_PARTIAL ? on_slab_list(h->partial[c], s)
+						      : s->state == SLAB_FULL	 ? on_slab_list(h->full_head[c], s)
+										 : false;
+					if (!listed) {
+						TFAIL("slab %u of %p class %u: state %u but not on its list", i,
+						      (void *)seg, c, s->state);
+						return false;
+					}
+					w->used[c] += s->used;
+					w->nfree[c] += s->nfree;
+					w->remote[c] += nr;
+				}
+			}
+		}
+	}
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		uint64_t n;
+		if (!walk_list(h->bins[c].head, (uint64_t)h->bins[c].count + 1, h, NULL, c, &blocks, &n, "bin"))
+			return false;
+		if (n != h->bins[c].count) {
+			TFAIL("bin %u: count %u but %llu blocks", c, h->bins[c].count, (unsigned long long)n);
+			return false;
+		}
+		if (live && w->used[c] != n + live[c] + w->remote[c]) {
+			TFAIL("class %u: %llu blocks out of the slabs, but bin %llu + user %llu + remote %llu", c,
+			      (unsigned long long)w->used[c], (unsigned long long)n,
+			      (unsigned long long)live[c], (unsigned long long)w->remote[c]);
+			return false;
+		}
+		if (h->cur[c] && (h->cur[c]->state != SLAB_CURRENT || h->cur[c]->cls != c)) {
+			TFAIL("cur[%u] in state %u class %u", c, h->cur[c]->state, h->cur[c]->cls);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool heap_is_empty(struct heap *h)
+{
+	for (int t = 0; t < TIER_COUNT; t++)
+		if (h->segs_avail[t] || h->segs_full[t]) {
+			TFAIL("tier %d: segments left after hak_collect", t);
+			return false;
+		}
+	for (unsigned c = 0; c < HAK_NCLS; c++)
+		if (h->bins[c].count || h->bins[c].head || h->cur[c] || h->partial[c] || h->full_head[c] ||
+		    h->full_tail[c]) {
+			TFAIL("class %u: blocks or slabs left after hak_collect", c);
+			return false;
+		}
+	if (h->ctr.slabs_new != h->ctr.slabs_retired) {
+		TFAIL("heap made %llu slabs, retired %llu", (unsigned long long)h->ctr.slabs_new,
+		      (unsigned long long)h->ctr.slabs_retired);
+		return false;
+	}
+	return true;
+}
+
+/* ---- TLS SLL cap ---- */
+
+static const size_t cap_sizes[] = { 48, 2000, 40000 };
+static void *blocks_arr[20000];
+
+static void *sll_cap_thread(void *arg)
+{
+	(void)arg;
+	static struct pset inbin, inlocal;
+	for (size_t k = 0; k < sizeof(cap_sizes) / sizeof(cap_sizes[0]); k++) {
+		size_t sz = cap_sizes[k];
+		unsigned c = ace_class(sz);
+		void *first = hak_malloc(sz);
+		struct heap *h = tls_heap;
+		uint32_t cap = h->bins[c].cap;
+		long want = c < HAK_CLS_MID ? hak_cfg.tiny_sll_cap
+			    : c < HAK_CLS_LARGE ? hak_cfg.pool_ring_cap : hak_cfg.large_cache_cap;
+		if (cap != (uint32_t)want || cap != tier_bin_cap(c)) {
+			TFAIL("class %u: bin cap %u, configured %ld", c, cap, want);
+			return NULL;
+		}
+		uint32_t n = cap + 300;
+		blocks_arr[0] = first;
+		for (uint32_t i = 1; i < n; i++)
+			blocks_arr[i] = hak_malloc(sz);
+		uint32_t b0 = h->bins[c].count;
+		if (b0 > cap) {
+			TFAIL("class %u: %u blocks in the bin (cap %u) after allocating", c, b0, cap);
+			return NULL;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			hak_free(blocks_arr[i]);
+		uint32_t b1 = h->bins[c].count;
+		if (b1 != cap) {
+			TFAIL("class %u: bin holds %u after %u frees, cap %u", c, b1, n, cap);
+			return NULL;
+		}
+		/* where did each freed block go? */
+		set_init(&inbin, 0);
+		set_init(&inlocal, 1);
+		for (void *b = h->bins[c].head; b; b = *(void **)b)
+			set_add(&inbin, b);
+		uint32_t nbin = 0, nlocal = 0, nretired = 0;
+		for (uint32_t i = 0; i < n; i++) {
+			void *p = blocks_arr[i];
+			struct segment *seg = segmap_lookup(p);
+			if (seg == NULL || !(seg->used_mask & (1u << slab_of(seg, p)->index))) {
+				nretired++; /* its slab emptied and went back */
+				continue;
+			}
+			struct slab *s = slab_of(seg, p);
+			if (set_has(&inbin, p)) {
+				nbin++;
+				continue;
+			}
+			bool found = false;
+			for (void *b = s->free; b && !found; b = *(void **)b)
+				found = b == p;
+			if (!found) {
+				TFAIL("class %u: freed block %p neither in the bin nor on its slab", c, p);
+				return NULL;
+			}
+			nlocal++;
+		}
+		if (nbin != cap - b0 || nlocal + nretired != n - (cap - b0)) {
+			TFAIL("class %u: %u of %u frees went to the bin (expected %u), %u to the slab, %u retired",
+			      c, nbin, n, cap - b0, nlocal, nretired);
+			return NULL;
+		}
+		uint64_t live[HAK_NCLS] = { 0 };
+		struct walk w;
+		if (!validate_heap(h, live, &w))
+			return NULL;
+	}
+	hak_collect();
+	heap_is_empty(tls_heap);
+	return NULL;
+}
+
+START_TEST(test_sll_cap)
+{
+	run_thread(sll_cap_thread, NULL);
+}
+END_TEST
+
+/* A refill must not put more blocks in the bin than its cap either: the
+ * cap bounds the thread-local list, whichever way blocks reach it. */
+static void *refill_cap_thread(void *arg)
+{
+	(void)arg;
+	for (size_t k = 0; k < sizeof(cap_sizes) / sizeof(cap_sizes[0]); k++) {
+		size_t sz = cap_sizes[k];
+		unsigned c = ace_class(sz);
+		void *first = hak_malloc(sz);
+		struct heap *h = tls_heap;
+		uint32_t cap = h->bins[c].cap, maxseen = h->bins[c].count;
+		uint32_t n = 3 * cap + 300;
+		blocks_arr[0] = first;
+		for (uint32_t i = 1; i < n; i++) {
+			blocks_arr[i] = hak_malloc(sz);
+			if (h->bins[c].count > maxseen)
+				maxseen = h->bins[c].count;
+		}
+		/* the slab's local list now holds far more than cap blocks */
+		for (uint32_t i = 0; i < n; i++)
+			hak_free(blocks_arr[i]);
+		for (uint32_t i = 0; i < n; i++) {
+			blocks_arr[i] = hak_malloc(sz);
+			if (h->bins[c].count > maxseen)
+				maxseen = h->bins[c].count;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			hak_free(blocks_arr[i]);
+		if (maxseen > cap) {
+			TFAIL("class %u (%zu B): the bin held %u blocks, cap %u", c, sz, maxseen, cap);
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_refill_respects_cap)
+{
+	run_thread(refill_cap_thread, NULL);
+}
+END_TEST
+
+/* ---- invariants after a random mix ---- */
+
+struct liveblk {
+	uint8_t *p;
+	size_t n;
+	unsigned c;
+};
+static struct liveblk live_arr[4000];
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return *s >> 33;
+}
+
+static size_t mix_size(uint64_t *seed)
+{
+	uint64_t r = lcg(seed) % 100, v = lcg(seed);
+	if (r < 70)
+		return 1 + v % 1024;
+	if (r < 95)
+		return 1025 + v % (32768 - 1024);
+	return 32769 + v % (256 * KiB);
+}
+
+static void tag(uint8_t *p, size_t n, uint64_t t)
+{
+	memcpy(p, &t, 8 < n ? 8 : n);
+	if (n >= 16)
+		memcpy(p + n - 8, &t, 8);
+}
+
+static bool tag_ok(const uint8_t *p, size_t n, uint64_t t)
+{
+	uint64_t a = 0, b = t;
+	memcpy(&a, p, 8 < n ? 8 : n);
+	if (n >= 16)
+		memcpy(&b, p + n - 8, 8);
+	if (n < 8)
+		t &= ((uint64_t)1 << (8 * n)) - 1;
+	return a == t && b == (n >= 16 ? t : b);
+}
+
+static void *mix_thread(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg, live[HAK_NCLS] = { 0 };
+	const size_t nslots = sizeof(live_arr) / sizeof(live_arr[0]);
+	memset(live_arr, 0, sizeof(live_arr));
+	struct walk w;
+	for (int op = 0; op < 60000; op++) {
+		size_t i = lcg(&seed) % nslots;
+		struct liveblk *b = &live_arr[i];
+		if (b->p) {
+			if (!tag_ok(b->p, b->n, i * 0x9E3779B97F4A7C15ull + b->n)) {
+				TFAIL("block %p (%zu B) overwritten while live", (void *)b->p, b->n);
+				return NULL;
+			}
+			hak_free(b->p);
+			live[b->c]--;
+			b->p = NULL;
+		} else {
+			b->n = mix_size(&seed);
+			b->c = ace_class(b->n);
+			b->p = hak_malloc(b->n);
+			if (b->p == NULL) {
+				TFAIL("hak_malloc(%zu) failed", b->n);
+				return NULL;
+			}
+			if (hak_usable_size(b->p) != ace_class_size[b->c]) {
+				TFAIL("usable size of a %zu B block: %zu", b->n, hak_usable_size(b->p));
+				return NULL;
+			}
+			tag(b->p, b->n, i * 0x9E3779B97F4A7C15ull + b->n);
+			live[b->c]++;
+		}
+		if (op % 5000 == 4999 && !validate_heap(tls_heap, live, &w))
+			return NULL;
+	}
+	if (!validate_heap(tls_heap, live, &w))
+		return NULL;
+	for (size_t i = 0; i < nslots; i++)
+		if (live_arr[i].p) {
+			hak_free(live_arr[i].p);
+			live[live_arr[i].c]--;
+			live_arr[i].p = NULL;
+		}
+	if (!validate_heap(tls_heap, live, &w))
+		return NULL;
+	hak_collect();
+	heap_is_empty(tls_heap);
+	return NULL;
+}
+
+START_TEST(test_invariants_mix)
+{
+	struct hak_stats st0 = stats();
+	run_thread(mix_thread, (void *)(uintptr_t)(12345 + _i));
+	struct hak_stats st1 = stats();
+	/* the thread freed everything: every slab it made went back */
+	ck_assert_uint_eq(st1.slabs_new - st0.slabs_new, st1.slabs_retired - st0.slabs_retired);
+	ck_assert_uint_le(st1.segments, st0.segments);
+	ck_assert_uint_eq(st1.segments_abandoned, st0.segments_abandoned);
+}
+END_TEST
+
+/* ---- remote frees, one after the other ---- */
+
+struct remote_job {
+	size_t size, n;
+	void **blocks;
+};
+
+static sem_t go_free, freed;
+
+static void *remote_freer(void *arg)
+{
+	struct remote_job *j = arg;
+	void *own = hak_malloc(j->size); /* a heap of its own */
+	hak_free(own);
+	sem_wait(&go_free);
+	for (size_t i = 0; i < j->n; i++)
+		hak_free(j->blocks[i]);
+	sem_post(&freed);
+	return NULL;
+}
+
+static uint64_t remote_count(struct heap *h, unsigned c)
+{
+	struct walk w;
+	if (!validate_heap(h, NULL, &w))
+		return UINT64_MAX;
+	return w.remote[c];
+}
+
+static void *remote_owner(void *arg)
+{
+	struct remote_job *j = arg;
+	static struct pset orig, again;
+	unsigned c = ace_class(j->size);
+	set_init(&orig, 0);
+	set_init(&again, 1);
+	for (size_t i = 0; i < j->n; i++) {
+		j->blocks[i] = hak_malloc(j->size);
+		memset(j->blocks[i], 0x3c, j->size);
+		set_add(&orig, j->blocks[i]);
+	}
+	struct heap *h = tls_heap;
+	uint32_t bin0 = h->bins[c].count;
+	uint64_t rf0 = stats().remote_frees;
+	sem_post(&go_free);
+	sem_wait(&freed);
+	uint64_t rf1 = stats().remote_frees;
+	if (rf1 - rf0 < j->n) {
+		TFAIL("%zu remote frees counted %llu", j->n, (unsigned long long)(rf1 - rf0));
+		return NULL;
+	}
+	uint64_t r = remote_count(h, c);
+	if (r != j->n || h->bins[c].count != bin0) {
+		TFAIL("class %u: %zu blocks freed by another thread, %llu on remote lists, bin %u -> %u", c,
+		      j->n, (unsigned long long)r, bin0, h->bins[c].count);
+		return NULL;
+	}
+	/* allocate until every block came back: each exactly once */
+	static void *again_arr[60000];
+	size_t max = j->n + 4 * 8192 + 1024, seen = 0, k;
+	if (max > sizeof(again_arr) / sizeof(again_arr[0]))
+		max = sizeof(again_arr) / sizeof(again_arr[0]);
+	for (k = 0; k < max && seen < j->n; k++) {
+		void *p = hak_malloc(j->size);
+		again_arr[k] = p;
+		if (p == NULL || !set_add(&again, p)) {
+			TFAIL("allocation %zu gave %p, already handed out", k, p);
+			return NULL;
+		}
+		seen += set_has(&orig, p);
+	}
+	if (seen != j->n) {
+		TFAIL("class %u: %zu of %zu remotely freed blocks came back in %zu allocations", c, seen, j->n, k);
+		return NULL;
+	}
+	r = remote_count(h, c);
+	if (r != 0) {
+		TFAIL("class %u: %llu blocks still on remote lists after every one came back", c,
+		      (unsigned long long)r);
+		return NULL;
+	}
+	uint64_t live[HAK_NCLS] = { 0 };
+	live[c] = k;
+	struct walk w;
+	if (!validate_heap(h, live, &w))
+		return NULL;
+	for (size_t i = 0; i < k; i++)
+		hak_free(again_arr[i]);
+	live[c] = 0;
+	if (!validate_heap(h, live, &w))
+		return NULL;
+	hak_collect();
+	heap_is_empty(h);
+	return NULL;
+}
+
+static void *remote_blocks[20000];
+
+START_TEST(test_remote_drain)
+{
+	static const struct {
+		size_t size, n;
+	} cases[] = { { 400, 3000 }, { 16, 9000 }, { 3000, 1000 }, { 40000, 120 }, { 1000000, 6 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct remote_job j = { cases[i].size, cases[i].n, remote_blocks };
+		sem_init(&go_free, 0, 0);
+		sem_init(&freed, 0, 0);
+		run_threads2(remote_owner, remote_freer, &j);
+	}
+}
+END_TEST
+
+/* ---- remote frees while the owner allocates ---- */
+
+#define RING 4096
+static void *ring[RING];
+static _Atomic size_t ring_head, ring_tail;
+static atomic_bool ring_done;
+#define LIVE_MAGIC 0x4c495645u /* "LIVE" */
+#define DEAD_MAGIC 0x44454144u
+
+static void *ring_consumer(void *arg)
+{
+	(void)arg;
+	void *own = hak_malloc(64);
+	hak_free(own);
+	for (;;) {
+		size_t t = atomic_load_explicit(&ring_tail, memory_order_relaxed);
+		if (t == atomic_load_explicit(&ring_head, memory_order_acquire)) {
+			if (atomic_load(&ring_done) && t == atomic_load(&ring_head))
+				break;
+			sched_yield();
+			continue;
+		}
+		uint32_t *p = ring[t % RING];
+		if (p[2] != LIVE_MAGIC)
+			TFAIL("block %p handed to the freer is not live (%#x)", (void *)p, p[2]);
+		p[2] = DEAD_MAGIC;
+		atomic_store_explicit(&ring_tail, t + 1, memory_order_release);
+		hak_free(p);
+	}
+	sem_post(&freed);
+	return NULL;
+}
+
+static void *ring_producer(void *arg)
+{
+	(void)arg;
+	static const size_t sizes[] = { 16, 48, 100, 400, 1000, 2000, 5000, 20000 };
+	static uint32_t *mine[64];
+	for (size_t i = 0; i < 300000 && !terr[0]; i++) {
+		size_t sz = sizes[i % 8];
+		uint32_t *p = hak_malloc(sz);
+		if (p == NULL) {
+			TFAIL("hak_malloc(%zu) failed", sz);
+			break;
+		}
+		if (p[2] == LIVE_MAGIC) {
+			TFAIL("block %p (%zu B) handed out while still live", (void *)p, sz);
+			break;
+		}
+		p[2] = LIVE_MAGIC;
+		if (i % 3 == 0) { /* some are freed by their owner */
+			uint32_t *q = mine[i % 64];
+			if (q) {
+				q[2] = DEAD_MAGIC;
+				hak_free(q);
+			}
+			mine[i % 64] = p;
+			continue;
+		}
+		size_t h = atomic_load_explicit(&ring_head, memory_order_relaxed);
+		while (h - atomic_load_explicit(&ring_tail, memory_order_acquire) >= RING)
+			sched_yield();
+		ring[h % RING] = p;
+		atomic_store_explicit(&ring_head, h + 1, memory_order_release);
+	}
+	atomic_store(&ring_done, true);
+	sem_wait(&freed); /* the consumer has freed everything */
+	uint64_t live[HAK_NCLS] = { 0 };
+	for (int k = 0; k < 64; k++)
+		if (mine[k])
+			live[slab_of(segmap_lookup(mine[k]), mine[k])->cls]++;
+	struct walk w;
+	if (!validate_heap(tls_heap, live, &w))
+		return NULL;
+	for (int k = 0; k < 64; k++)
+		if (mine[k]) {
+			hak_free(mine[k]);
+			mine[k] = NULL;
+		}
+	hak_collect();
+	heap_is_empty(tls_heap);
+	return NULL;
+}
+
+START_TEST(test_remote_concurrent)
+{
+	struct hak_stats st0 = stats();
+	atomic_store(&ring_head, 0);
+	atomic_store(&ring_tail, 0);
+	atomic_store(&ring_done, false);
+	sem_init(&freed, 0, 0);
+	run_threads2(ring_producer, ring_consumer, NULL);
+	struct hak_stats st1 = stats();
+	ck_assert_uint_ge(st1.remote_frees - st0.remote_frees, 150000);
+	ck_assert_uint_eq(st1.slabs_new - st0.slabs_new, st1.slabs_retired - st0.slabs_retired);
+}
+END_TEST
+
+/* ---- adoption of an exited thread's segments ---- */
+
+#define LEAK_TINY 2000
+#define LEAK_MID 100
+#define LEAK_LARGE 10
+#define LEAK_N (LEAK_TINY + LEAK_MID + LEAK_LARGE)
+static void *leaked[LEAK_N];
+static size_t nleaked;
+
+/* Allocates, frees half, exits holding the other half (given to main). */
+static void *leaker_thread(void *arg)
+{
+	(void)arg;
+	static void *all[LEAK_N];
+	size_t n = 0;
+	for (int i = 0; i < LEAK_TINY; i++)
+		all[n++] = hak_malloc(64);
+	for (int i = 0; i < LEAK_MID; i++)
+		all[n++] = hak_malloc(4000);
+	for (int i = 0; i < LEAK_LARGE; i++)
+		all[n++] = hak_malloc(100000);
+	nleaked = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (all[i] == NULL) {
+			TFAIL("allocation failed");
+			return NULL;
+		}
+		memset(all[i], 0x11, 64);
+		if (i % 2)
+			leaked[nleaked++] = all[i];
+		else
+			hak_free(all[i]);
+	}
+	return NULL;
+}
+
+START_TEST(test_adopt_by_collect)
+{
+	hak_collect();
+	struct hak_stats st0 = stats();
+	run_thread(leaker_thread, NULL);
+	struct hak_stats st1 = stats();
+	ck_assert_uint_eq(st1.threads_exited, st0.threads_exited + 1);
+	/* tiny, mid and large segments with blocks still out */
+	ck_assert_uint_ge(st1.segments_abandoned, st0.segments_abandoned + 3);
+	for (size_t i = 0; i < nleaked; i++) {
+		struct segment *seg = segmap_lookup(leaked[i]);
+		ck_assert_ptr_nonnull(seg);
+		ck_assert_ptr_null(atomic_load(&seg->owner));
+		ck_assert_uint_eq(((uint8_t *)leaked[i])[63], 0x11);
+	}
+	/* frees into abandoned segments: remote pushes */
+	for (size_t i = 0; i < nleaked; i++)
+		hak_free(leaked[i]);
+	struct hak_stats st2 = stats();
+	ck_assert_uint_ge(st2.remote_frees - st1.remote_frees, nleaked);
+	hak_collect();
+	struct hak_stats st3 = stats();
+	ck_assert_uint_ge(st3.segments_adopted - st2.segments_adopted,
+			  st1.segments_abandoned - st0.segments_abandoned);
+	ck_assert_uint_eq(st3.segments_abandoned, 0);
+	/* every segment the thread made went back */
+	ck_assert_uint_le(st3.segments, st0.segments);
+	ck_assert_uint_lt(st3.segments, st1.segments);
+	ck_assert_uint_eq(st3.slabs_new - st0.slabs_new, st3.slabs_retired - st0.slabs_retired);
+	struct walk w;
+	terr[0] = '\0';
+	ck_assert_msg(validate_heap(tls_heap, NULL, &w), "%s", terr);
+}
+END_TEST
+
+/* A thread with no segment of a tier adopts an abandoned one on refill. */
+static struct heap *adopter_heap;
+static void *adopter_thread(void *arg)
+{
+	(void)arg;
+	void *p = hak_malloc(64);
+	adopter_heap = tls_heap;
+	if (tls_heap->ctr.segments_adopted < 1)
+		TFAIL("refill of an empty heap adopted nothing");
+	/* the abandoned tiny segment holds the leaked blocks: it is ours now */
+	for (size_t i = 0; i < nleaked; i++) {
+		struct segment *s = segmap_lookup(leaked[i]);
+		if (s->tier == TIER_TINY && atomic_load(&s->owner) != tls_heap)
+			TFAIL("leaked block %p: segment owner %p, not the adopter", leaked[i],
+			      (void *)atomic_load(&s->owner));
+	}
+	struct walk w;
+	validate_heap(tls_heap, NULL, &w);
+	hak_free(p);
+	return NULL;
+}
+
+START_TEST(test_adopt_by_refill)
+{
+	hak_collect();
+	struct hak_stats st0 = stats();
+	run_thread(leaker_thread, NULL);
+	struct hak_stats st1 = stats();
+	ck_assert_uint_ge(st1.segments_abandoned, 1);
+	run_thread(adopter_thread, NULL);
+	struct hak_stats st2 = stats();
+	ck_assert_uint_ge(st2.segments_adopted - st1.segments_adopted, 1);
+	/* the adopter exited: what it holds is abandoned again */
+	ck_assert_uint_ge(st2.segments_abandoned, 1);
+	for (size_t i = 0; i < nleaked; i++)
+		hak_free(leaked[i]);
+	hak_collect();
+	struct hak_stats st3 = stats();
+	ck_assert_uint_eq(st3.segments_abandoned, 0);
+	ck_assert_uint_le(st3.segments, st0.segments);
+	ck_assert_uint_eq(st3.slabs_new - st0.slabs_new, st3.slabs_retired - st0.slabs_retired);
+}
+END_TEST
+
+/* ---- retire and purge ---- */
+
+static void *churn_thread(void *arg)
+{
+	(void)arg;
+	static void *b[8000];
+	size_t n = 0;
+	for (int i = 0; i < 5000; i++)
+		b[n++] = hak_malloc(64);
+	for (int i = 0; i < 200; i++)
+		b[n++] = hak_malloc(8000);
+	for (int i = 0; i < 20; i++)
+		b[n++] = hak_malloc(200000);
+	for (size_t i = 0; i < n; i++) {
+		if (b[i] == NULL) {
+			TFAIL("allocation failed");
+			return NULL;
+		}
+		memset(b[i], 0x22, 64);
+	}
+	for (size_t i = 0; i < n; i++)
+		hak_free(b[i]);
+	uint64_t purged0 = atomic_load(&os_ctr.purged);
+	struct hak_stats st0 = stats();
+	hak_collect();
+	struct hak_stats st1 = stats();
+	if (st1.os_purged <= purged0)
+		TFAIL("hak_collect after freeing everything purged nothing (%llu -> %llu)",
+		      (unsigned long long)purged0, (unsigned long long)st1.os_purged);
+	if (st1.segments >= st0.segments)
+		TFAIL("hak_collect gave back no segment (%llu -> %llu)", (unsigned long long)st0.segments,
+		      (unsigned long long)st1.segments);
+	heap_is_empty(tls_heap);
+	return NULL;
+}
+
+START_TEST(test_retire_collect_purge)
+{
+	struct hak_stats st0 = stats();
+	run_thread(churn_thread, NULL);
+	struct hak_stats st1 = stats();
+	ck_assert_uint_gt(st1.slabs_new - st0.slabs_new, 3);
+	ck_assert_uint_eq(st1.slabs_new - st0.slabs_new, st1.slabs_retired - st0.slabs_retired);
+	ck_assert_uint_gt(st1.os_purged, st0.os_purged);
+}
+END_TEST
+
+/* Mid class 32 KiB with a bin cap of 0: every free goes to the slab.  Slab
+ * 0 (7 blocks) fills, slab 1 starts; then slab 0's blocks all come back.
+ * HAKMEM_PURGE_DELAY_MS=0: its pages go back to the OS at once.  A longer
+ * delay: not at once, but once the delay has passed (a few times over, by
+ * whatever policy keeps an empty slab for reuse first), the next slow paths
+ * of the heap give them back.  The segment stays (slab 1 is in use). */
+static void *purge_thread(void *arg)
+{
+	long delay = (long)(intptr_t)arg;
+	void *b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = hak_malloc(32768);
+	struct segment *seg = segmap_lookup(b[0]);
+	if (seg == NULL || slab_of(seg, b[0])->index != 0 || slab_of(seg, b[6])->index != 0 ||
+	    slab_of(seg, b[7])->index != 1 || tls_heap->bins[ace_class(32768)].count != 0) {
+		TFAIL("unexpected layout: blocks 0-6 should fill slab 0, block 7 start slab 1");
+		return NULL;
+	}
+	size_t len = ((size_t)1 << seg->slab_shift) - HAK_SEG_HDR;
+	uint64_t p0 = atomic_load(&os_ctr.purged);
+	for (int i = 0; i < 7; i++)
+		hak_free(b[i]);
+	uint64_t p1 = atomic_load(&os_ctr.purged);
+	if (delay == 0) {
+		if (p1 - p0 != len || (seg->used_mask & 1u) || (seg->dirty & 1u))
+			TFAIL("HAKMEM_PURGE_DELAY_MS=0: emptied slab purged %llu bytes at once (expected %zu), "
+			      "used_mask %#x, dirty %#x",
+			      (unsigned long long)(p1 - p0), len, seg->used_mask, seg->dirty);
+	} else {
+		if (p1 != p0) {
+			TFAIL("delay %ld: slab purged at once (%llu bytes)", delay,
+			      (unsigned long long)(p1 - p0));
+			return NULL;
+		}
+		/* each round: wait out the delay, then a slow path (a new
+		 * slab of a tiny class: it cannot take mid slab 0's place) */
+		void *q[12] = { 0 };
+		int round;
+		for (round = 0; round < 12; round++) {
+			sleep_ms(delay + 20);
+			q[round] = hak_malloc(16 + 64 * (size_t)round);
+			if (atomic_load(&os_ctr.purged) - p1 >= len && !(seg->dirty & 1u) &&
+			    !(seg->used_mask & 1u))
+				break;
+		}
+		if (round == 12)
+			TFAIL("delay %ld: emptied slab not purged after %d delays (%llu bytes purged, used_mask "
+			      "%#x, dirty %#x)",
+			      delay, round, (unsigned long long)(atomic_load(&os_ctr.purged) - p1),
+			      seg->used_mask, seg->dirty);
+		for (int k = 0; k < 12; k++)
+			hak_free(q[k]);
+	}
+	hak_free(b[7]);
+	return NULL;
+}
+
+START_TEST(test_retire_purge_delay)
+{
+	tier_descs[TIER_MID].bin_cap = 0;
+	hak_cfg.purge_delay_ms = _i ? 50 : 0;
+	run_thread(purge_thread, (void *)(intptr_t)hak_cfg.purge_delay_ms);
+}
+END_TEST
+
+static Suite *slab_suite(void)
+{
+	Suite *s = suite_create("slab");
+	TCase *tc = tcase_create("bins");
+	tcase_add_checked_fixture(tc, warm_up, NULL);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_sll_cap);
+	tcase_add_test(tc, test_refill_respects_cap);
+	tcase_add_loop_test(tc, test_invariants_mix, 0, 2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("remote");
+	tcase_add_checked_fixture(tc, warm_up, NULL);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_remote_drain);
+	tcase_add_test(tc, test_remote_concurrent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("adopt");
+	tcase_add_checked_fixture(tc, warm_up, NULL);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_adopt_by_collect);
+	tcase_add_test(tc, test_adopt_by_refill);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retire");
+	tcase_add_checked_fixture(tc, warm_up, NULL);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_retire_collect_purge);
+	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(slab_suite());
+	/* every test in a process of its own: the tests change hakmem's
+	 * global state (hak_cfg, caches, heaps) */
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,445 @@
+/* check_thread.c - internal tests of lib/thread.c: thread heap life cycle.
+ *
+ * Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+ *
+ * - a heap is made on a thread's first allocation and flushed at its exit
+ *   (threads_started / threads_exited); the struct goes to a pool and the
+ *   next thread gets it back;
+ * - a pthread key destructor that runs after hakmem's (its key was made
+ *   later) can still allocate, reallocate and free: it is served by the
+ *   fallback heap, and its blocks stay good after the thread is gone;
+ * - fork() from a thread while other threads allocate: the child can
+ *   allocate, free, make threads and collect.
+ *
+ * Worker threads never call ck_assert (a passing assertion allocates and
+ * talks to the Check runner); they record the first failure in terr[].
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+static char terr[1024];
+#define TFAIL(...)                                                       \
+	do {                                                             \
+		if (!terr[0])                                            \
+			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
+	} while (0)
+
+static struct hak_stats stats(void)
+{
+	struct hak_stats st;
+	hak_stats_get(&st);
+	return st;
+}
+
+static void join_ok(pthread_t t)
+{
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+
+/* ---- heap made lazily, flushed at exit, reused ---- */
+
+static void *heap_of_thread(void *arg)
+{
+	struct heap **out = arg;
+	if (tls_heap != &heap_empty)
+		TFAIL("a new thread starts with a heap");
+	void *p = hak_malloc(64), *q = hak_malloc(3000), *r = hak_malloc(50000);
+	*out = tls_heap;
+	if (tls_heap == &heap_empty || !tls_heap->live)
+		TFAIL("no live heap after the first malloc");
+	hak_free(p); /* into the bins: the exit flush must empty them */
+	hak_free(q);
+	hak_free(r);
+	return NULL;
+}
+
+static void check_flushed(struct heap *h)
+{
+	ck_assert_int_eq(h->live, 0);
+	for (int t = 0; t < TIER_COUNT; t++) {
+		ck_assert_ptr_null(h->segs_avail[t]);
+		ck_assert_ptr_null(h->segs_full[t]);
+	}
+	for (unsigned c = 0; c < HAK_NCLS; c++) {
+		ck_assert_uint_eq(h->bins[c].count, 0);
+		ck_assert_ptr_null(h->bins[c].head);
+		ck_assert_ptr_null(h->cur[c]);
+		ck_assert_ptr_null(h->partial[c]);
+		ck_assert_ptr_null(h->full_head[c]);
+	}
+	/* its counters went to the totals */
+	ck_assert_uint_eq(h->ctr.refills[TIER_TINY], 0);
+	ck_assert_uint_eq(h->ctr.slabs_new, 0);
+}
+
+START_TEST(test_heap_reuse)
+{
+	pthread_t t;
+	struct heap *ha = NULL, *hb = NULL;
+	terr[0] = '\0';
+	struct hak_stats st0 = stats();
+	ck_assert_int_eq(pthread_create(&t, NULL, heap_of_thread, &ha), 0);
+	join_ok(t);
+	struct hak_stats st1 = stats();
+	ck_assert_msg(!terr[0], "%s", terr);
+	ck_assert_uint_eq(st1.threads_started, st0.threads_started + 1);
+	ck_assert_uint_eq(st1.threads_exited, st0.threads_exited + 1);
+	ck_assert_uint_ge(st1.tiny_refills, st0.tiny_refills + 1);
+	ck_assert_uint_eq(st1.segments_abandoned, st0.segments_abandoned);
+	check_flushed(ha);
+
+	ck_assert_int_eq(pthread_create(&t, NULL, heap_of_thread, &hb), 0);
+	join_ok(t);
+	ck_assert_msg(!terr[0], "%s", terr);
+	ck_assert_ptr_eq(hb, ha); /* the pooled heap came back */
+	check_flushed(hb);
+
+	/* one after the other: always the same heap */
+	for (int i = 0; i < 20; i++) {
+		struct heap *h = NULL;
+		ck_assert_int_eq(pthread_create(&t, NULL, heap_of_thread, &h), 0);
+		join_ok(t);
+		ck_assert_ptr_eq(h, ha);
+	}
+	struct hak_stats st2 = stats();
+	ck_assert_msg(!terr[0], "%s", terr);
+	ck_assert_uint_eq(st2.threads_started, st0.threads_started + 22);
+	ck_assert_uint_eq(st2.threads_exited, st0.threads_exited + 22);
+}
+END_TEST
+
+#define WAVE 4
+static pthread_barrier_t wave_barrier;
+
+static void *wave_thread(void *arg)
+{
+	struct heap **out = arg;
+	void *p = hak_malloc(32);
+	*out = tls_heap;
+	pthread_barrier_wait(&wave_barrier); /* all alive at once */
+	hak_free(p);
+	return NULL;
+}
+
+START_TEST(test_heap_pool_waves)
+{
+	struct heap *first[WAVE], *second[WAVE];
+	pthread_t t[WAVE];
+	pthread_barrier_init(&wave_barrier, NULL, WAVE);
+	for (int i = 0; i < WAVE; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, wave_thread, &first[i]), 0);
+	for (int i = 0; i < WAVE; i++)
+		join_ok(t[i]);
+	for (int i = 0; i < WAVE; i++)
+		for (int j = 0; j < i; j++)
+			ck_assert_ptr_ne(first[i], first[j]); /* live at once: distinct */
+	uint64_t maps = atomic_load(&os_ctr.map_calls);
+	for (int i = 0; i < WAVE; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, wave_thread, &second[i]), 0);
+	for (int i = 0; i < WAVE; i++)
+		join_ok(t[i]);
+	/* the second wave got the first wave's heaps back, no new one */
+	for (int i = 0; i < WAVE; i++) {
+		bool found = false;
+		for (int j = 0; j < WAVE; j++)
+			found |= second[i] == first[j];
+		ck_assert_msg(found, "heap %p of the second wave is new", (void *)second[i]);
+	}
+	(void)maps;
+	pthread_barrier_destroy(&wave_barrier);
+}
+END_TEST
+
+/* A thread that never allocates gets no heap. */
+static void *quiet_thread(void *arg)
+{
+	*(struct heap **)arg = tls_heap;
+	return NULL;
+}
+
+START_TEST(test_no_alloc_no_heap)
+{
+	pthread_t t;
+	struct heap *h = NULL;
+	/* once, so that glibc's thread stack cache is warm */
+	ck_assert_int_eq(pthread_create(&t, NULL, quiet_thread, &h), 0);
+	join_ok(t);
+	struct hak_stats st0 = stats();
+	ck_assert_int_eq(pthread_create(&t, NULL, quiet_thread, &h), 0);
+	join_ok(t);
+	struct hak_stats st1 = stats();
+	ck_assert_ptr_eq(h, &heap_empty);
+	ck_assert_uint_eq(st1.threads_started, st0.threads_started);
+	ck_assert_uint_eq(st1.threads_exited, st0.threads_exited);
+}
+END_TEST
+
+/* ---- allocation in a key destructor that runs after hakmem's ---- */
+
+static pthread_key_t late_key;
+static void *early_block;           /* allocated by the thread, freed in the destructor */
+static uint8_t *dtor_block;         /* allocated in the destructor, freed by main */
+static struct heap *thread_heap, *dtor_heap;
+static int dtor_runs;
+
+static void late_destructor(void *arg)
+{
+	(void)arg;
+	dtor_runs++;
+	dtor_heap = tls_heap;
+	static const size_t sizes[] = { 1, 16, 100, 1000, 1024, 1025, 5000, 32768, 40000, 300000, 3 * MiB };
+	void *b[sizeof(sizes) / sizeof(sizes[0])];
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		b[i] = hak_malloc(sizes[i]);
+		if (b[i] == NULL) {
+			TFAIL("destructor run %d: hak_malloc(%zu) failed", dtor_runs, sizes[i]);
+			return;
+		}
+		if (hak_usable_size(b[i]) < sizes[i])
+			TFAIL("destructor: usable size %zu < %zu", hak_usable_size(b[i]), sizes[i]);
+		memset(b[i], (int)i + 1, sizes[i]);
+	}
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint8_t *p = b[i];
+		if (p[0] != i + 1 || p[sizes[i] - 1] != i + 1)
+			TFAIL("destructor: block of %zu B overwritten", sizes[i]);
+	}
+	uint8_t *z = hak_calloc(100, 10);
+	for (int i = 0; z && i < 1000; i++)
+		if (z[i]) {
+			TFAIL("destructor: calloc not zero");
+			break;
+		}
+	uint8_t *r = hak_realloc(b[3], 20000); /* 1000 B -> 20000 B */
+	if (r == NULL || r[999] != 4)
+		TFAIL("destructor: realloc lost the contents");
+	else
+		b[3] = r;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		hak_free(b[i]);
+	hak_free(z);
+	if (dtor_runs == 1) {
+		hak_free(early_block); /* a block of the thread's own, dead heap */
+		early_block = NULL;
+		dtor_block = hak_malloc(1000);
+		if (dtor_block)
+			memset(dtor_block, 0x3d, 1000);
+		/* ask for one more round of destructors */
+		pthread_setspecific(late_key, (void *)2);
+	}
+}
+
+static void *dtor_thread(void *arg)
+{
+	(void)arg;
+	early_block = hak_malloc(200);
+	memset(early_block, 0x11, 200);
+	thread_heap = tls_heap;
+	pthread_setspecific(late_key, (void *)1);
+	return NULL;
+}
+
+START_TEST(test_alloc_in_late_destructor)
+{
+	/* made now, after hakmem's own key: its destructor runs later */
+	ck_assert_int_eq(pthread_key_create(&late_key, late_destructor), 0);
+	terr[0] = '\0';
+	dtor_runs = 0;
+	pthread_t t;
+	struct hak_stats st0 = stats();
+	ck_assert_int_eq(pthread_create(&t, NULL, dtor_thread, NULL), 0);
+	join_ok(t);
+	struct hak_stats st1 = stats();
+	ck_assert_msg(!terr[0], "%s", terr);
+	ck_assert_int_eq(dtor_runs, 2);
+	/* hakmem's destructor had run: the thread had no heap any more */
+	ck_assert_ptr_eq(dtor_heap, &heap_empty);
+	ck_assert_uint_eq(st1.threads_started, st0.threads_started + 1);
+	ck_assert_uint_eq(st1.threads_exited, st0.threads_exited + 1);
+	/* the block freed in the destructor was counted as a remote free */
+	ck_assert_uint_ge(st1.remote_frees, st0.remote_frees + 1);
+	/* the block made in the destructor is good and owned by a heap that
+	 * is neither the dead thread's nor the empty one */
+	ck_assert_ptr_nonnull(dtor_block);
+	for (int i = 0; i < 1000; i++)
+		ck_assert_uint_eq(dtor_block[i], 0x3d);
+	struct segment *seg = segmap_lookup(dtor_block);
+	ck_assert_ptr_nonnull(seg);
+	struct heap *owner = atomic_load(&seg->owner);
+	ck_assert_ptr_nonnull(owner);
+	ck_assert_ptr_ne(owner, &heap_empty);
+	ck_assert_ptr_ne(owner, thread_heap);
+	ck_assert_ptr_ne(owner, tls_heap);
+	hak_free(dtor_block);
+	pthread_key_delete(late_key);
+}
+END_TEST
+
+/* ---- fork in a thread while others allocate ---- */
+
+static atomic_bool busy_stop;
+
+static void *busy_thread(void *arg)
+{
+	uint64_t seed = (uintptr_t)arg;
+	void *slot[64] = { 0 };
+	while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned i = (seed >> 33) % 64, k = (seed >> 20) % 100;
+		size_t n = k < 70 ? 1 + (seed >> 40) % 1024
+			   : k < 95 ? 1025 + (seed >> 40) % 32768
+			   : k < 99 ? 40000 + (seed >> 40) % 500000 : 2 * MiB + (seed >> 40) % MiB;
+		hak_free(slot[i]);
+		slot[i] = hak_malloc(n);
+		if (slot[i])
+			memset(slot[i], 0x42, n < 64 ? n : 64);
+	}
+	for (int i = 0; i < 64; i++)
+		hak_free(slot[i]);
+	return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+	(void)arg;
+	void *p[100];
+	for (int i = 0; i < 100; i++)
+		p[i] = hak_malloc((size_t)(i + 1) * 97);
+	for (int i = 0; i < 100; i++)
+		hak_free(p[i]);
+	return (void *)1;
+}
+
+/* In the child: exercise everything; exit status says what failed. */
+static int child_work(void)
+{
+	void *p[512];
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 512; i++) {
+			size_t n = i % 64 == 63 ? 3 * MiB : (size_t)(i * 131 % 60000) + 1;
+			p[i] = hak_malloc(n);
+			if (p[i] == NULL)
+				return 2;
+			memset(p[i], 0x5c, n < 256 ? n : 256);
+		}
+		for (int i = 0; i < 512; i++)
+			hak_free(p[i]);
+	}
+	uint8_t *z = hak_calloc(1000, 10);
+	if (z == NULL)
+		return 3;
+	for (int i = 0; i < 10000; i++)
+		if (z[i])
+			return 4;
+	z = hak_realloc(z, 5 * MiB);
+	if (z == NULL)
+		return 5;
+	hak_free(z);
+	pthread_t t;
+	void *ret = NULL;
+	if (pthread_create(&t, NULL, child_thread, NULL) != 0 || pthread_join(t, &ret) != 0 || ret != (void *)1)
+		return 6;
+	hak_collect();
+	struct hak_stats st;
+	if (hak_stats_get(&st) != 0 || st.os_mapped > st.os_mapped_peak)
+		return 7;
+	return 0;
+}
+
+static void *fork_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++) {
+		void *keep = hak_malloc(1000);
+		pid_t pid = fork();
+		if (pid < 0) {
+			TFAIL("fork failed");
+			return NULL;
+		}
+		if (pid == 0) {
+			/* a deadlock ends as SIGALRM, not a hang (the default
+			 * action: Check's own handler would kill the test) */
+			signal(SIGALRM, SIG_DFL);
+			alarm(5);
+			int rc = child_work();
+			/* the parent's block is still ours in the child */
+			if (rc == 0 && hak_usable_size(keep) < 1000)
+				rc = 8;
+			hak_free(keep);
+			_exit(rc);
+		}
+		int status;
+		if (waitpid(pid, &status, 0) != pid) {
+			TFAIL("waitpid failed");
+			return NULL;
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			TFAIL("fork %d: child %s %d", i, WIFEXITED(status) ? "exited with" : "killed by signal",
+			      WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			return NULL;
+		}
+		hak_free(keep);
+	}
+	return NULL;
+}
+
+START_TEST(test_fork_in_thread)
+{
+	pthread_t busy[3], f;
+	terr[0] = '\0';
+	atomic_store(&busy_stop, false);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&busy[i], NULL, busy_thread, (void *)(uintptr_t)(i + 1)), 0);
+	ck_assert_int_eq(pthread_create(&f, NULL, fork_thread, NULL), 0);
+	join_ok(f);
+	atomic_store(&busy_stop, true);
+	for (int i = 0; i < 3; i++)
+		join_ok(busy[i]);
+	ck_assert_msg(!terr[0], "%s", terr);
+	/* the parent goes on allocating */
+	void *p = hak_malloc(100);
+	ck_assert_ptr_nonnull(p);
+	hak_free(p);
+}
+END_TEST
+
+static Suite *thread_suite(void)
+{
+	Suite *s = suite_create("thread");
+	TCase *tc = tcase_create("heaps");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_heap_reuse);
+	tcase_add_test(tc, test_heap_pool_waves);
+	tcase_add_test(tc, test_no_alloc_no_heap);
+	tcase_add_test(tc, test_alloc_in_late_destructor);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("fork");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_fork_in_thread);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(thread_suite());
+	/* every test in a process of its own: the tests change hakmem's
+	 * global state (hak_cfg, caches, heaps) */
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
