@@ -11,6 +11,7 @@ extern char **environ;
 
 struct hak_config hak_cfg = {
 	.stats = 0,
+	.tiny_superslab = 1,
 	.tiny_sll_cap = 256,
 	.pool_ring_cap = 32,
 	.large_cache_cap = 1,
@@ -29,6 +30,9 @@ struct cfg_desc {
 
 static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0 },
+	/* Kept for the original hakmem's users: the SuperSlab is the tiny
+	 * tier's only back end, so 1 is the one accepted value. */
+	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 0 },
 	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 0 },
 	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0 },
 	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 0 },

@@ -47,6 +47,7 @@ void hak_fatal(const char *file, int line, const char *what) __attribute__((nore
 /* ---- config.c ---- */
 struct hak_config {
 	long stats;          /* HAKMEM_STATS */
+	long tiny_superslab; /* HAKMEM_TINY_USE_SUPERSLAB (always 1) */
 	long tiny_sll_cap;   /* HAKMEM_TINY_SLL_CAP */
 	long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
 	long large_cache_cap;/* HAKMEM_LARGE_CACHE_CAP */

@@ -67,6 +67,7 @@ struct var {
 
 static const struct var vars[] = {
 	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, 0 },
+	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 1, 0 },
 	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 256, 0 },
 	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 32, 0 },
 	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 1, 0 },
@@ -261,7 +262,7 @@ START_TEST(test_apply_invalid)
 	}
 	/* the kept value is the old one, and the warning says so */
 	ck_assert_int_eq(config_apply("HAKMEM_SEGMENT_CACHE", "5"), 0);
-	apply_bad(&vars[5], "2000", "out of range");
+	apply_bad(&vars[6], "2000", "out of range");
 	ck_assert_int_eq(hak_cfg.segment_cache, 5);
 }
 END_TEST
