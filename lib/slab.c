@@ -3,9 +3,9 @@
  * A thread heap keeps, per class, a thread-local singly linked free list
  * (the bin, "TLS SLL") in front of its slabs.  malloc pops the bin; when it
  * is empty, slab_refill_alloc fills it with a batch, in stages:
- *   1. the current slab's local free list (spliced whole, O(1));
- *   2. carving never-used blocks from the current slab;
- *   3. the current slab's remote list (blocks other threads freed);
+ *   1. the current slab's local free list (up to the bin's cap);
+ *   2. the current slab's remote list (blocks other threads freed);
+ *   3. carving never-used blocks from the current slab;
  *   4. a partial slab of this heap;
  *   5. a full slab with pending remote frees (a bounded round-robin scan);
  *   6. an abandoned segment of an exited thread (adopted);
@@ -373,13 +373,16 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 				DCTR_INC(h, refill_free);
 				return slab_splice(h, s);
 			}
+			/* reuse what other threads freed before touching
+			 * new memory */
+			if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL &&
+			    slab_drain(s)) {
+				DCTR_INC(h, refill_remote);
+				continue;
+			}
 			if (s->carved < s->capacity) {
 				DCTR_INC(h, refill_carve);
 				return slab_carve(h, s);
-			}
-			if (slab_drain(s)) {
-				DCTR_INC(h, refill_remote);
-				continue;
 			}
 			h->cur[c] = NULL;
 			full_append(h, s);
