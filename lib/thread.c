@@ -89,14 +89,7 @@ void *heap_fallback_alloc(size_t n)
 {
 	unsigned c = ace_class(n);
 	pthread_mutex_lock(&fallback_lock);
-	struct heap *h = &fallback_heap;
-	if (!h->live) {
-		heap_setup(h);
-		pthread_mutex_lock(&heap_lock);
-		h->reg_next = heap_registry;
-		heap_registry = h;
-		pthread_mutex_unlock(&heap_lock);
-	}
+	struct heap *h = &fallback_heap; /* set up by hak_init */
 	struct tbin *b = &h->bins[c];
 	void *p = b->head;
 	if (p) {
@@ -164,6 +157,14 @@ void hak_init(void)
 		tiny_init();
 		pool_init();
 		large_init();
+		/* the fallback heap: ready before anyone can need it, and on
+		 * the registry (without nesting heap_lock in fallback_lock,
+		 * which atfork takes in the other order) */
+		heap_setup(&fallback_heap);
+		pthread_mutex_lock(&heap_lock);
+		fallback_heap.reg_next = heap_registry;
+		heap_registry = &fallback_heap;
+		pthread_mutex_unlock(&heap_lock);
 		pthread_key_create(&heap_key, heap_key_destructor);
 		atomic_store_explicit(&init_state, 2, memory_order_release);
 		/* may allocate: served by the fallback heap */
