@@ -81,23 +81,40 @@ struct os_counters {
 extern struct os_counters os_ctr;
 
 /* ---- segment.c ---- */
-extern _Atomic uint64_t segmap[HAK_SEGMAP_ENTRIES / 32];
+/* One bit per 2 MiB region: "a segment header starts here" (segmap_here)
+ * and "a huge block aligned to >= 2 MiB, header one region back"
+ * (segmap_prev).  The free fast path tests one bit. */
+extern _Atomic uint64_t segmap_here[HAK_SEGMAP_ENTRIES / 64];
+extern _Atomic uint64_t segmap_prev[HAK_SEGMAP_ENTRIES / 64];
+
+hak_inline bool segmap_bit(_Atomic uint64_t *map, uintptr_t i)
+{
+	return (atomic_load_explicit(&map[i >> 6], memory_order_acquire) >> (i & 63)) & 1;
+}
+
+/* True when p lies in a region whose segment header hakmem wrote at the
+ * region's start: then the header is p & ~HAK_SEG_MASK. */
+hak_inline bool segmap_is_here(const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> HAK_SEG_SHIFT;
+	return likely(i < HAK_SEGMAP_ENTRIES) && segmap_bit(segmap_here, i);
+}
 
 /* The segment header of a pointer hakmem handed out, or NULL. */
 hak_inline struct segment *segmap_lookup(const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> HAK_SEG_SHIFT;
+	uintptr_t base = (uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK;
 	if (unlikely(i >= HAK_SEGMAP_ENTRIES))
 		return NULL;
-	uint64_t w = atomic_load_explicit(&segmap[i >> 5], memory_order_acquire);
-	unsigned v = (unsigned)(w >> ((i & 31) * 2)) & 3;
-	uintptr_t base = (uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK;
-	if (likely(v == SEGMAP_HERE))
+	if (likely(segmap_bit(segmap_here, i)))
 		return (struct segment *)base;
-	if (v == SEGMAP_PREV)
+	if (segmap_bit(segmap_prev, i))
 		return (struct segment *)(base - HAK_SEG_SIZE);
 	return NULL;
 }
+/* SEGMAP_NONE, SEGMAP_HERE or SEGMAP_PREV for the region at region_addr */
+unsigned segmap_get(uintptr_t region_addr);
 void segmap_set(uintptr_t region_addr, unsigned v);
 
 struct segment *segment_alloc(struct heap *h, int tier);
@@ -187,7 +204,7 @@ void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
 
 /* ---- malloc.c: inline fast paths ---- */
 void *hak_alloc_slow(size_t n) hak_noinline;
-void hak_free_slow(void *p, struct segment *seg) hak_noinline;
+void hak_free_slow(void *p) hak_noinline;
 
 hak_inline void *hak_alloc_fast(size_t n)
 {
@@ -209,30 +226,31 @@ hak_inline void *hak_alloc_fast(size_t n)
 
 hak_inline void hak_free_fast(void *p)
 {
-	struct segment *seg = segmap_lookup(p);
-	struct heap *h = tls_heap;
-	if (likely(seg != NULL &&
-		   atomic_load_explicit(&seg->owner, memory_order_relaxed) == h)) {
-		struct slab *s = slab_of(seg, p);
-		struct tbin *b = &h->bins[s->cls];
-		if (likely(b->count < b->cap)) {
-			*(void **)p = b->head;
-			b->head = p;
-			b->count++;
-			DCTR_INC(h, free_fast);
+	if (likely(segmap_is_here(p))) {
+		struct segment *seg = (struct segment *)((uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK);
+		struct heap *h = tls_heap;
+		if (likely(atomic_load_explicit(&seg->owner, memory_order_relaxed) == h)) {
+			struct slab *s = slab_of(seg, p);
+			struct tbin *b = &h->bins[s->cls];
+			if (likely(b->count < b->cap)) {
+				*(void **)p = b->head;
+				b->head = p;
+				b->count++;
+				DCTR_INC(h, free_fast);
+				return;
+			}
+			/* bin full: back to the slab's local list (ss_local) */
+			*(void **)p = s->free;
+			s->free = p;
+			s->nfree++;
+			DCTR_INC(h, ss_local);
+			if (likely(--s->used != 0 && s->state != SLAB_FULL))
+				return;
+			slab_local_settle(h, seg, s);
 			return;
 		}
-		/* bin full: back to the slab's local list (ss_local) */
-		*(void **)p = s->free;
-		s->free = p;
-		s->nfree++;
-		DCTR_INC(h, ss_local);
-		if (likely(--s->used != 0 && s->state != SLAB_FULL))
-			return;
-		slab_local_settle(h, seg, s);
-		return;
 	}
-	hak_free_slow(p, seg);
+	hak_free_slow(p);
 }
 
 #endif /* HAKMEM_INTERNAL_H */

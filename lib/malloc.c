@@ -52,18 +52,23 @@ uint64_t hak_foreign_frees(void)
 	return atomic_load_explicit(&foreign_frees, memory_order_relaxed);
 }
 
-void hak_free_slow(void *p, struct segment *seg)
+/* Everything the inline free path does not finish: NULL, foreign
+ * pointers, huge blocks, blocks of other threads' heaps, and the first
+ * free of a thread that has no heap yet. */
+void hak_free_slow(void *p)
 {
 	if (p == NULL)
 		return;
 	int saved = errno;
+	struct segment *seg = segmap_lookup(p);
 	if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
 		/* not ours: never trusted, never touched */
 		atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
 	} else if (seg->tier == TIER_HUGE) {
 		huge_free(seg, p);
 	} else {
-		slab_free_remote(tls_heap, seg, p); /* owned by another heap */
+		/* hak_free_fast finished every block of this thread's heap */
+		slab_free_remote(tls_heap, seg, p);
 	}
 	errno = saved;
 }

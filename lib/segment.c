@@ -2,19 +2,45 @@
  * the cache of empty segments and the list of abandoned ones. */
 #include "internal.h"
 
-/* Two bits per 2 MiB region of the 48-bit address space: 32 MiB of
- * zero-filled .bss of which only the words for regions hakmem maps are
- * ever touched.  Written with atomic OR/AND, read with one load. */
-_Atomic uint64_t segmap[HAK_SEGMAP_ENTRIES / 32];
+/* One bit per 2 MiB region of the 48-bit address space in each map: 16
+ * MiB of zero-filled .bss apiece, of which only the words for regions
+ * hakmem maps are ever touched.  Written with atomic OR/AND, read with one
+ * load. */
+_Atomic uint64_t segmap_here[HAK_SEGMAP_ENTRIES / 64];
+_Atomic uint64_t segmap_prev[HAK_SEGMAP_ENTRIES / 64];
+
+static void segmap_put(_Atomic uint64_t *map, uintptr_t i, bool on)
+{
+	uint64_t bit = (uint64_t)1 << (i & 63);
+	if (on)
+		atomic_fetch_or_explicit(&map[i >> 6], bit, memory_order_release);
+	else
+		atomic_fetch_and_explicit(&map[i >> 6], ~bit, memory_order_acq_rel);
+}
 
 void segmap_set(uintptr_t region_addr, unsigned v)
 {
 	uintptr_t i = region_addr >> HAK_SEG_SHIFT;
 	hak_assert(i < HAK_SEGMAP_ENTRIES);
-	unsigned sh = (unsigned)(i & 31) * 2;
-	atomic_fetch_and_explicit(&segmap[i >> 5], ~((uint64_t)3 << sh), memory_order_acq_rel);
-	if (v)
-		atomic_fetch_or_explicit(&segmap[i >> 5], (uint64_t)v << sh, memory_order_release);
+	/* clear first, so that no reader sees both bits */
+	if (v != SEGMAP_HERE)
+		segmap_put(segmap_here, i, false);
+	if (v != SEGMAP_PREV)
+		segmap_put(segmap_prev, i, false);
+	if (v == SEGMAP_HERE)
+		segmap_put(segmap_here, i, true);
+	else if (v == SEGMAP_PREV)
+		segmap_put(segmap_prev, i, true);
+}
+
+unsigned segmap_get(uintptr_t region_addr)
+{
+	uintptr_t i = region_addr >> HAK_SEG_SHIFT;
+	if (i >= HAK_SEGMAP_ENTRIES)
+		return SEGMAP_NONE;
+	if (segmap_bit(segmap_here, i))
+		return SEGMAP_HERE;
+	return segmap_bit(segmap_prev, i) ? SEGMAP_PREV : SEGMAP_NONE;
 }
 
 /* Global lists, each under its own lock.  Lock order (atfork takes them in

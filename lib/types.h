@@ -29,7 +29,7 @@
 #define HAK_ADDR_BITS 48
 #define HAK_SEGMAP_ENTRIES ((size_t)1 << (HAK_ADDR_BITS - HAK_SEG_SHIFT))
 
-/* Segment map values, two bits per 2 MiB region. */
+/* What the segment map (segment.c) says of a 2 MiB region. */
 enum {
 	SEGMAP_NONE = 0, /* not hakmem's */
 	SEGMAP_HERE = 1, /* a segment header starts this region */

@@ -34,8 +34,7 @@ static struct hak_stats stats(void)
 
 static unsigned segmap_raw(uintptr_t addr)
 {
-	uintptr_t i = addr >> HAK_SEG_SHIFT;
-	return (unsigned)(atomic_load(&segmap[i >> 5]) >> ((i & 31) * 2)) & 3;
+	return segmap_get(addr);
 }
 
 static bool is_mapped(const void *p)
