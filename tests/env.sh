@@ -1,0 +1,182 @@
+#!/bin/sh
+# env.sh - HAKMEM_* environment variables: bad values warn, good ones don't.
+#
+# Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+#
+# Runs tests/envprog (linked with libhakmem) with HAKMEM_* variables set.
+# A bad value (not a number, out of range) or an unknown HAKMEM_* name must
+# print exactly one line on standard error,
+#   hakmem: warning: HAKMEM_X=value: <reason>; accepted: <range>; using default <d>
+#   hakmem: warning: unknown variable HAKMEM_X ignored
+# and the program must still run and exit 0.  Good values print nothing.
+# HAKMEM_STATS=1 prints the statistics (a block that begins with the line
+# "hakmem statistics") on standard error at exit; HAKMEM_STATS=0 does not.
+#
+# Run by make check, which exports abs_top_builddir.
+
+set -u
+: "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
+
+prog="$abs_top_builddir/tests/envprog${EXEEXT:-}"
+if test ! -x "$prog"; then
+	echo "FAIL: $prog is not built"
+	exit 1
+fi
+
+# Start from an environment without HAKMEM_* variables.
+for v in $(env | sed -n 's/^\(HAKMEM_[A-Za-z0-9_]*\)=.*/\1/p'); do
+	unset "$v"
+done
+
+tmp=${TMPDIR:-/tmp}/hakmem-env.$$
+trap 'rm -f "$tmp".*' EXIT INT TERM
+failures=0
+checks=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+# run VAR=VALUE...: runs the program with these variables; leaves its
+# standard output in $tmp.out and standard error in $tmp.err.  Fails the
+# check when the program does not exit 0 or its output is wrong.
+run() {
+	checks=$((checks + 1))
+	env "$@" "$prog" >"$tmp.out" 2>"$tmp.err"
+	rc=$?
+	if test $rc -ne 0; then
+		fail "envprog exited with $rc under $*"
+		sed 's/^/  stderr: /' "$tmp.err"
+		return 1
+	fi
+	if test "$(cat "$tmp.out")" != "envprog ok"; then
+		fail "envprog printed something else under $*:"
+		sed 's/^/  stdout: /' "$tmp.out"
+		return 1
+	fi
+	return 0
+}
+
+# expect_warning NAME VALUE LOW HIGH DEFAULT
+expect_warning() {
+	name=$1 value=$2 low=$3 high=$4 def=$5
+	run "$name=$value" || return
+	lines=$(wc -l <"$tmp.err")
+	if test "$lines" -ne 1; then
+		fail "$name=$value: $lines lines on stderr, not 1:"
+		sed 's/^/  stderr: /' "$tmp.err"
+		return
+	fi
+	line=$(cat "$tmp.err")
+	case $line in
+	"hakmem: warning: $name=$value: "*"; accepted: "*"; using default $def") ;;
+	*)	fail "$name=$value: the warning is not 'hakmem: warning: $name=$value: <reason>; accepted: <range>; using default $def':"
+		echo "  stderr: $line"
+		return ;;
+	esac
+	# The accepted range names both bounds.
+	range=${line#*; accepted: }
+	range=${range%%; using default*}
+	case $range in
+	*"$low"*"$high"*) ;;
+	*)	fail "$name=$value: accepted range '$range' does not name $low and $high" ;;
+	esac
+	echo "ok: $name=$value -> $line"
+}
+
+expect_silence() {
+	run "$@" || return
+	if test -s "$tmp.err"; then
+		fail "$* printed on stderr:"
+		sed 's/^/  stderr: /' "$tmp.err"
+		return
+	fi
+	echo "ok: $* -> nothing on stderr"
+}
+
+# ---- bad values --------------------------------------------------------------
+for v in abc -5 99999999 65537 12abc 99999999999999999999999999 -99999999999999999999999; do
+	expect_warning HAKMEM_TINY_SLL_CAP "$v" 0 65536 256
+done
+for v in 9 0.5 0.99 4.01 abc -1.25 1.2.3; do
+	expect_warning HAKMEM_WMAX "$v" 1 4 1.25
+done
+expect_warning HAKMEM_STATS 2 0 1 0
+expect_warning HAKMEM_STATS yes 0 1 0
+expect_warning HAKMEM_POOL_RING_CAP 4097 0 4096 32
+expect_warning HAKMEM_LARGE_CACHE_CAP 257 0 256 1
+expect_warning HAKMEM_PURGE_DELAY_MS 3600001 0 3600000 100
+expect_warning HAKMEM_PURGE_DELAY_MS -1 0 3600000 100
+expect_warning HAKMEM_SEGMENT_CACHE 1025 0 1024 8
+expect_warning HAKMEM_HUGE_CACHE 65 0 64 8
+expect_warning HAKMEM_HUGE_CACHE x 0 64 8
+
+# Unknown names.
+for name in HAKMEM_FOO HAKMEM_TINY_SLL_CAPS HAKMEM_stats; do
+	run "$name=1" || continue
+	want="hakmem: warning: unknown variable $name ignored"
+	if test "$(cat "$tmp.err")" != "$want"; then
+		fail "$name=1: stderr is not exactly '$want':"
+		sed 's/^/  stderr: /' "$tmp.err"
+	else
+		echo "ok: $name=1 -> $want"
+	fi
+done
+
+# Two bad variables: one line each.
+if run HAKMEM_FOO=1 HAKMEM_HUGE_CACHE=1000; then
+	lines=$(wc -l <"$tmp.err")
+	if test "$lines" -ne 2 || ! grep -q 'HAKMEM_FOO' "$tmp.err" ||
+	   ! grep -q 'HAKMEM_HUGE_CACHE=1000' "$tmp.err"; then
+		fail "two bad variables: expected two warning lines, got:"
+		sed 's/^/  stderr: /' "$tmp.err"
+	else
+		echo "ok: two bad variables -> two lines"
+	fi
+fi
+
+# ---- good values ---------------------------------------------------------------
+expect_silence
+expect_silence HAKMEM_STATS=0
+expect_silence HAKMEM_TINY_SLL_CAP=0
+expect_silence HAKMEM_TINY_SLL_CAP=65536
+expect_silence HAKMEM_TINY_SLL_CAP=256
+expect_silence HAKMEM_POOL_RING_CAP=0 HAKMEM_LARGE_CACHE_CAP=0 HAKMEM_SEGMENT_CACHE=0 HAKMEM_HUGE_CACHE=0
+expect_silence HAKMEM_POOL_RING_CAP=4096 HAKMEM_LARGE_CACHE_CAP=256 HAKMEM_SEGMENT_CACHE=1024 HAKMEM_HUGE_CACHE=64
+expect_silence HAKMEM_PURGE_DELAY_MS=0
+expect_silence HAKMEM_PURGE_DELAY_MS=3600000
+expect_silence HAKMEM_WMAX=1.00
+expect_silence HAKMEM_WMAX=4.00
+expect_silence HAKMEM_WMAX=1
+expect_silence HAKMEM_WMAX=2.5
+expect_silence HAKMEM_WMAX=1.25
+
+# ---- HAKMEM_STATS ----------------------------------------------------------------
+if run HAKMEM_STATS=1; then
+	# The block's first line starts with "hakmem statistics" (it may go on,
+	# e.g. with the version).
+	case $(sed -n 1p "$tmp.err") in
+	"hakmem statistics"*)
+		echo "ok: HAKMEM_STATS=1 -> statistics on stderr" ;;
+	*)	fail "HAKMEM_STATS=1: stderr does not begin with a line 'hakmem statistics':"
+		sed 's/^/  stderr: /' "$tmp.err" ;;
+	esac
+	if test "$(wc -l <"$tmp.err")" -lt 5; then
+		fail "HAKMEM_STATS=1: only $(wc -l <"$tmp.err") lines of statistics"
+	fi
+fi
+if run HAKMEM_STATS=0; then
+	if grep -q 'hakmem statistics' "$tmp.err"; then
+		fail "HAKMEM_STATS=0 printed statistics"
+	else
+		echo "ok: HAKMEM_STATS=0 -> no statistics"
+	fi
+fi
+
+if test $failures -ne 0; then
+	echo "$failures of $checks checks failed"
+	exit 1
+fi
+echo "PASS: $checks environment checks"
+exit 0

@@ -1,0 +1,187 @@
+# tests/local.mk - the test suite; included by the top-level Makefile.am.
+#
+# Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+#
+# Paths are relative to the top of the tree; variables are appended to
+# (+=) after Makefile.am initialised them.
+#
+#   make check    every suite and script below (a few minutes on 2 cores)
+#   make stress   the transfer stress for DURATION seconds (default 60)
+#
+# Check suites (tests/check_*.c) link the shared lib/libhakmem.la and test
+# it from outside, as a program would use it.  With --disable-override they
+# are built with -DUSE_HAK_API and allocate through hak_malloc, hak_free,
+# ... instead of malloc, free, ... (see tests/testutil.h); the semantics
+# suite is built both ways when the override is on.
+#
+# Shell tests (*.sh) find the build tree through abs_top_builddir, exported
+# by AM_TESTS_ENVIRONMENT below.
+
+# ---------------------------------------------------------------------------
+# Common flags.
+#
+# -fno-builtin: the compiler must not reason about malloc and friends (it
+# may delete a malloc/free pair, or fold a huge request to NULL, and the
+# test would then test nothing).  TEST_HAKMEM: the program is linked with
+# hakmem, so hakmem-only checks (foreign pointers, statistics) are built.
+# ---------------------------------------------------------------------------
+
+tests_cppflags = $(AM_CPPFLAGS) -DTEST_HAKMEM
+tests_cflags = $(AM_CFLAGS) $(CHECK_CFLAGS) -fno-builtin
+tests_ldadd = lib/libhakmem.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+
+if OVERRIDE
+# The programs call malloc, free, ...: hakmem's override.
+tests_family_cppflags = $(tests_cppflags)
+tests_override = 1
+else
+# No override: the programs call hak_malloc, hak_free, ...
+tests_family_cppflags = $(tests_cppflags) -DUSE_HAK_API
+tests_override = 0
+endif
+
+# The semantics suite asks for impossible sizes on purpose.
+tests_semantics_cflags = $(tests_cflags) -Wno-unknown-warning-option \
+	-Wno-alloc-size-larger-than \
+	-Wno-free-nonheap-object
+
+# The internal (white-box) suites, one per lib/ module, linking
+# lib/libhakmem_core.la, are in tests/internal.mk.
+
+# ---------------------------------------------------------------------------
+# Check suites.
+# ---------------------------------------------------------------------------
+
+if HAVE_CHECK
+
+check_PROGRAMS += \
+	tests/check_semantics_api \
+	tests/check_api \
+	tests/check_stress \
+	tests/check_fork \
+	tests/check_threads
+
+TESTS += \
+	tests/check_semantics_api$(EXEEXT) \
+	tests/check_api$(EXEEXT) \
+	tests/check_stress$(EXEEXT) \
+	tests/check_fork$(EXEEXT) \
+	tests/check_threads$(EXEEXT)
+
+if OVERRIDE
+check_PROGRAMS += tests/check_semantics
+TESTS += tests/check_semantics$(EXEEXT)
+endif
+
+endif HAVE_CHECK
+
+# The contract of the malloc family, through the override ...
+tests_check_semantics_SOURCES = tests/check_semantics.c tests/testutil.h
+tests_check_semantics_CPPFLAGS = $(tests_cppflags)
+tests_check_semantics_CFLAGS = $(tests_semantics_cflags)
+tests_check_semantics_LDADD = $(tests_ldadd)
+
+# ... and through the hak_* API (the same source).
+tests_check_semantics_api_SOURCES = tests/check_semantics.c tests/testutil.h
+tests_check_semantics_api_CPPFLAGS = $(tests_cppflags) -DUSE_HAK_API
+tests_check_semantics_api_CFLAGS = $(tests_semantics_cflags)
+tests_check_semantics_api_LDADD = $(tests_ldadd)
+
+tests_check_api_SOURCES = tests/check_api.c tests/testutil.h
+tests_check_api_CPPFLAGS = $(tests_cppflags)
+tests_check_api_CFLAGS = $(tests_cflags)
+tests_check_api_LDADD = $(tests_ldadd)
+
+tests_check_stress_SOURCES = tests/check_stress.c tests/testutil.h
+tests_check_stress_CPPFLAGS = $(tests_family_cppflags)
+tests_check_stress_CFLAGS = $(tests_cflags)
+tests_check_stress_LDADD = $(tests_ldadd)
+
+tests_check_fork_SOURCES = tests/check_fork.c tests/testutil.h
+tests_check_fork_CPPFLAGS = $(tests_family_cppflags)
+tests_check_fork_CFLAGS = $(tests_cflags)
+tests_check_fork_LDADD = $(tests_ldadd)
+
+tests_check_threads_SOURCES = tests/check_threads.c tests/testutil.h
+tests_check_threads_CPPFLAGS = $(tests_family_cppflags)
+tests_check_threads_CFLAGS = $(tests_cflags)
+tests_check_threads_LDADD = $(tests_ldadd)
+
+# ---------------------------------------------------------------------------
+# Programs the shell tests run, and static links.
+# ---------------------------------------------------------------------------
+
+check_PROGRAMS += tests/envprog
+tests_envprog_SOURCES = tests/envprog.c
+tests_envprog_CPPFLAGS = $(AM_CPPFLAGS)
+tests_envprog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_envprog_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+if OVERRIDE
+tests_envprog_CPPFLAGS += -DTEST_OVERRIDE
+endif
+
+if OVERRIDE
+# The override in a program that links libhakmem statically: libhakmem.a
+# with the C library shared (-static-libtool-libs), and everything static,
+# the C library too (-all-static).  Needs the static library (the default;
+# not with --disable-static).
+check_PROGRAMS += tests/static_link tests/static_link_full
+TESTS += tests/static_link$(EXEEXT) tests/static_link_full$(EXEEXT)
+endif
+tests_static_link_SOURCES = tests/static_prog.c
+tests_static_link_CPPFLAGS = $(AM_CPPFLAGS)
+tests_static_link_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_static_link_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_static_link_LDFLAGS = $(AM_LDFLAGS) -static-libtool-libs
+tests_static_link_full_SOURCES = tests/static_prog.c
+tests_static_link_full_CPPFLAGS = $(AM_CPPFLAGS)
+tests_static_link_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_static_link_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_static_link_full_LDFLAGS = $(AM_LDFLAGS) -all-static
+
+# ---------------------------------------------------------------------------
+# Shell tests.
+# ---------------------------------------------------------------------------
+
+tests_scripts = \
+	tests/symbols.sh \
+	tests/env.sh \
+	tests/preload.sh
+
+dist_check_SCRIPTS += $(tests_scripts)
+TESTS += $(tests_scripts)
+
+TEST_EXTENSIONS = .sh
+SH_LOG_COMPILER = $(SHELL)
+
+# What every test sees.  CK_DEFAULT_TIMEOUT only covers test cases that do
+# not set their own timeout; CK_TIMEOUT_MULTIPLIER (from the caller's
+# environment) scales all of them, e.g. for slow sanitizer builds.
+# ASAN_OPTIONS: with --enable-sanitizer=address, LeakSanitizer would report
+# the Check framework's own blocks in every child that calls exit().
+# TSAN_OPTIONS: ThreadSanitizer refuses threads in the child of a
+# multi-threaded fork, which is what tests/check_fork.c tests.
+AM_TESTS_ENVIRONMENT = \
+	top_builddir='$(top_builddir)'; abs_top_builddir='$(abs_top_builddir)'; \
+	top_srcdir='$(top_srcdir)'; abs_top_srcdir='$(abs_top_srcdir)'; \
+	EXEEXT='$(EXEEXT)'; HAK_TEST_OVERRIDE='$(tests_override)'; \
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; \
+	ASAN_OPTIONS=$${ASAN_OPTIONS-detect_leaks=0}; \
+	TSAN_OPTIONS=$${TSAN_OPTIONS-die_after_fork=0}; \
+	export top_builddir abs_top_builddir top_srcdir abs_top_srcdir EXEEXT \
+		HAK_TEST_OVERRIDE CK_DEFAULT_TIMEOUT ASAN_OPTIONS TSAN_OPTIONS;
+
+# ---------------------------------------------------------------------------
+# make stress: the long form of the transfer stress.
+# ---------------------------------------------------------------------------
+
+if HAVE_CHECK
+stress: tests/check_stress$(EXEEXT)
+	DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
+		$(top_builddir)/tests/check_stress$(EXEEXT)
+else
+stress:
+	@echo "error: make stress needs the Check framework (not found by configure)" >&2; exit 1
+endif
+
+.PHONY: stress
