@@ -12,7 +12,7 @@ extern char **environ;
 struct hak_config hak_cfg = {
 	.stats = 0,
 	.tiny_superslab = 1,
-	.tiny_sll_cap = 256,
+	.tiny_sll_cap = 1024,
 	.pool_ring_cap = 32,
 	.large_cache_cap = 1,
 	.purge_delay_ms = 100,

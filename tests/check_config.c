@@ -68,7 +68,7 @@ struct var {
 static const struct var vars[] = {
 	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, 0 },
 	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 1, 0 },
-	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 256, 0 },
+	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 1024, 0 },
 	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 32, 0 },
 	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 1, 0 },
 	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 100, 0 },

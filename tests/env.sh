@@ -97,7 +97,7 @@ expect_silence() {
 
 # ---- bad values --------------------------------------------------------------
 for v in abc -5 99999999 65537 12abc 99999999999999999999999999 -99999999999999999999999; do
-	expect_warning HAKMEM_TINY_SLL_CAP "$v" 0 65536 256
+	expect_warning HAKMEM_TINY_SLL_CAP "$v" 0 65536 1024
 done
 for v in 9 0.5 0.99 4.01 abc -1.25 1.2.3; do
 	expect_warning HAKMEM_WMAX "$v" 1 4 1.25
