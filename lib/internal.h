@@ -66,6 +66,7 @@ int config_apply(const char *name, const char *value);
 
 /* ---- small text helpers (stats.c): no allocation ---- */
 size_t fmt_u64(char *buf, uint64_t v);
+void stats_init(void); /* after config_init */
 void hak_write_err(const char *s);
 
 /* ---- os.c: the only place that asks the kernel for memory ---- */

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -189,8 +190,26 @@ HAKMEM_EXPORT void hak_stats_print(hak_print_fn out, void *arg)
 #endif
 }
 
+/* HAKMEM_STATS=1 prints at exit to a copy of standard error taken at
+ * initialisation: some programs (coreutils) close fd 2 in an atexit
+ * handler, which runs before this destructor. */
+static int stats_fd = -1;
+
+void stats_init(void)
+{
+	if (hak_cfg.stats && stats_fd < 0)
+		stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+static void stats_to_fd(void *arg, const char *text)
+{
+	write_all(*(int *)arg, text, strlen(text));
+}
+
 __attribute__((destructor)) static void stats_at_exit(void)
 {
-	if (hak_cfg.stats)
-		hak_stats_print(NULL, NULL);
+	if (!hak_cfg.stats)
+		return;
+	int fd = stats_fd >= 0 ? stats_fd : 2;
+	hak_stats_print(stats_to_fd, &fd);
 }

@@ -153,6 +153,7 @@ void hak_init(void)
 	if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		tls_in_init = 1;
 		config_init();
+		stats_init();
 		ace_init();
 		tiny_init();
 		pool_init();

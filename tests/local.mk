@@ -125,8 +125,10 @@ if OVERRIDE
 # with the C library shared (-static-libtool-libs), and everything static,
 # the C library too (-all-static).  Needs the static library (the default;
 # not with --disable-static).
+if ENABLE_STATIC
 check_PROGRAMS += tests/static_link tests/static_link_full
 TESTS += tests/static_link$(EXEEXT) tests/static_link_full$(EXEEXT)
+endif
 endif
 tests_static_link_SOURCES = tests/static_prog.c
 tests_static_link_CPPFLAGS = $(AM_CPPFLAGS)
