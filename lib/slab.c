@@ -361,6 +361,31 @@ static struct slab *full_scan(struct heap *h, unsigned c)
 	return NULL;
 }
 
+/* ACE's bounded round-up for large blocks: before a large class takes a
+ * new slab (a new 2 MiB segment, new pages to touch), it takes a free
+ * block of a larger class whose size is within W_MAX of its own, from a
+ * partial slab that already holds freed, resident blocks.  The block keeps
+ * its own class: its free goes back to its slab. */
+static void *large_borrow(struct heap *h, unsigned c)
+{
+	uint64_t limit = (uint64_t)ace_class_size[c] * (uint64_t)hak_cfg.wmax_pct / 100;
+	for (unsigned k = c + 1; k < HAK_NCLS && ace_class_size[k] <= limit; k++) {
+		struct slab *s = h->cur[k];
+		if (s == NULL || s->free == NULL)
+			s = h->partial[k];
+		if (s == NULL || s->free == NULL)
+			continue;
+		void *p = s->free;
+		s->free = *(void **)p;
+		s->nfree--;
+		s->used++;
+		DCTR_INC(h, refill_borrow);
+		DCTR_ADD(h, class_bytes, ace_class_size[k] - ace_class_size[c]);
+		return p;
+	}
+	return NULL;
+}
+
 void *slab_refill_alloc(struct heap *h, unsigned c)
 {
 	int tier = ace_tier_of_class(c);
@@ -394,6 +419,9 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 			DCTR_INC(h, refill_fullscan);
 		} else {
 			struct segment *seg;
+			void *b;
+			if (tier == TIER_LARGE && (b = large_borrow(h, c)) != NULL)
+				return b;
 			if (h->segs_avail[tier] == NULL && (seg = segment_adopt(tier)) != NULL) {
 				DCTR_INC(h, refill_adopt);
 				slab_adopt_segment(h, seg);

@@ -181,6 +181,7 @@ HAKMEM_EXPORT void hak_stats_print(hak_print_fn out, void *arg)
 	pb_line(&b, "refill_remote", c.refill_remote);
 	pb_line(&b, "refill_partial", c.refill_partial);
 	pb_line(&b, "refill_fullscan", c.refill_fullscan);
+	pb_line(&b, "refill_borrow", c.refill_borrow);
 	pb_line(&b, "refill_new_slab", c.refill_new_slab);
 	pb_line(&b, "refill_adopt", c.refill_adopt);
 	pb_line(&b, "refill_new_segment", c.refill_new_segment);

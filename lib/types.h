@@ -154,7 +154,8 @@ struct heap_counters {
 	uint64_t alloc_fast, free_fast;      /* tls_sll pops and pushes */
 	uint64_t ss_local, ss_remote;        /* free pipeline */
 	uint64_t refill_free, refill_carve, refill_remote, refill_partial,
-		 refill_fullscan, refill_new_slab, refill_adopt, refill_new_segment;
+		 refill_fullscan, refill_borrow, refill_new_slab, refill_adopt,
+		 refill_new_segment;
 	uint64_t free_null, free_foreign;    /* early returns */
 	uint64_t req_bytes, class_bytes;     /* ACE waste = class - request */
 #endif

@@ -414,6 +414,40 @@ static void *sll_cap_thread(void *arg)
 	return NULL;
 }
 
+/* ACE's W_MAX round-up in the large tier: a class with no slab of its own
+ * takes a freed block of the next class (within W_MAX) before it maps a
+ * new segment; with W_MAX 1.00 it does not. */
+static void *borrow_thread(void *arg)
+{
+	long wmax = (long)(intptr_t)arg;
+	const size_t big = 114688, small = 98304; /* 112 KiB, 96 KiB: 1.17x */
+	void *b[4];
+	hak_cfg.wmax_pct = wmax;
+	for (int i = 0; i < 4; i++)
+		b[i] = hak_malloc(big);
+	for (int i = 0; i < 4; i++)
+		hak_free(b[i]);
+	void *p = hak_malloc(small);
+	size_t got = hak_usable_size(p);
+	bool reused = false;
+	for (int i = 0; i < 4; i++)
+		reused |= p == b[i];
+	if (wmax >= 125 && (got != big || !reused))
+		TFAIL("W_MAX %ld: malloc(%zu) got %zu bytes, reused %d", wmax, small, got, reused);
+	if (wmax == 100 && (got != small || reused))
+		TFAIL("W_MAX 1.00: malloc(%zu) got %zu bytes, reused %d", small, got, reused);
+	hak_free(p);
+	hak_cfg.wmax_pct = 125;
+	return NULL;
+}
+
+START_TEST(test_large_borrow_wmax)
+{
+	run_thread(borrow_thread, (void *)(intptr_t)125);
+	run_thread(borrow_thread, (void *)(intptr_t)100);
+}
+END_TEST
+
 START_TEST(test_sll_cap)
 {
 	run_thread(sll_cap_thread, NULL);
@@ -530,10 +564,15 @@ static void *mix_thread(void *arg)
 				TFAIL("hak_malloc(%zu) failed", b->n);
 				return NULL;
 			}
-			if (hak_usable_size(b->p) != ace_class_size[b->c]) {
+			/* its class; a large one may borrow a block of a larger
+			 * class within W_MAX */
+			size_t u = hak_usable_size(b->p), want = ace_class_size[b->c];
+			if (b->c < HAK_CLS_LARGE ? u != want
+						 : (u < want || u > want * (size_t)hak_cfg.wmax_pct / 100)) {
 				TFAIL("usable size of a %zu B block: %zu", b->n, hak_usable_size(b->p));
 				return NULL;
 			}
+			b->c = slab_of(segmap_lookup(b->p), b->p)->cls; /* the slab's */
 			tag(b->p, b->n, i * 0x9E3779B97F4A7C15ull + b->n);
 			live[b->c]++;
 		}
@@ -1008,6 +1047,7 @@ static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
 	TCase *tc = tcase_create("bins");
+	tcase_add_test(tc, test_large_borrow_wmax);
 	tcase_add_checked_fixture(tc, warm_up, NULL);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_sll_cap);
