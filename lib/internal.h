@@ -175,6 +175,7 @@ void slab_free_local(struct heap *h, struct segment *seg, void *p);
 void slab_local_settle(struct heap *h, struct segment *seg, struct slab *s) hak_noinline;
 void slab_free_remote(struct heap *h, struct segment *seg, void *p);
 void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
+void heap_remote_flush(struct heap *h); /* push the gathered remote frees */
 void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
 void heap_purge(struct heap *h, bool force);
 void heap_setup(struct heap *h);

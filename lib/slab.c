@@ -391,6 +391,7 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 	int tier = ace_tier_of_class(c);
 	struct slab *s = h->cur[c];
 	CTR_INC(h, refills[tier]);
+	heap_remote_flush(h);
 	for (;;) {
 		if (s) {
 			VALIDATE(s);
@@ -481,21 +482,54 @@ void slab_free_local(struct heap *h, struct segment *seg, void *p)
 	slab_local_settle(h, seg, s);
 }
 
+#define RF_BATCH 32 /* blocks gathered before one push */
+
+/* Push a chain first..last onto s's remote list with one CAS.  The
+ * release pairs with the owner's acquire exchange in slab_drain. */
+static void remote_push(struct slab *s, void *first, void *last)
+{
+	void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
+	do {
+		*(void **)last = head;
+	} while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, first,
+							memory_order_release, memory_order_relaxed));
+	/* s may be drained, retired and unmapped from here on: do not touch */
+}
+
+void heap_remote_flush(struct heap *h)
+{
+	if (h->rf_slab == NULL)
+		return;
+	remote_push(h->rf_slab, h->rf_head, h->rf_tail);
+	h->rf_slab = NULL;
+	h->rf_head = h->rf_tail = NULL;
+	h->rf_count = 0;
+}
+
+/* A block of another heap: gather it with the others of the same slab,
+ * or push it alone when this thread has no heap. */
 void slab_free_remote(struct heap *h, struct segment *seg, void *p)
 {
 	struct slab *s = slab_of(seg, p);
-	void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
-	do {
-		*(void **)p = head;
-	} while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, p, memory_order_release,
-							memory_order_relaxed));
-	/* s may be drained, retired and unmapped from here on: do not touch */
-	if (h != &heap_empty) {
-		CTR_INC(h, remote_frees);
-		DCTR_INC(h, ss_remote);
-	} else {
+	if (h == &heap_empty) {
+		remote_push(s, p, p);
 		atomic_fetch_add_explicit(&orphan_remote_frees, 1, memory_order_relaxed);
+		return;
 	}
+	CTR_INC(h, remote_frees);
+	DCTR_INC(h, ss_remote);
+	if (h->rf_slab == s) {
+		*(void **)p = h->rf_head;
+		h->rf_head = p;
+		if (++h->rf_count >= RF_BATCH)
+			heap_remote_flush(h);
+		return;
+	}
+	heap_remote_flush(h);
+	*(void **)p = NULL;
+	h->rf_slab = s;
+	h->rf_head = h->rf_tail = p;
+	h->rf_count = 1;
 }
 
 uint64_t slab_orphan_remote_frees(void)
@@ -552,6 +586,7 @@ static void seg_sweep(struct heap *h, struct segment *seg)
  * slabs and segments go back. */
 void heap_flush(struct heap *h)
 {
+	heap_remote_flush(h);
 	for (unsigned c = 0; c < HAK_NCLS; c++) {
 		struct slab *s = h->cur[c];
 		if (s) {

@@ -170,6 +170,13 @@ struct heap {
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms; 0 = nothing dirty */
+	/* Frees of other heaps' blocks, gathered per slab and pushed as one
+	 * chain (one CAS) when the slab changes, the chain is full, or this
+	 * heap refills or flushes.  Invariant: rf_count == length(rf_head..
+	 * rf_tail), all blocks of rf_slab; rf_slab == NULL <=> rf_count == 0. */
+	struct slab *rf_slab;
+	void *rf_head, *rf_tail;
+	uint32_t rf_count;
 	struct heap_counters ctr;
 	struct heap *reg_next;          /* registry of every heap ever made */
 	struct heap *pool_next;         /* free heaps, for reuse */

@@ -623,6 +623,9 @@ static void *remote_freer(void *arg)
 	sem_wait(&go_free);
 	for (size_t i = 0; i < j->n; i++)
 		hak_free(j->blocks[i]);
+	/* frees of another heap's blocks are pushed in chains of up to 32
+	 * per slab; hak_collect pushes what this thread still holds */
+	hak_collect();
 	sem_post(&freed);
 	return NULL;
 }
@@ -747,6 +750,7 @@ static void *ring_consumer(void *arg)
 		atomic_store_explicit(&ring_tail, t + 1, memory_order_release);
 		hak_free(p);
 	}
+	hak_collect(); /* push the chain of remote frees still gathered here */
 	sem_post(&freed);
 	return NULL;
 }

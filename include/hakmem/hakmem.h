@@ -95,7 +95,9 @@ void hak_stats_print(hak_print_fn out, void *arg);
 
 /* Returns the calling thread's cached free blocks and every empty slab and
  * segment to the OS now (madvise/munmap), without waiting for the purge
- * delay.  Blocks cached by other threads are left where they are. */
+ * delay, and hands back the blocks of other threads this thread freed and
+ * still holds gathered.  Blocks cached by other threads are left where
+ * they are. */
 void hak_collect(void);
 
 #ifdef __cplusplus
