@@ -271,6 +271,34 @@ static struct segment *seg_of_slab(struct slab *s)
 	return (struct segment *)((uintptr_t)s & ~(uintptr_t)HAK_SEG_MASK);
 }
 
+/* Free large blocks give their pages back too, not only empty slabs: a
+ * large slab holds few blocks of one class, and blocks freed long ago in a
+ * class no longer in use would stay resident.  A sweep marks each free
+ * block (in its second word; the first is the free-list link) and the next
+ * sweep gives back all of a marked block but its first page.  Returns true
+ * while some block waits for the next sweep. */
+#define LARGE_SEEN 0x68616b2d7365656eull   /* "hak-seen" */
+#define LARGE_PURGED 0x68616b2d67697665ull /* "hak-give" */
+
+static bool large_free_purge(struct slab *s, bool force)
+{
+	bool pending = false;
+	for (void *b = s->free; b; b = *(void **)b) {
+		uint64_t *mark = (uint64_t *)b + 1;
+		uint64_t seen = LARGE_SEEN ^ (uintptr_t)b, done = LARGE_PURGED ^ (uintptr_t)b;
+		if (*mark == done)
+			continue;
+		if (force || *mark == seen) {
+			os_purge((uint8_t *)b + HAK_PAGE, s->block_size - HAK_PAGE);
+			*mark = done;
+		} else {
+			*mark = seen;
+			pending = true;
+		}
+	}
+	return pending;
+}
+
 /* The delayed return of memory, run when h->next_purge is due (or forced):
  *  - an empty slab is retired when two sweeps in a row found it empty, so
  *    it waited at least one purge delay for reuse by its class;
@@ -285,10 +313,14 @@ void heap_purge(struct heap *h, bool force)
 	h->next_purge = 0;
 	for (unsigned c = 0; c < HAK_NCLS; c++) {
 		struct slab *s, *snext;
+		if (c >= HAK_CLS_LARGE && h->cur[c] && large_free_purge(h->cur[c], force))
+			next = now + delay;
 		for (s = h->partial[c]; s; s = snext) {
 			snext = s->next;
 			if (s->used != 0) {
 				s->empty_seen = 0;
+				if (c >= HAK_CLS_LARGE && large_free_purge(s, force))
+					next = now + delay;
 			} else if (force || s->empty_seen) {
 				slab_retire(h, seg_of_slab(s), s);
 			} else {
@@ -392,6 +424,12 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 	struct slab *s = h->cur[c];
 	CTR_INC(h, refills[tier]);
 	heap_remote_flush(h);
+	if (tier == TIER_LARGE) { /* keep the sweep of free large blocks going */
+		if (h->next_purge == 0)
+			h->next_purge = os_now_ms() + (uint64_t)hak_cfg.purge_delay_ms;
+		else
+			heap_purge(h, false);
+	}
 	for (;;) {
 		if (s) {
 			VALIDATE(s);

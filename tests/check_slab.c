@@ -1039,6 +1039,53 @@ static void *purge_thread(void *arg)
 	return NULL;
 }
 
+/* Free large blocks in a slab that still has a live block give their pages
+ * back (all but the first page of each): forced by hak_collect, and after
+ * two purge sweeps a delay apart while the thread goes on allocating. */
+static void *large_free_purge_thread(void *arg)
+{
+	bool delayed = arg != NULL;
+	const size_t sz = 229376; /* 224 KiB: 9 blocks to a large slab */
+	/* 8 freed; with delay one of them waits in the thread's bin (cap 1) */
+	const size_t give = (delayed ? 7 : 8) * (sz - 4096);
+	void *b[9];
+	long old_delay = hak_cfg.purge_delay_ms;
+	if (delayed)
+		hak_cfg.purge_delay_ms = 5;
+	for (int i = 0; i < 9; i++) {
+		b[i] = hak_malloc(sz);
+		memset(b[i], 0x5a, sz);
+	}
+	uint64_t before = stats().os_purged;
+	for (int i = 1; i < 9; i++) /* b[0] stays: the slab never empties */
+		hak_free(b[i]);
+	if (delayed) {
+		/* another class keeps refilling, which runs the sweeps */
+		for (int k = 0; k < 40 && stats().os_purged - before < give; k++) {
+			sleep_ms(5);
+			void *x = hak_malloc(40000), *y = hak_malloc(40000);
+			hak_free(x);
+			hak_free(y);
+		}
+	} else {
+		hak_collect();
+	}
+	uint64_t got = stats().os_purged - before;
+	if (got < give)
+		TFAIL("%s: %llu bytes purged, want at least %zu", delayed ? "delay" : "collect",
+		      (unsigned long long)got, give);
+	hak_free(b[0]);
+	hak_cfg.purge_delay_ms = old_delay;
+	return NULL;
+}
+
+START_TEST(test_large_free_blocks_purged)
+{
+	run_thread(large_free_purge_thread, NULL);
+	run_thread(large_free_purge_thread, (void *)1);
+}
+END_TEST
+
 START_TEST(test_retire_purge_delay)
 {
 	tier_descs[TIER_MID].bin_cap = 0;
@@ -1078,6 +1125,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_retire_collect_purge);
 	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
+	tcase_add_test(tc, test_large_free_blocks_purged);
 	suite_add_tcase(s, tc);
 	return s;
 }
