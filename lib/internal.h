@@ -226,6 +226,19 @@ hak_inline void *hak_alloc_fast(size_t n)
 	return hak_alloc_slow(n);
 }
 
+/* A block of h goes back on its slab's local list (ss_local); only a slab
+ * that empties or leaves the full list needs the slow settle. */
+hak_inline void slab_push_local(struct heap *h, struct segment *seg, struct slab *s, void *p)
+{
+	*(void **)p = s->free;
+	s->free = p;
+	s->nfree++;
+	DCTR_INC(h, ss_local);
+	if (likely(--s->used != 0 && s->state != SLAB_FULL))
+		return;
+	slab_local_settle(h, seg, s);
+}
+
 hak_inline void hak_free_fast(void *p)
 {
 	if (likely(segmap_is_here(p))) {
@@ -241,14 +254,7 @@ hak_inline void hak_free_fast(void *p)
 				DCTR_INC(h, free_fast);
 				return;
 			}
-			/* bin full: back to the slab's local list (ss_local) */
-			*(void **)p = s->free;
-			s->free = p;
-			s->nfree++;
-			DCTR_INC(h, ss_local);
-			if (likely(--s->used != 0 && s->state != SLAB_FULL))
-				return;
-			slab_local_settle(h, seg, s);
+			slab_push_local(h, seg, s, p); /* bin full: ss_local */
 			return;
 		}
 	}

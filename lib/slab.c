@@ -511,13 +511,7 @@ void slab_local_settle(struct heap *h, struct segment *seg, struct slab *s)
 
 void slab_free_local(struct heap *h, struct segment *seg, void *p)
 {
-	struct slab *s = slab_of(seg, p);
-	*(void **)p = s->free;
-	s->free = p;
-	s->nfree++;
-	s->used--;
-	DCTR_INC(h, ss_local);
-	slab_local_settle(h, seg, s);
+	slab_push_local(h, seg, slab_of(seg, p), p);
 }
 
 #define RF_BATCH 32 /* blocks gathered before one push */
