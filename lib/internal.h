@@ -55,6 +55,8 @@ struct hak_config {
 	long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
 	long huge_cache;     /* HAKMEM_HUGE_CACHE */
 	long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
+	long pool_refill_batch; /* HAKMEM_POOL_REFILL_BATCH */
+	long pool_cap;       /* HAKMEM_POOL_CAP */
 };
 extern struct hak_config hak_cfg;
 void config_init(void);
@@ -189,6 +191,87 @@ hak_inline struct slab *slab_of(struct segment *seg, const void *p)
 	return &seg->slabs[((uintptr_t)p - (uintptr_t)seg) >> seg->slab_shift];
 }
 
+hak_inline struct segment *seg_of_slab(const struct slab *s)
+{
+	return (struct segment *)((uintptr_t)s & ~(uintptr_t)HAK_SEG_MASK);
+}
+
+/* The first block of slab s, and the bytes its area spans. */
+hak_inline uint8_t *slab_area(struct segment *seg, unsigned i, size_t *len)
+{
+	uint8_t *base = (uint8_t *)seg + ((size_t)i << seg->slab_shift);
+	size_t size = (size_t)1 << seg->slab_shift;
+	if (i == 0) {
+		base += HAK_SEG_HDR;
+		size -= HAK_SEG_HDR;
+	}
+	*len = size;
+	return base;
+}
+
+hak_inline uint8_t *slab_start(const struct slab *s)
+{
+	size_t len;
+	return slab_area(seg_of_slab(s), s->index, &len);
+}
+
+/* shared with pool.c */
+struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned c);
+uint32_t slab_drain(struct slab *s);
+bool slab_retire(struct heap *h, struct segment *seg, struct slab *s);
+/* file s (owner h, on no list) as current-less: partial, full or retired */
+void slab_file(struct heap *h, struct slab *s);
+void seglist_push(struct segment **head, struct segment *seg);
+void seglist_remove(struct segment **head, struct segment *seg);
+
+/* ---- pool.c: mid pages, shared between heaps ----
+ * Mid segments belong to one of POOL_SHARDS shards (a lock guards their
+ * slot masks); pages whose owner lets them go wait on a lock-free stack
+ * per class and shard. */
+#define POOL_SHARDS 8
+#define POOL_NCLS (HAK_CLS_LARGE - HAK_CLS_MID)
+/* A new page of class c for h, from the shared stacks or a shard segment;
+ * with it up to batch-1 more on h's partial list.  NULL when out of memory. */
+struct slab *pool_refill(struct heap *h, unsigned c);
+/* An empty mid page leaves heap h: its slot goes back to the segment, its
+ * memory to the OS now (h->purge_now) or a purge delay later. */
+void pool_page_free(struct heap *h, struct segment *seg, struct slab *s);
+/* Give back the memory of free page slots idle a purge delay (all: every
+ * shard; force: whatever their age).  True while some wait. */
+bool pool_purge(unsigned shard, bool all, bool force);
+/* Thread exit, after heap_abandon: whether to clean up every shard now
+ * (the last thread heap, or none did for a purge delay) and do it. */
+void pool_exit_cleanup(struct heap *h, bool last);
+/* Pages of h's mid class c beyond the cap go to the shared stack. */
+void pool_trim(struct heap *h, unsigned c);
+/* Hand every mid page of h (after heap_flush) to the shared stacks. */
+void pool_abandon(struct heap *h);
+/* Drain the pages on the shared stacks of one shard (all: every shard);
+ * pages found empty go back to their segments. */
+void pool_collect(struct heap *h, unsigned shard, bool all);
+/* Everything at once: hak_collect and the cleaning exit. */
+void pool_collect_all(struct heap *h);
+/* Wait until no thread is between reading a stack head and its CAS:
+ * then no stale pointer into a released segment is left. */
+void pool_quiesce(void);
+void pool_lock_all(void);
+void pool_unlock_all(void);
+void pool_fork_child(void);
+/* The lock-free stack itself, exposed for the tests. */
+void pool_stack_push(unsigned c, unsigned shard, struct slab *first, struct slab *last, uint32_t n);
+struct slab *pool_stack_pop(unsigned c, unsigned shard);
+/* Take the whole stack (NULL-terminated through snext) with one CAS. */
+struct slab *pool_stack_take(unsigned c, unsigned shard);
+struct pool_counters {
+	uint64_t pushes, pops, cas, cas_retries, pop_giveups, pages;
+};
+void pool_counts(struct pool_counters *out);
+uint64_t pool_stack_len(unsigned c, unsigned shard); /* quiet stacks only */
+/* tags: exposed for the encoding test */
+uint64_t pool_tag_pack(struct slab *s, uint64_t tag);
+struct slab *pool_tag_ptr(uint64_t v);
+uint64_t pool_tag_of(uint64_t v);
+
 /* ---- thread.c ---- */
 extern struct heap heap_empty;
 extern __thread struct heap *tls_heap __attribute__((tls_model("initial-exec")));
@@ -244,8 +327,11 @@ hak_inline void hak_free_fast(void *p)
 	if (likely(segmap_is_here(p))) {
 		struct segment *seg = (struct segment *)((uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK);
 		struct heap *h = tls_heap;
-		if (likely(atomic_load_explicit(&seg->owner, memory_order_relaxed) == h)) {
-			struct slab *s = slab_of(seg, p);
+		struct slab *s = slab_of(seg, p);
+		/* one register for the slab's address (gcc would compute it
+		 * twice, once per field); owner and cls share a cache line */
+		__asm__("" : "+r"(s));
+		if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
 			struct tbin *b = &h->bins[s->cls];
 			if (likely(b->count < b->cap)) {
 				*(void **)p = b->head;

@@ -109,6 +109,9 @@ static void *huge_header_init(struct segment *seg, size_t off, size_t align)
 	memset(seg, 0, sizeof(*seg) - sizeof(seg->slabs));
 	seg->magic = HAK_SEG_MAGIC;
 	seg->tier = TIER_HUGE;
+	/* the free fast path reads slabs[0].owner of any segment: none */
+	seg->slab_shift = HAK_SEG_SHIFT;
+	atomic_store_explicit(&seg->slabs[0].owner, NULL, memory_order_relaxed);
 	seg->map_size = map_size;
 	seg->huge_off = off;
 	seg->huge_align = align;

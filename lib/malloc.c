@@ -215,7 +215,7 @@ HAKMEM_EXPORT void hak_collect(void)
 			while ((seg = segment_adopt(t)) != NULL)
 				slab_adopt_segment(h, seg);
 		}
-		heap_flush(h);
+		pool_collect_all(h);
 	}
 	segment_cache_collect(true);
 	huge_collect(true);

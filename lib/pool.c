@@ -1,15 +1,591 @@
 /* pool.c - the mid tier: blocks of 1 KiB to 32 KiB (classes 20..39).
  *
- * A pool segment is cut into 8 pages of 256 KiB, each serving one class;
- * page 0 gives its first 4 KiB to the segment header.  A thread keeps a
- * ring (its bin, cap HAKMEM_POOL_RING_CAP) of free blocks per class in
- * front of its pages; pages hand out blocks by bump, then by their local
- * and remote free lists (slab.c). */
+ * A pool segment is cut into 16 pages of 128 KiB, each serving one class;
+ * page 0 gives its first 4 KiB to the segment header.  Per class, a thread
+ * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP), an
+ * active page that hands out blocks by bump and by its local and remote
+ * free lists, and a bin of further pages (its partial list); all of that
+ * lives in slab.c, shared with the other tiers.  This file holds what the
+ * heaps share:
+ *
+ *  - shards: every mid segment belongs to one of POOL_SHARDS shards, whose
+ *    lock guards the segment's slot mask.  A heap takes new pages from its
+ *    own shard, and any heap can give a page's slot back.
+ *  - shared stacks: one lock-free stack of pages per class and shard.  A
+ *    heap pushes the pages it no longer wants (beyond HAKMEM_POOL_CAP, or
+ *    all of them at thread exit) and pops pages when it refills, before it
+ *    takes new ones, HAKMEM_POOL_REFILL_BATCH pages at a time.  Pages keep
+ *    the blocks still out: those come back through the page's remote list
+ *    and are drained by whoever pops the page, or by a collect that finds
+ *    the page empty and gives it back.
+ */
 #include "internal.h"
+
+#include <sched.h>
 
 void pool_init(void)
 {
-	tier_descs[TIER_MID].slab_shift = 18;
-	tier_descs[TIER_MID].nslabs = (uint8_t)(HAK_SEG_SIZE >> 18);
+	tier_descs[TIER_MID].slab_shift = 17;
+	tier_descs[TIER_MID].nslabs = (uint8_t)(HAK_SEG_SIZE >> 17);
 	tier_descs[TIER_MID].bin_cap = (uint32_t)hak_cfg.pool_ring_cap;
+}
+
+/* ---------------------------------------------------------------------
+ * The shared stacks.
+ *
+ * Each stack is a Treiber stack of struct slab linked through snext, with
+ * a head word that packs the top's address and a 22-bit tag:
+ *
+ *   bits 63..48  tag >> 6      (user addresses have 48 bits)
+ *   bits 47..6   address       (struct slab is 64-byte aligned)
+ *   bits  5..0   tag & 63
+ *
+ * Every successful CAS on the head adds one to the tag.  ABA: a pop reads
+ * top and top->snext, then CASes the head from (top, t) to (next, t+1).
+ * If meanwhile top was popped and pushed back (the ABA case), the head has
+ * another tag, the CAS fails and the pop reads again; it could only
+ * succeed wrongly if exactly 2^22 (4 million) CASes on this one stack
+ * happened between its read and its CAS.
+ *
+ * Memory orders:
+ *  - push: the pusher writes the page's fields and last->snext, then CASes
+ *    the head with release: whoever sees the new head sees them.
+ *  - pop: the head is loaded with acquire and CASed with acquire.  A head
+ *    value may have been written by a pop's CAS rather than by the push
+ *    that linked its top; CASes are read-modify-writes and continue the
+ *    pushing thread's release sequence, so the acquire still synchronises
+ *    with that push and top->snext and the page's fields are visible.
+ *  - take (the whole stack in one CAS): as pop.
+ *  - snext is an atomic read and written relaxed: a pop may read the snext
+ *    of a page another thread has just popped and is pushing elsewhere;
+ *    the value is then stale, and the CAS (tag changed) rejects it.
+ *
+ * Memory safety: a pop dereferences top after loading the head, and top
+ * may meanwhile be popped, emptied and its segment released.  Poppers
+ * count themselves in 'readers' (seq_cst) around that window, and a mid
+ * segment is released only after pool_quiesce() has seen readers == 0 at
+ * a moment after its last page left every stack: no popper can still hold
+ * a pointer into it.  The window is a few instructions, and segments are
+ * released rarely.
+ *
+ * Retries: a pop gives up after POP_TRIES failed CASes (the caller then
+ * takes a new page); a push, which must not give up, moves on to the next
+ * shard after POP_TRIES failures there.  Between tries it backs off,
+ * 2^k pause instructions (k <= 6).  Every CAS and every failed CAS is
+ * counted: the retry rate is cas_retries / cas.
+ * ------------------------------------------------------------------- */
+#define POP_TRIES 8
+#define TAG_BITS 22
+#define PTR_MASK 0x0000ffffffffffc0ull
+
+struct pool_stack {
+	_Atomic uint64_t head;
+	_Atomic uint64_t pushes, pops; /* pages */
+} __attribute__((aligned(64)));
+
+static struct pool_stack stacks[POOL_NCLS][POOL_SHARDS];
+static _Atomic uint64_t cas_ops, cas_retries, pop_giveups;
+static _Atomic uint64_t readers __attribute__((aligned(64)));
+
+uint64_t pool_tag_pack(struct slab *s, uint64_t tag)
+{
+	hak_assert(((uintptr_t)s & ~PTR_MASK) == 0);
+	tag &= ((uint64_t)1 << TAG_BITS) - 1;
+	return (uint64_t)(uintptr_t)s | (tag & 63) | ((tag >> 6) << 48);
+}
+
+struct slab *pool_tag_ptr(uint64_t v)
+{
+	return (struct slab *)(uintptr_t)(v & PTR_MASK);
+}
+
+uint64_t pool_tag_of(uint64_t v)
+{
+	return (v & 63) | ((v >> 48) << 6);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void backoff(unsigned k)
+{
+	unsigned n = 1u << (k < 6 ? k : 6);
+	for (unsigned i = 0; i < n; i++)
+		cpu_relax();
+}
+
+static struct pool_stack *stack_of(unsigned c, unsigned shard)
+{
+	hak_assert(c >= HAK_CLS_MID && c < HAK_CLS_LARGE && shard < POOL_SHARDS);
+	return &stacks[c - HAK_CLS_MID][shard];
+}
+
+static void count_cas(uint64_t ops, uint64_t failed)
+{
+	atomic_fetch_add_explicit(&cas_ops, ops, memory_order_relaxed);
+	if (failed)
+		atomic_fetch_add_explicit(&cas_retries, failed, memory_order_relaxed);
+}
+
+/* Push the chain first..last (n pages, linked through snext; last->snext
+ * is overwritten) with one CAS. */
+void pool_stack_push(unsigned c, unsigned shard, struct slab *first, struct slab *last, uint32_t n)
+{
+	uint64_t failed = 0;
+	for (;;) {
+		struct pool_stack *st = stack_of(c, shard);
+		uint64_t old = atomic_load_explicit(&st->head, memory_order_relaxed);
+		for (unsigned k = 0; k < POP_TRIES; k++) {
+			atomic_store_explicit(&last->snext, pool_tag_ptr(old), memory_order_relaxed);
+			if (atomic_compare_exchange_weak_explicit(&st->head, &old,
+								  pool_tag_pack(first, pool_tag_of(old) + 1),
+								  memory_order_release, memory_order_relaxed)) {
+				atomic_fetch_add_explicit(&st->pushes, n, memory_order_relaxed);
+				count_cas(failed + 1, failed);
+				return;
+			}
+			failed++;
+			backoff(k);
+		}
+		shard = (shard + 1) % POOL_SHARDS;
+	}
+}
+
+struct slab *pool_stack_pop(unsigned c, unsigned shard)
+{
+	struct pool_stack *st = stack_of(c, shard);
+	if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
+		return NULL; /* a racy peek: a miss only means a new page */
+	atomic_fetch_add_explicit(&readers, 1, memory_order_seq_cst);
+	uint64_t old = atomic_load_explicit(&st->head, memory_order_acquire), failed = 0;
+	struct slab *s;
+	for (unsigned k = 0;; k++) {
+		s = pool_tag_ptr(old);
+		if (s == NULL)
+			break;
+		struct slab *next = atomic_load_explicit(&s->snext, memory_order_relaxed);
+		if (atomic_compare_exchange_weak_explicit(&st->head, &old,
+							  pool_tag_pack(next, pool_tag_of(old) + 1),
+							  memory_order_acquire, memory_order_acquire))
+			break;
+		failed++;
+		if (k + 1 >= POP_TRIES) {
+			atomic_fetch_add_explicit(&pop_giveups, 1, memory_order_relaxed);
+			s = NULL;
+			break;
+		}
+		backoff(k);
+	}
+	atomic_fetch_sub_explicit(&readers, 1, memory_order_seq_cst);
+	count_cas(failed + (s != NULL), failed);
+	if (s)
+		atomic_fetch_add_explicit(&st->pops, 1, memory_order_relaxed);
+	return s;
+}
+
+struct slab *pool_stack_take(unsigned c, unsigned shard)
+{
+	struct pool_stack *st = stack_of(c, shard);
+	uint64_t old = atomic_load_explicit(&st->head, memory_order_acquire), failed = 0;
+	struct slab *s;
+	for (unsigned k = 0;; k++) {
+		s = pool_tag_ptr(old);
+		if (s == NULL)
+			break;
+		/* no page is read before the CAS: no reader count needed */
+		if (atomic_compare_exchange_weak_explicit(&st->head, &old,
+							  pool_tag_pack(NULL, pool_tag_of(old) + 1),
+							  memory_order_acquire, memory_order_acquire))
+			break;
+		failed++;
+		if (k + 1 >= POP_TRIES) {
+			atomic_fetch_add_explicit(&pop_giveups, 1, memory_order_relaxed);
+			s = NULL;
+			break;
+		}
+		backoff(k);
+	}
+	count_cas(failed + (s != NULL), failed);
+	uint64_t n = 0;
+	for (struct slab *t = s; t; t = atomic_load_explicit(&t->snext, memory_order_relaxed))
+		n++;
+	if (n)
+		atomic_fetch_add_explicit(&st->pops, n, memory_order_relaxed);
+	return s;
+}
+
+void pool_quiesce(void)
+{
+	while (atomic_load_explicit(&readers, memory_order_seq_cst) != 0)
+		sched_yield();
+}
+
+uint64_t pool_stack_len(unsigned c, unsigned shard)
+{
+	uint64_t n = 0;
+	struct slab *s = pool_tag_ptr(atomic_load_explicit(&stack_of(c, shard)->head, memory_order_acquire));
+	for (; s; s = atomic_load_explicit(&s->snext, memory_order_relaxed))
+		n++;
+	return n;
+}
+
+void pool_counts(struct pool_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (unsigned c = 0; c < POOL_NCLS; c++)
+		for (unsigned k = 0; k < POOL_SHARDS; k++) {
+			out->pushes += atomic_load_explicit(&stacks[c][k].pushes, memory_order_relaxed);
+			out->pops += atomic_load_explicit(&stacks[c][k].pops, memory_order_relaxed);
+		}
+	out->pages = out->pushes - out->pops;
+	out->cas = atomic_load_explicit(&cas_ops, memory_order_relaxed);
+	out->cas_retries = atomic_load_explicit(&cas_retries, memory_order_relaxed);
+	out->pop_giveups = atomic_load_explicit(&pop_giveups, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------
+ * Shards: the segments pages are cut from.  avail lists the segments with
+ * a free slot; a segment with none is on no list (in_full = 1).
+ * ------------------------------------------------------------------- */
+struct pool_shard {
+	pthread_mutex_t lock;
+	struct segment *avail;
+} __attribute__((aligned(64)));
+
+static struct pool_shard shards[POOL_SHARDS] = {
+	[0 ... POOL_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static uint32_t mid_full_mask(void)
+{
+	unsigned n = tier_descs[TIER_MID].nslabs;
+	return n >= 32 ? 0xffffffffu : (1u << n) - 1;
+}
+
+/* A page of class c for h from a segment of h's shard. */
+static struct slab *page_new(struct heap *h, unsigned c)
+{
+	struct pool_shard *sh = &shards[h->shard];
+	pthread_mutex_lock(&sh->lock);
+	struct segment *seg = sh->avail;
+	if (seg == NULL) {
+		pthread_mutex_unlock(&sh->lock);
+		seg = segment_alloc(NULL, TIER_MID);
+		if (seg == NULL)
+			return NULL;
+		DCTR_INC(h, refill_new_segment);
+		seg->shard = (uint8_t)h->shard;
+		pthread_mutex_lock(&sh->lock);
+		seglist_push(&sh->avail, seg);
+	}
+	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & mid_full_mask());
+	seg->used_mask |= 1u << i;
+	seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
+	if (seg->used_mask == mid_full_mask()) {
+		seglist_remove(&sh->avail, seg);
+		seg->in_full = 1;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	CTR_INC(h, slabs_new);
+	DCTR_INC(h, refill_new_slab);
+	return slab_init(h, seg, i, c);
+}
+
+/* The pages of free slot i of seg go back to the OS. */
+static void slot_purge(struct segment *seg, unsigned i)
+{
+	size_t len;
+	uint8_t *a = slab_area(seg, i, &len);
+	os_purge(a, len);
+}
+
+void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
+{
+	hak_assert(s->used == 0 && seg->tier == TIER_MID);
+	size_t len, touched = (size_t)s->carved * s->block_size;
+	uint8_t *a = slab_area(seg, s->index, &len);
+	uint32_t bit = 1u << s->index;
+	bool now = h->purge_now || hak_cfg.purge_delay_ms == 0;
+	s->state = SLAB_FREE;
+	s->free = NULL;
+	s->nfree = s->carved = 0;
+	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+	/* Now: before the slot can be taken again.  Else the slot is marked
+	 * dirty: a page taken from it within the purge delay reuses the
+	 * resident memory, pool_purge gives back the rest. */
+	if (now && touched)
+		os_purge(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
+	struct pool_shard *sh = &shards[seg->shard];
+	pthread_mutex_lock(&sh->lock);
+	seg->used_mask &= ~bit;
+	if (!now && touched) {
+		seg->dirty |= bit;
+		seg->dirty_since = os_now_ms();
+		/* h's sweeps purge its shard; this slot may be another's */
+		if (seg->shard == h->shard && h->next_purge == 0)
+			h->next_purge = seg->dirty_since + (uint64_t)hak_cfg.purge_delay_ms;
+	}
+	if (seg->in_full) {
+		seg->in_full = 0;
+		seglist_push(&sh->avail, seg);
+	}
+	bool release = seg->used_mask == 0;
+	if (release)
+		seglist_remove(&sh->avail, seg);
+	pthread_mutex_unlock(&sh->lock);
+	if (release) {
+		/* dirty slots left: the segment cache purges it after a delay */
+		seg->dirty = 0;
+		segment_release(seg);
+	}
+}
+
+bool pool_purge(unsigned shard, bool all, bool force)
+{
+	uint64_t now = os_now_ms(), delay = (uint64_t)hak_cfg.purge_delay_ms;
+	bool pending = false;
+	for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++) {
+		struct pool_shard *sh = &shards[k];
+		if (__atomic_load_n(&sh->avail, __ATOMIC_RELAXED) == NULL)
+			continue; /* racy peek: a miss waits for the next sweep */
+		/* under the lock, so that no page is cut from a slot while its
+		 * memory goes: madvise of a few pages, rarely */
+		pthread_mutex_lock(&sh->lock);
+		for (struct segment *seg = sh->avail; seg; seg = seg->next) {
+			if (seg->dirty == 0)
+				continue;
+			if (!force && now - seg->dirty_since < delay) {
+				pending = true;
+				continue;
+			}
+			for (uint32_t m = seg->dirty; m; m &= m - 1)
+				slot_purge(seg, (unsigned)__builtin_ctz(m));
+			seg->dirty = 0;
+		}
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return pending;
+}
+
+void pool_lock_all(void)
+{
+	for (unsigned k = 0; k < POOL_SHARDS; k++)
+		pthread_mutex_lock(&shards[k].lock);
+}
+
+void pool_unlock_all(void)
+{
+	for (unsigned k = POOL_SHARDS; k-- > 0;)
+		pthread_mutex_unlock(&shards[k].lock);
+}
+
+/* Only the forking thread lives on in the child: no one else is popping. */
+void pool_fork_child(void)
+{
+	atomic_store_explicit(&readers, 0, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------
+ * Pages moving between heaps.
+ * ------------------------------------------------------------------- */
+
+static uint32_t refill_pages(void)
+{
+	long b = hak_cfg.pool_refill_batch, cap = hak_cfg.pool_cap;
+	return (uint32_t)(b < cap ? b : cap);
+}
+
+/* A page popped from a stack becomes h's: drain what was freed into it. */
+static void page_adopt(struct heap *h, struct slab *s)
+{
+	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
+	slab_drain(s);
+	s->empty_seen = 0;
+	s->next = s->prev = NULL;
+}
+
+static bool page_has_room(const struct slab *s)
+{
+	return s->nfree || s->carved < s->capacity;
+}
+
+/* Called when h has no page of class c with room (no current page, an
+ * empty partial list): so taking up to min(batch, cap) keeps h's pages
+ * with room within the cap.  Stacks first (own shard, then the others),
+ * then new pages.  A popped page without room goes on h's full list and
+ * does not count. */
+struct slab *pool_refill(struct heap *h, unsigned c)
+{
+	uint32_t want = refill_pages(), got = 0, pops = 0;
+	struct slab *first = NULL;
+	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
+	for (unsigned k = 0; k < POOL_SHARDS && got < want && pops < 2 * want; k++) {
+		unsigned shard = (h->shard + k) % POOL_SHARDS;
+		struct slab *s;
+		while (got < want && pops < 2 * want && (s = pool_stack_pop(c, shard)) != NULL) {
+			pops++;
+			page_adopt(h, s);
+			if (!page_has_room(s)) {
+				slab_file(h, s); /* full: waits for remote frees */
+				continue;
+			}
+			if (first == NULL)
+				first = s;
+			else
+				slab_file(h, s);
+			got++;
+		}
+	}
+	while (got < want) {
+		struct slab *s = page_new(h, c);
+		if (s == NULL)
+			break;
+		if (first == NULL)
+			first = s;
+		else
+			slab_file(h, s);
+		got++;
+	}
+	if (first == NULL)
+		return NULL;
+	CTR_INC(h, pool_page_refills);
+	CTR_ADD(h, pool_pages_taken, got);
+	first->state = SLAB_CURRENT;
+	h->cur[c] = first;
+	return first;
+}
+
+/* Leave s (owner h, on no list) for the shared stacks: chain it. */
+static void chain_add(struct slab *s, struct slab **first, struct slab **last, uint32_t *n)
+{
+	s->state = SLAB_SHARED;
+	s->next = s->prev = NULL;
+	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
+	atomic_store_explicit(&s->snext, *first, memory_order_relaxed);
+	if (*first == NULL)
+		*last = s;
+	*first = s;
+	(*n)++;
+}
+
+/* Pages of class c with room beyond the cap (the current page counts
+ * first): an empty one goes back, one with blocks out goes to the shared
+ * stack of h's shard, where another heap can finish it. */
+void pool_trim(struct heap *h, unsigned c)
+{
+	uint32_t keep = (uint32_t)hak_cfg.pool_cap, n = h->cur[c] ? 1 : 0, pushed = 0;
+	struct slab *s, *next, *first = NULL, *last = NULL;
+	for (s = h->partial[c]; s; s = next) {
+		next = s->next;
+		if (++n <= keep)
+			continue;
+		if (s->used == 0) {
+			slab_retire(h, seg_of_slab(s), s);
+			continue;
+		}
+		/* unlink by hand: slab.c's lists are its own */
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			h->partial[c] = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		chain_add(s, &first, &last, &pushed);
+	}
+	if (first)
+		pool_stack_push(c, h->shard, first, last, pushed);
+}
+
+/* Thread exit, after heap_flush: every mid page left holds blocks still
+ * out; each goes to the shared stack of its class. */
+void pool_abandon(struct heap *h)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		struct slab *lists[3] = { h->cur[c], h->partial[c], h->full_head[c] };
+		struct slab *first = NULL, *last = NULL;
+		uint32_t n = 0;
+		if (h->cur[c])
+			h->cur[c]->next = NULL; /* the current page is on no list */
+		h->cur[c] = h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
+		for (int l = 0; l < 3; l++) {
+			struct slab *s = lists[l], *next;
+			for (; s; s = next) {
+				next = s->next;
+				chain_add(s, &first, &last, &n);
+			}
+		}
+		if (first)
+			pool_stack_push(c, h->shard, first, last, n);
+	}
+}
+
+/* Take each stack whole, drain its pages, give back the empty ones and
+ * push the rest back in one CAS.  Pages are on no stack meanwhile: a
+ * concurrent refill finds fewer and takes new ones. */
+void pool_collect(struct heap *h, unsigned shard, bool all)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++) {
+			struct pool_stack *st = stack_of(c, k);
+			if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
+				continue;
+			struct slab *s = pool_stack_take(c, k), *next, *first = NULL, *last = NULL;
+			uint32_t n = 0;
+			for (; s; s = next) {
+				next = atomic_load_explicit(&s->snext, memory_order_relaxed);
+				slab_drain(s);
+				if (s->used == 0) {
+					CTR_INC(h, slabs_retired);
+					pool_page_free(h, seg_of_slab(s), s);
+				} else {
+					chain_add(s, &first, &last, &n);
+				}
+			}
+			if (first)
+				pool_stack_push(c, k, first, last, n);
+		}
+	}
+}
+
+void pool_collect_all(struct heap *h)
+{
+	h->purge_now = 1;
+	heap_flush(h);
+	pool_collect(h, 0, true);
+	pool_purge(0, true, true);
+	h->purge_now = 0;
+}
+
+/* A thread exit hands its pages to the stacks (pool_abandon).  The pages
+ * on the stacks that other threads emptied meanwhile, and the free slots
+ * not yet purged, are cleaned up by an exit too, but at most once per
+ * purge delay (programs that start and end threads all the time, like
+ * larson, would otherwise purge and fault in the same pages again and
+ * again), and always by the exit that leaves at most one thread heap: once
+ * the workers of a program are gone, its memory goes back without waiting
+ * for a later call into the allocator. */
+void pool_exit_cleanup(struct heap *h, bool last)
+{
+	static _Atomic uint64_t last_full;
+	uint64_t now = os_now_ms(), prev = atomic_load_explicit(&last_full, memory_order_relaxed);
+	bool full = last || (now - prev >= (uint64_t)hak_cfg.purge_delay_ms &&
+			     atomic_compare_exchange_strong(&last_full, &prev, now));
+	if (full) {
+		h->purge_now = 1;
+		pool_collect(h, 0, true);
+		pool_purge(0, true, true);
+		h->purge_now = 0;
+		segment_cache_collect(last);
+	} else {
+		pool_collect(h, h->shard, false);
+		pool_purge(h->shard, false, false);
+	}
 }

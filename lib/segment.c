@@ -44,8 +44,8 @@ unsigned segmap_get(uintptr_t region_addr)
 }
 
 /* Global lists, each under its own lock.  Lock order (atfork takes them in
- * this order): thread.c's heap lock, fallback heap lock, abandoned lock,
- * cache lock, huge lock. */
+ * this order): thread.c's heap lock, fallback heap lock, pool.c's shard
+ * locks, abandoned lock, cache lock, huge lock. */
 static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct segment *abandoned[TIER_COUNT];
 static uint64_t abandoned_count;
@@ -104,6 +104,9 @@ struct segment *segment_alloc(struct heap *h, int tier)
 void segment_release(struct segment *seg)
 {
 	hak_assert(seg->used_mask == 0);
+	/* a popper of a shared stack may still be reading one of its pages */
+	if (seg->tier == TIER_MID)
+		pool_quiesce();
 	segmap_set((uintptr_t)seg, SEGMAP_NONE);
 	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
 	seg_count(-1);

@@ -76,7 +76,7 @@ static void full_append(struct heap *h, struct slab *s)
 	h->full_tail[c] = s;
 }
 
-static void seglist_push(struct segment **head, struct segment *seg)
+void seglist_push(struct segment **head, struct segment *seg)
 {
 	seg->prev = NULL;
 	seg->next = *head;
@@ -85,7 +85,7 @@ static void seglist_push(struct segment **head, struct segment *seg)
 	*head = seg;
 }
 
-static void seglist_remove(struct segment **head, struct segment *seg)
+void seglist_remove(struct segment **head, struct segment *seg)
 {
 	if (seg->prev)
 		seg->prev->next = seg->next;
@@ -96,30 +96,17 @@ static void seglist_remove(struct segment **head, struct segment *seg)
 	seg->next = seg->prev = NULL;
 }
 
-/* ---- slab geometry ---- */
-
-static uint8_t *slab_area(struct segment *seg, unsigned i, size_t *len)
-{
-	uint8_t *base = (uint8_t *)seg + ((size_t)i << seg->slab_shift);
-	size_t size = (size_t)1 << seg->slab_shift;
-	if (i == 0) {
-		base += HAK_SEG_HDR;
-		size -= HAK_SEG_HDR;
-	}
-	*len = size;
-	return base;
-}
-
 #ifdef HAKMEM_DEBUG
 void slab_validate(const struct slab *s)
 {
 	hak_assert(s->carved <= s->capacity);
 	hak_assert(s->used + s->nfree == s->carved);
 	uint32_t n = 0;
+	uint8_t *start = slab_start(s);
 	for (void *b = s->free; b; b = *(void **)b) {
-		hak_assert((uint8_t *)b >= s->start);
-		hak_assert((size_t)((uint8_t *)b - s->start) % s->block_size == 0);
-		hak_assert((uint8_t *)b < s->start + (size_t)s->carved * s->block_size);
+		hak_assert((uint8_t *)b >= start);
+		hak_assert((size_t)((uint8_t *)b - start) % s->block_size == 0);
+		hak_assert((uint8_t *)b < start + (size_t)s->carved * s->block_size);
 		n++;
 	}
 	hak_assert(n == s->nfree);
@@ -174,7 +161,7 @@ static void *slab_carve(struct heap *h, struct slab *s)
 	if (k > batch)
 		k = batch;
 	size_t bs = s->block_size;
-	uint8_t *first = s->start + (size_t)s->carved * bs, *b = first;
+	uint8_t *first = slab_start(s) + (size_t)s->carved * bs, *b = first;
 	for (uint32_t i = 1; i < k; i++, b += bs)
 		*(void **)b = b + bs;
 	*(void **)b = NULL;
@@ -186,7 +173,7 @@ static void *slab_carve(struct heap *h, struct slab *s)
 /* Take the remote list whole and append it to the local list; returns how
  * many blocks came back.  The exchange (acquire) pairs with the pushers'
  * release CAS, so the links they wrote are visible. */
-static uint32_t slab_drain(struct slab *s)
+uint32_t slab_drain(struct slab *s)
 {
 	void *list = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
 	if (list == NULL)
@@ -206,27 +193,28 @@ static uint32_t slab_drain(struct slab *s)
 
 /* ---- slab life cycle ---- */
 
-static struct slab *slab_init(struct segment *seg, unsigned i, unsigned c)
+/* Slot i of seg (already taken in its used_mask) starts serving class c
+ * for heap h. */
+struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned c)
 {
 	struct slab *s = &seg->slabs[i];
 	size_t len;
-	s->start = slab_area(seg, i, &len);
+	slab_area(seg, i, &len);
 	s->block_size = ace_class_size[c];
-	s->capacity = (uint32_t)(len / s->block_size);
+	s->capacity = (uint16_t)(len / s->block_size);
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
 	s->cls = (uint8_t)c;
 	s->state = SLAB_CURRENT;
 	s->next = s->prev = NULL;
 	atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
-	seg->used_mask |= 1u << i;
-	seg->dirty &= ~(1u << i);
+	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
 	return s;
 }
 
 /* s has no block out (used == 0): give its slot back to the segment, and
  * the segment back when it is empty.  Returns true if seg was released. */
-static bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
+bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 {
 	hak_assert(s->used == 0);
 	VALIDATE(s);
@@ -234,14 +222,21 @@ static bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 		slist_remove(&h->partial[s->cls], NULL, s);
 	else if (s->state == SLAB_FULL)
 		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+	else if (s->state == SLAB_EMPTY)
+		slist_remove(&h->mid_empty, NULL, s);
 	if (h->cur[s->cls] == s)
 		h->cur[s->cls] = NULL;
+	CTR_INC(h, slabs_retired);
+	if (seg->tier == TIER_MID) { /* the pool's slot, not h's */
+		pool_page_free(h, seg, s); /* s may be reused from here on */
+		return false;
+	}
 	s->state = SLAB_FREE;
 	s->free = NULL;
 	s->nfree = s->carved = 0;
+	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	uint32_t bit = 1u << s->index;
 	seg->used_mask &= ~bit;
-	CTR_INC(h, slabs_retired);
 	if (seg->in_full) {
 		seglist_remove(&h->segs_full[seg->tier], seg);
 		seg->in_full = 0;
@@ -264,11 +259,6 @@ static bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 	if (h->next_purge == 0 || h->next_purge > now + (uint64_t)hak_cfg.purge_delay_ms)
 		h->next_purge = now + (uint64_t)hak_cfg.purge_delay_ms;
 	return false;
-}
-
-static struct segment *seg_of_slab(struct slab *s)
-{
-	return (struct segment *)((uintptr_t)s & ~(uintptr_t)HAK_SEG_MASK);
 }
 
 /* Free large blocks give their pages back too, not only empty slabs: a
@@ -311,6 +301,9 @@ void heap_purge(struct heap *h, bool force)
 		return;
 	uint64_t next = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
 	h->next_purge = 0;
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
+		if (h->partial[c])
+			pool_trim(h, c);
 	for (unsigned c = 0; c < HAK_NCLS; c++) {
 		struct slab *s, *snext;
 		if (c >= HAK_CLS_LARGE && h->cur[c] && large_free_purge(h->cur[c], force))
@@ -329,6 +322,20 @@ void heap_purge(struct heap *h, bool force)
 			}
 		}
 	}
+	for (struct slab *s = h->mid_empty, *snext; s; s = snext) {
+		snext = s->next;
+		if (force || s->empty_seen) {
+			slab_retire(h, seg_of_slab(s), s);
+		} else {
+			s->empty_seen = 1;
+			next = now + delay;
+		}
+	}
+	/* the shared stacks and free page slots of h's shard: after the
+	 * retires above, whose slots wait there for their purge */
+	pool_collect(h, h->shard, false);
+	if (pool_purge(h->shard, false, force && h->purge_now) && next == 0)
+		next = now + delay;
 	for (int t = 0; t < TIER_COUNT; t++) {
 		for (struct segment *seg = h->segs_avail[t]; seg; seg = seg->next) {
 			if (!seg->dirty)
@@ -362,7 +369,9 @@ static struct slab *slab_new(struct heap *h, int tier, unsigned c)
 		seglist_push(&h->segs_avail[tier], seg);
 	}
 	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & seg_full_mask(seg));
-	struct slab *s = slab_init(seg, i, c);
+	seg->used_mask |= 1u << i;
+	seg->dirty &= ~(1u << i);
+	struct slab *s = slab_init(h, seg, i, c);
 	if (seg->used_mask == seg_full_mask(seg)) {
 		seglist_remove(&h->segs_avail[tier], seg);
 		seg->in_full = 1;
@@ -461,6 +470,21 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 			void *b;
 			if (tier == TIER_LARGE && (b = large_borrow(h, c)) != NULL)
 				return b;
+			if (tier == TIER_MID) {
+				if ((s = h->mid_empty) != NULL) {
+					slist_remove(&h->mid_empty, NULL, s);
+					if (s->cls != c)
+						slab_init(h, seg_of_slab(s), s->index, c);
+					DCTR_INC(h, refill_partial);
+					s->state = SLAB_CURRENT;
+					h->cur[c] = s;
+					continue;
+				}
+				if ((s = pool_refill(h, c)) == NULL)
+					return NULL;
+				heap_purge(h, false);
+				continue; /* pool_refill made it current */
+			}
 			if (h->segs_avail[tier] == NULL && (seg = segment_adopt(tier)) != NULL) {
 				DCTR_INC(h, refill_adopt);
 				slab_adopt_segment(h, seg);
@@ -481,18 +505,44 @@ static void full_to_partial(struct heap *h, struct slab *s)
 	slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
 	s->state = SLAB_PARTIAL;
 	slist_push(&h->partial[s->cls], s);
+	/* a mid class may now hold more pages than its cap: a sweep trims */
+	if (ace_tier_of_class(s->cls) == TIER_MID && h->next_purge == 0)
+		h->next_purge = os_now_ms() + (uint64_t)hak_cfg.purge_delay_ms;
 }
 
-/* s has no block out.  It stays on its class's partial list for reuse;
- * heap_purge retires it if it is still empty a purge delay later. */
+/* s (owner h, on no list, not current) goes on h's partial list when it
+ * has room, else on the full list.  An empty one waits there for the
+ * sweep, like any other. */
+void slab_file(struct heap *h, struct slab *s)
+{
+	if (s->nfree || s->carved < s->capacity) {
+		s->state = SLAB_PARTIAL;
+		slist_push(&h->partial[s->cls], s);
+	} else {
+		full_append(h, s);
+	}
+}
+
+/* s has no block out.  A tiny or large slab stays on its class's partial
+ * list for reuse; a mid page goes on the heap's list of empty pages, where
+ * a refill of any mid class can take it.  heap_purge retires it if it is
+ * still empty a purge delay later. */
 static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 {
 	if (hak_cfg.purge_delay_ms == 0) {
 		slab_retire(h, seg, s);
 		return;
 	}
-	if (s->state == SLAB_FULL)
+	if (seg->tier == TIER_MID) {
+		if (s->state == SLAB_PARTIAL)
+			slist_remove(&h->partial[s->cls], NULL, s);
+		else
+			slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+		s->state = SLAB_EMPTY;
+		slist_push(&h->mid_empty, s);
+	} else if (s->state == SLAB_FULL) {
 		full_to_partial(h, s);
+	}
 	s->empty_seen = 0;
 	uint64_t now = os_now_ms();
 	if (h->next_purge == 0)
@@ -579,6 +629,7 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 	CTR_INC(h, segments_adopted);
 	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 		struct slab *s = &seg->slabs[__builtin_ctz(m)];
+		atomic_store_explicit(&s->owner, h, memory_order_relaxed);
 		slab_drain(s);
 		s->state = SLAB_CURRENT; /* on no list yet */
 		s->next = s->prev = NULL;
@@ -614,6 +665,26 @@ static void seg_sweep(struct heap *h, struct segment *seg)
 	}
 }
 
+/* Drain the mid pages of class c on h's lists; empty ones go back. */
+static void class_sweep(struct heap *h, unsigned c)
+{
+	struct slab *s, *next;
+	for (s = h->full_head[c]; s; s = next) {
+		next = s->next;
+		slab_drain(s);
+		if (s->used == 0)
+			slab_retire(h, seg_of_slab(s), s);
+		else if (s->nfree)
+			full_to_partial(h, s);
+	}
+	for (s = h->partial[c]; s; s = next) {
+		next = s->next;
+		slab_drain(s);
+		if (s->used == 0)
+			slab_retire(h, seg_of_slab(s), s);
+	}
+}
+
 /* Every cached block goes back to its slab; every slab is drained; empty
  * slabs and segments go back. */
 void heap_flush(struct heap *h)
@@ -634,10 +705,18 @@ void heap_flush(struct heap *h)
 		b->count = 0;
 		while (p) {
 			void *next = *(void **)p;
-			slab_free_local(h, segmap_lookup(p), p);
+			struct segment *seg = segmap_lookup(p);
+			/* a mid page may have left h since p went in the bin */
+			if (atomic_load_explicit(&slab_of(seg, p)->owner, memory_order_relaxed) == h)
+				slab_free_local(h, seg, p);
+			else
+				slab_free_remote(h, seg, p);
 			p = next;
 		}
 	}
+	heap_remote_flush(h);
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
+		class_sweep(h, c);
 	for (int t = 0; t < TIER_COUNT; t++) {
 		struct segment *seg, *next;
 		for (seg = h->segs_avail[t]; seg; seg = next) {
@@ -657,6 +736,7 @@ void heap_flush(struct heap *h)
 void heap_abandon(struct heap *h)
 {
 	heap_flush(h);
+	pool_abandon(h); /* mid pages: to the shared stacks */
 	for (int t = 0; t < TIER_COUNT; t++) {
 		struct segment *lists[2] = { h->segs_avail[t], h->segs_full[t] };
 		h->segs_avail[t] = h->segs_full[t] = NULL;
@@ -665,6 +745,9 @@ void heap_abandon(struct heap *h)
 			for (; seg; seg = next) {
 				next = seg->next;
 				seg->in_full = 0;
+				for (uint32_t m = seg->used_mask; m; m &= m - 1)
+					atomic_store_explicit(&seg->slabs[__builtin_ctz(m)].owner, NULL,
+							      memory_order_relaxed);
 				segment_abandon(seg);
 			}
 		}
@@ -681,4 +764,6 @@ void heap_setup(struct heap *h)
 	for (unsigned c = 0; c < HAK_NCLS; c++)
 		h->bins[c].cap = tier_bin_cap(c);
 	h->live = 1;
+	static _Atomic unsigned next_shard;
+	h->shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % POOL_SHARDS;
 }

@@ -88,6 +88,15 @@ HAKMEM_EXPORT int hak_stats_get(struct hak_stats *st)
 	st->foreign_frees = hak_foreign_frees();
 	st->threads_started = started;
 	st->threads_exited = exited;
+	st->pool_page_refills = c.pool_page_refills;
+	st->pool_pages_taken = c.pool_pages_taken;
+	struct pool_counters pc;
+	pool_counts(&pc);
+	st->pool_shared_pushes = pc.pushes;
+	st->pool_shared_pops = pc.pops;
+	st->pool_shared_pages = pc.pages;
+	st->pool_cas = pc.cas;
+	st->pool_cas_retries = pc.cas_retries;
 	return 0;
 }
 
@@ -134,6 +143,30 @@ static void pb_line(struct pbuf *b, const char *name, uint64_t v)
 	pb_flush(b);
 }
 
+/* num / den with two decimals ("-" when den is 0) */
+static void pb_ratio(struct pbuf *b, const char *name, uint64_t num, uint64_t den)
+{
+	char text[48];
+	if (den == 0) {
+		text[0] = '-';
+		text[1] = '\0';
+	} else {
+		uint64_t v = (num * 100 + den / 2) / den;
+		size_t k = fmt_u64(text, v / 100);
+		text[k++] = '.';
+		text[k++] = (char)('0' + v % 100 / 10);
+		text[k++] = (char)('0' + v % 10);
+		text[k] = '\0';
+	}
+	pb_str(b, "  ");
+	pb_str(b, name);
+	for (size_t k = strlen(name); k < 22; k++)
+		pb_str(b, " ");
+	pb_str(b, text);
+	pb_str(b, "\n");
+	pb_flush(b);
+}
+
 HAKMEM_EXPORT void hak_stats_print(hak_print_fn out, void *arg)
 {
 	struct pbuf b = { .len = 0, .out = out, .arg = arg };
@@ -165,6 +198,15 @@ HAKMEM_EXPORT void hak_stats_print(hak_print_fn out, void *arg)
 	pb_line(&b, "foreign_frees", st.foreign_frees);
 	pb_line(&b, "threads_started", st.threads_started);
 	pb_line(&b, "threads_exited", st.threads_exited);
+	pb_line(&b, "pool_page_refills", st.pool_page_refills);
+	pb_line(&b, "pool_pages_taken", st.pool_pages_taken);
+	pb_line(&b, "pool_shared_pushes", st.pool_shared_pushes);
+	pb_line(&b, "pool_shared_pops", st.pool_shared_pops);
+	pb_line(&b, "pool_shared_pages", st.pool_shared_pages);
+	pb_line(&b, "pool_cas", st.pool_cas);
+	pb_line(&b, "pool_cas_retries", st.pool_cas_retries);
+	pb_ratio(&b, "pool_pages_per_refill", st.pool_pages_taken, st.pool_page_refills);
+	pb_ratio(&b, "pool_cas_retry_pct", st.pool_cas_retries * 100, st.pool_cas);
 #ifdef HAKMEM_DEBUG_COUNTERS
 	uint64_t ctr[HAK_NCOUNTERS], s, e;
 	heap_counters_sum(ctr, &s, &e);

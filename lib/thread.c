@@ -22,7 +22,8 @@ static __thread int tls_in_init __attribute__((tls_model("initial-exec")));
 static _Atomic int init_state; /* 0: not yet, 1: running, 2: done */
 static pthread_key_t heap_key;
 
-/* Lock order: heap_lock, fallback_lock, then segment.c's and large.c's. */
+/* Lock order: heap_lock, fallback_lock, pool.c's shard locks, then
+ * segment.c's and large.c's. */
 static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct heap *heap_registry; /* every heap ever made */
 static struct heap *heap_pool;     /* heaps of exited threads */
@@ -45,6 +46,13 @@ static void heap_key_destructor(void *arg)
 {
 	struct heap *h = arg;
 	heap_abandon(h);
+	/* counted out only now: the exit that leaves one heap (or none) runs
+	 * after every other exit has abandoned what it held */
+	pthread_mutex_lock(&heap_lock);
+	threads_exited++;
+	uint64_t live = threads_started - threads_exited;
+	pthread_mutex_unlock(&heap_lock);
+	pool_exit_cleanup(h, live <= 1);
 	tls_heap = &heap_empty;
 	tls_dead = 1;
 	pthread_mutex_lock(&heap_lock);
@@ -52,7 +60,6 @@ static void heap_key_destructor(void *arg)
 	h->live = 0;
 	h->pool_next = heap_pool;
 	heap_pool = h;
-	threads_exited++;
 	pthread_mutex_unlock(&heap_lock);
 }
 
@@ -125,6 +132,7 @@ static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&heap_lock);
 	pthread_mutex_lock(&fallback_lock);
+	pool_lock_all();
 	segment_lock_all();
 	huge_lock();
 }
@@ -133,6 +141,7 @@ static void atfork_parent(void)
 {
 	huge_unlock();
 	segment_unlock_all();
+	pool_unlock_all();
 	pthread_mutex_unlock(&fallback_lock);
 	pthread_mutex_unlock(&heap_lock);
 }
@@ -142,6 +151,7 @@ static void atfork_parent(void)
  * never freed in the child). */
 static void atfork_child(void)
 {
+	pool_fork_child();
 	atfork_parent();
 }
 

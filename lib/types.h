@@ -62,7 +62,7 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
 
 /* ---------------------------------------------------------------------
  * Slabs: a segment of a slab tier is cut into equal slabs (tiny: 32 x 64
- * KiB, mid: 8 x 256 KiB pages, large: 1 x 2 MiB); each slab serves one
+ * KiB, mid: 16 x 128 KiB pages, large: 1 x 2 MiB); each slab serves one
  * class.  Blocks carry no header: a block's slab is
  * seg->slabs[(p - seg) >> seg->slab_shift].
  *
@@ -73,31 +73,40 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  *                                      on the remote list)
  *   nfree == length(free)
  *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
- * Only the owning heap touches anything but 'remote'; other threads only
- * push onto 'remote' with one CAS.  The owner takes the whole remote list
- * with one exchange, so no pop ever races a push: no ABA.
+ * Only the owning heap (owner) touches anything but 'remote' and 'snext';
+ * other threads only push onto 'remote' with one CAS.  The owner takes the
+ * whole remote list with one exchange, so no pop ever races a push: no ABA.
+ *
+ * Ownership is per slab: a free compares s->owner with its own heap.  Only
+ * the thread of heap h ever stores h into owner or replaces h there, so the
+ * test needs no ordering.  Tiny and large slabs stay with the heap that
+ * owns their segment (NULL while it is abandoned); mid pages (pool.c) move
+ * between heaps through the shared per-class stacks, owner NULL while on
+ * one, linked through 'snext'.  A slab is one cache line: the free fast
+ * path reads owner and cls from the same line.
  * ------------------------------------------------------------------- */
-enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL };
+enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY };
+
+struct heap;
 
 struct slab {
+	struct heap *_Atomic owner; /* heap allowed to touch it; NULL: none */
 	void *free;               /* local free list (owner only) */
-	uint32_t nfree;           /* blocks on 'free' */
-	uint32_t used;            /* blocks out of the slab (see above) */
-	uint32_t carved;          /* blocks cut from the slab so far */
-	uint32_t capacity;        /* blocks that fit */
+	_Atomic(void *) remote;   /* blocks freed by other threads */
+	struct slab *next, *prev; /* in the owner's partial or full list */
+	struct slab *_Atomic snext; /* link on a shared stack (pool.c) */
+	uint16_t nfree;           /* blocks on 'free' */
+	uint16_t used;            /* blocks out of the slab (see above) */
+	uint16_t carved;          /* blocks cut from the slab so far */
+	uint16_t capacity;        /* blocks that fit (<= 4096: 64 KiB / 16) */
 	uint32_t block_size;      /* == ace class size of cls */
 	uint8_t cls;              /* size class */
 	uint8_t state;            /* enum slab_state */
 	uint8_t index;            /* position in the segment */
 	uint8_t empty_seen;       /* the last sweep found it empty */
-	uint8_t *start;           /* first block */
-	struct slab *next, *prev; /* in the owner's partial or full list */
-	_Atomic(void *) remote;   /* blocks freed by other threads */
 } __attribute__((aligned(64)));
 
 #define HAK_MAX_SLABS 32
-
-struct heap;
 
 /* A segment header.  For slab tiers: slabs[0..nslabs).  For huge blocks
  * (tier == TIER_HUGE) the slab array is unused and the huge_* fields say
@@ -107,8 +116,10 @@ struct heap;
  *   seg == (seg & ~HAK_SEG_MASK), magic == HAK_SEG_MAGIC
  *   popcount(used_mask) == slabs in use; used_mask ⊆ (1 << nslabs) - 1
  *   dirty & used_mask == 0            (only free slabs wait for a purge)
- *   owner == the heap whose thread may touch the slabs, or NULL while
- *            the segment is abandoned, cached or huge
+ *   owner == the heap whose thread may take and give back its slabs
+ *            (tiny, large), or NULL while the segment is abandoned, cached,
+ *            huge, or a mid segment: those belong to a pool shard (pool.c),
+ *            whose lock guards used_mask
  */
 #define HAK_SEG_MAGIC 0x48414b4du /* "HAKM" */
 
@@ -118,6 +129,7 @@ struct segment {
 	uint8_t tier;
 	uint8_t nslabs;
 	uint8_t in_full;          /* on the owner's segs_full list */
+	uint8_t shard;            /* mid: the pool shard it belongs to */
 	uint32_t magic;
 	uint32_t used_mask;       /* slabs in use */
 	uint32_t dirty;           /* free slabs not yet given back (madvise) */
@@ -150,6 +162,7 @@ struct tbin {
 struct heap_counters {
 	uint64_t refills[TIER_COUNT];
 	uint64_t slabs_new, slabs_retired, segments_adopted, remote_frees;
+	uint64_t pool_page_refills, pool_pages_taken; /* mid pages per refill */
 #ifdef HAKMEM_DEBUG_COUNTERS
 	uint64_t alloc_fast, free_fast;      /* tls_sll pops and pushes */
 	uint64_t ss_local, ss_remote;        /* free pipeline */
@@ -167,6 +180,11 @@ struct heap {
 	struct slab *cur[HAK_NCLS];     /* slab being drained into the bin */
 	struct slab *partial[HAK_NCLS]; /* slabs with free or uncarved blocks */
 	struct slab *full_head[HAK_NCLS], *full_tail[HAK_NCLS]; /* FIFO */
+	/* Mid pages that emptied (state SLAB_EMPTY), newest first: the next
+	 * mid refill of any class takes one (re-cut for its class) before a
+	 * page from elsewhere; the sweep gives back those still here after
+	 * two purge checks. */
+	struct slab *mid_empty;
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms; 0 = nothing dirty */
@@ -181,6 +199,10 @@ struct heap {
 	struct heap *reg_next;          /* registry of every heap ever made */
 	struct heap *pool_next;         /* free heaps, for reuse */
 	int live;
+	unsigned shard;                 /* mid pool shard (pool.c) */
+	/* set while hak_collect or a thread exit that cleans up runs: mid
+	 * pages that go back are purged at once, not a purge delay later */
+	int purge_now;
 };
 
 #endif /* HAKMEM_TYPES_H */

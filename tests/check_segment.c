@@ -160,7 +160,7 @@ START_TEST(test_segment_alloc_tiers)
 	static const struct {
 		int tier;
 		unsigned shift, nslabs;
-	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 18, 8 }, { TIER_LARGE, 21, 1 } };
+	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 17, 16 }, { TIER_LARGE, 21, 1 } };
 	struct hak_stats st0 = stats();
 	struct segment *segs[3];
 	for (int i = 0; i < 3; i++) {

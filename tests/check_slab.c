@@ -175,12 +175,13 @@ static bool walk_list(void *head, uint64_t max, struct heap *h, const struct sla
 			return false;
 		}
 		const struct slab *bs = slab_of(seg, b);
-		if (s ? bs != s : (bs->cls != c || atomic_load(&seg->owner) != h)) {
+		if (s ? bs != s : (bs->cls != c || atomic_load(&bs->owner) != h)) {
 			TFAIL("%s of class %u: block %p in the wrong slab (class %u)", what, c, b, bs->cls);
 			return false;
 		}
-		if ((uint8_t *)b < bs->start || ((uint8_t *)b - bs->start) % bs->block_size != 0 ||
-		    (uint8_t *)b >= bs->start + (size_t)bs->carved * bs->block_size) {
+		uint8_t *start = slab_start(bs);
+		if ((uint8_t *)b < start || ((uint8_t *)b - start) % bs->block_size != 0 ||
+		    (uint8_t *)b >= start + (size_t)bs->carved * bs->block_size) {
 			TFAIL("%s of class %u: block %p not a carved block of its slab", what, c, b);
 			return false;
 		}
@@ -199,6 +200,64 @@ static bool on_slab_list(struct slab *head, struct slab *s)
 		if (head == s)
 			return true;
 	return false;
+}
+
+/* One slab in use of h: geometry, counts, lists, and on its list. */
+static bool check_one_slab(struct heap *h, struct segment *seg, struct slab *s, unsigned i, int t,
+		   struct pset *blocks_set, struct walk *w)
+{
+	w->slabs++;
+	if (atomic_load(&s->owner) != h || seg->tier != t) {
+		TFAIL("slab %u of %p: owner %p, not the heap's", i, (void *)seg,
+		      (void *)atomic_load(&s->owner));
+		return false;
+	}
+	unsigned c = s->cls;
+	size_t len = ((size_t)1 << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
+	uint8_t *start = (uint8_t *)seg + ((size_t)i << seg->slab_shift) +
+			 (i == 0 ? HAK_SEG_HDR : 0);
+	if (c >= HAK_NCLS || ace_tier_of_class(c) != t ||
+	    s->block_size != ace_class_size[c] || slab_start(s) != start ||
+	    s->capacity != len / s->block_size) {
+		TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
+		      (void *)seg, c, s->block_size, s->capacity);
+		return false;
+	}
+	if (s->carved > s->capacity || s->used + s->nfree != s->carved) {
+		TFAIL("slab %u of %p class %u: used %u + nfree %u != carved %u "
+		      "(capacity %u)",
+		      i, (void *)seg, c, s->used, s->nfree, s->carved, s->capacity);
+		return false;
+	}
+	uint64_t nf, nr;
+	if (!walk_list(s->free, s->capacity, h, s, c, blocks_set, &nf, "slab free list") ||
+	    !walk_list(atomic_load(&s->remote), s->capacity, h, s, c, blocks_set, &nr,
+		       "remote list"))
+		return false;
+	if (nf != s->nfree) {
+		TFAIL("slab %u of %p class %u: nfree %u but %llu blocks on the list", i,
+		      (void *)seg, c, s->nfree, (unsigned long long)nf);
+		return false;
+	}
+	if (nr > s->used) {
+		TFAIL("slab class %u: %llu remote blocks but used %u", c,
+		      (unsigned long long)nr, s->used);
+		return false;
+	}
+	bool listed = s->state == SLAB_CURRENT   ? h->cur[c] == s
+		      : s->state == SLAB_PARTIAL ? on_slab_list(h->partial[c], s)
+		      : s->state == SLAB_FULL	 ? on_slab_list(h->full_head[c], s)
+		      : s->state == SLAB_EMPTY	 ? on_slab_list(h->mid_empty, s)
+						 : false;
+	if (!listed) {
+		TFAIL("slab %u of %p class %u: state %u but not on its list", i,
+		      (void *)seg, c, s->state);
+		return false;
+	}
+	w->used[c] += s->used;
+	w->nfree[c] += s->nfree;
+	w->remote[c] += nr;
+	return true;
 }
 
 /* Check every segment, slab and bin of h (whose thread must be quiet, or
@@ -243,54 +302,37 @@ static bool validate_heap(struct heap *h, const uint64_t *live, struct walk *w)
 					}
 					if (!inuse)
 						continue;
-					w->slabs++;
-					unsigned c = s->cls;
-					size_t len = ((size_t)1 << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
-					uint8_t *start = (uint8_t *)seg + ((size_t)i << seg->slab_shift) +
-							 (i == 0 ? HAK_SEG_HDR : 0);
-					if (c >= HAK_NCLS || ace_tier_of_class(c) != t ||
-					    s->block_size != ace_class_size[c] || s->start != start ||
-					    s->capacity != len / s->block_size) {
-						TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
-						      (void *)seg, c, s->block_size, s->capacity);
+					if (!check_one_slab(h, seg, s, i, t, &blocks, w))
 						return false;
-					}
-					if (s->carved > s->capacity || s->used + s->nfree != s->carved) {
-						TFAIL("slab %u of %p class %u: used %u + nfree %u != carved %u "
-						      "(capacity %u)",
-						      i, (void *)seg, c, s->used, s->nfree, s->carved, s->capacity);
-						return false;
-					}
-					uint64_t nf, nr;
-					if (!walk_list(s->free, s->capacity, h, s, c, &blocks, &nf, "slab free list") ||
-					    !walk_list(atomic_load(&s->remote), s->capacity, h, s, c, &blocks, &nr,
-						       "remote list"))
-						return false;
-					if (nf != s->nfree) {
-						TFAIL("slab %u of %p class %u: nfree %u but %llu blocks on the list", i,
-						      (void *)seg, c, s->nfree, (unsigned long long)nf);
-						return false;
-					}
-					if (nr > s->used) {
-						TFAIL("slab class %u: %llu remote blocks but used %u", c,
-						      (unsigned long long)nr, s->used);
-						return false;
-					}
-					bool listed = s->state == SLAB_CURRENT   ? h->cur[c] == s
-						      : s->state == SLAB_PARTIAL ? on_slab_list(h->partial[c], s)
-						      : s->state == SLAB_FULL	 ? on_slab_list(h->full_head[c], s)
-										 : false;
-					if (!listed) {
-						TFAIL("slab %u of %p class %u: state %u but not on its list", i,
-						      (void *)seg, c, s->state);
-						return false;
-					}
-					w->used[c] += s->used;
-					w->nfree[c] += s->nfree;
-					w->remote[c] += nr;
 				}
 			}
 		}
+	}
+	/* mid pages: their segments belong to the pool, so walk the lists
+	 * (the empty ones are on the heap's list of empty pages) */
+	for (struct slab *s = h->mid_empty; s; s = s->next) {
+		struct segment *seg = seg_of_slab(s);
+		if (seg->tier != TIER_MID || s->state != SLAB_EMPTY || s->used != 0) {
+			TFAIL("empty mid page %p: tier %u state %u used %u", (void *)s, seg->tier, s->state,
+			      s->used);
+			return false;
+		}
+		if (!check_one_slab(h, seg, s, s->index, TIER_MID, &blocks, w))
+			return false;
+	}
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		struct slab *lists[3] = { h->cur[c], h->partial[c], h->full_head[c] };
+		for (int l = 0; l < 3; l++)
+			for (struct slab *s = lists[l]; s; s = l ? s->next : NULL) {
+				struct segment *seg = seg_of_slab(s);
+				if (seg->magic != HAK_SEG_MAGIC || seg->tier != TIER_MID ||
+				    !(seg->used_mask & (1u << s->index))) {
+					TFAIL("mid page %p: bad segment %p", (void *)s, (void *)seg);
+					return false;
+				}
+				if (!check_one_slab(h, seg, s, s->index, TIER_MID, &blocks, w))
+					return false;
+			}
 	}
 	for (unsigned c = 0; c < HAK_NCLS; c++) {
 		uint64_t n;
@@ -321,6 +363,10 @@ static bool heap_is_empty(struct heap *h)
 			TFAIL("tier %d: segments left after hak_collect", t);
 			return false;
 		}
+	if (h->mid_empty) {
+		TFAIL("empty mid pages left after hak_collect");
+		return false;
+	}
 	for (unsigned c = 0; c < HAK_NCLS; c++)
 		if (h->bins[c].count || h->bins[c].head || h->cur[c] || h->partial[c] || h->full_head[c] ||
 		    h->full_tail[c]) {
@@ -863,12 +909,17 @@ START_TEST(test_adopt_by_collect)
 	run_thread(leaker_thread, NULL);
 	struct hak_stats st1 = stats();
 	ck_assert_uint_eq(st1.threads_exited, st0.threads_exited + 1);
-	/* tiny, mid and large segments with blocks still out */
-	ck_assert_uint_ge(st1.segments_abandoned, st0.segments_abandoned + 3);
+	/* tiny and large segments with blocks still out are abandoned; the
+	 * mid page with blocks out went to its class's shared stack */
+	ck_assert_uint_ge(st1.segments_abandoned, st0.segments_abandoned + 2);
+	ck_assert_uint_ge(st1.pool_shared_pages, st0.pool_shared_pages + 1);
 	for (size_t i = 0; i < nleaked; i++) {
 		struct segment *seg = segmap_lookup(leaked[i]);
 		ck_assert_ptr_nonnull(seg);
 		ck_assert_ptr_null(atomic_load(&seg->owner));
+		ck_assert_ptr_null(atomic_load(&slab_of(seg, leaked[i])->owner));
+		if (seg->tier == TIER_MID)
+			ck_assert_uint_eq(slab_of(seg, leaked[i])->state, SLAB_SHARED);
 		ck_assert_uint_eq(((uint8_t *)leaked[i])[63], 0x11);
 	}
 	/* frees into abandoned segments: remote pushes */
@@ -881,6 +932,8 @@ START_TEST(test_adopt_by_collect)
 	ck_assert_uint_ge(st3.segments_adopted - st2.segments_adopted,
 			  st1.segments_abandoned - st0.segments_abandoned);
 	ck_assert_uint_eq(st3.segments_abandoned, 0);
+	/* the collect drained the shared page, found it empty, gave it back */
+	ck_assert_uint_eq(st3.pool_shared_pages, 0);
 	/* every segment the thread made went back */
 	ck_assert_uint_le(st3.segments, st0.segments);
 	ck_assert_uint_lt(st3.segments, st1.segments);
@@ -995,14 +1048,18 @@ static void *purge_thread(void *arg)
 	for (int i = 0; i < 8; i++)
 		b[i] = hak_malloc(32768);
 	struct segment *seg = segmap_lookup(b[0]);
-	if (seg == NULL || slab_of(seg, b[0])->index != 0 || slab_of(seg, b[6])->index != 0 ||
-	    slab_of(seg, b[7])->index != 1 || tls_heap->bins[ace_class(32768)].count != 0) {
-		TFAIL("unexpected layout: blocks 0-6 should fill slab 0, block 7 start slab 1");
+	/* page 0 of a segment holds n0 blocks (the header takes 4 KiB) */
+	int n0 = seg ? (int)((((size_t)1 << seg->slab_shift) - HAK_SEG_HDR) / 32768) : 0;
+	if (seg == NULL || n0 < 1 || n0 > 7 || slab_of(seg, b[0])->index != 0 ||
+	    slab_of(seg, b[n0 - 1])->index != 0 || slab_of(seg, b[n0])->index != 1 ||
+	    tls_heap->bins[ace_class(32768)].count != 0) {
+		TFAIL("unexpected layout: blocks 0-%d should fill slab 0, block %d start slab 1", n0 - 1, n0);
 		return NULL;
 	}
-	size_t len = ((size_t)1 << seg->slab_shift) - HAK_SEG_HDR;
+	/* a mid page gives back the blocks it carved */
+	size_t len = (size_t)n0 * 32768;
 	uint64_t p0 = atomic_load(&os_ctr.purged);
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < n0; i++)
 		hak_free(b[i]);
 	uint64_t p1 = atomic_load(&os_ctr.purged);
 	if (delay == 0) {
@@ -1035,7 +1092,8 @@ static void *purge_thread(void *arg)
 		for (int k = 0; k < 12; k++)
 			hak_free(q[k]);
 	}
-	hak_free(b[7]);
+	for (int i = n0; i < 8; i++)
+		hak_free(b[i]);
 	return NULL;
 }
 

@@ -65,7 +65,9 @@ static const struct {
 	F(segments_abandoned), F(segments_adopted), F(tiny_refills),  F(mid_refills),
 	F(large_refills),     F(slabs_new),	 F(slabs_retired),    F(remote_frees),
 	F(huge_allocs),	      F(huge_cache_hits), F(huge_frees),      F(foreign_frees),
-	F(threads_started),   F(threads_exited),
+	F(threads_started),   F(threads_exited),	 F(pool_page_refills), F(pool_pages_taken),
+	F(pool_shared_pushes), F(pool_shared_pops),	 F(pool_shared_pages), F(pool_cas),
+	F(pool_cas_retries),
 };
 #undef F
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -107,7 +109,7 @@ START_TEST(test_stats_get_fields)
 	ck_assert_uint_eq(st.os_mapped, atomic_load(&os_ctr.mapped));
 	ck_assert_uint_eq(st.os_purged, atomic_load(&os_ctr.purged));
 	/* sizes: 8 header bytes, 22 counters (each printed), 24 reserved */
-	ck_assert_uint_eq(sizeof(st), 8 + NFIELDS * 8 + 24 * 8);
+	ck_assert_uint_eq(sizeof(st), 8 + NFIELDS * 8 + 17 * 8);
 }
 END_TEST
 
@@ -191,6 +193,27 @@ static void check_report(const char *buf, const struct hak_stats *st)
 		snprintf(want, sizeof(want), "  %-22s%llu\n", fields[i].name, (unsigned long long)field(st, i));
 		ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "line %u: \"%.*s\", expected \"%s\"",
 			      i + 1, (int)strcspn(line, "\n"), line, want);
+		line += strlen(want);
+	}
+	/* two ratios, two decimals, rounded */
+	const struct {
+		const char *name;
+		uint64_t num, den;
+	} ratios[] = {
+		{ "pool_pages_per_refill", st->pool_pages_taken, st->pool_page_refills },
+		{ "pool_cas_retry_pct", st->pool_cas_retries * 100, st->pool_cas },
+	};
+	for (unsigned i = 0; i < 2; i++) {
+		char want[128], val[40];
+		uint64_t v = ratios[i].den ? (ratios[i].num * 100 + ratios[i].den / 2) / ratios[i].den : 0;
+		if (ratios[i].den)
+			snprintf(val, sizeof(val), "%llu.%02llu", (unsigned long long)(v / 100),
+				 (unsigned long long)(v % 100));
+		else
+			snprintf(val, sizeof(val), "-");
+		snprintf(want, sizeof(want), "  %-22s%s\n", ratios[i].name, val);
+		ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "ratio line: \"%.*s\", expected \"%s\"",
+			      (int)strcspn(line, "\n"), line, want);
 		line += strlen(want);
 	}
 #ifdef HAKMEM_DEBUG_COUNTERS

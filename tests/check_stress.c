@@ -17,6 +17,14 @@
  *   THREADS=n    number of threads (default 4, at least 4).
  *   OPS=n        steps per thread in the bounded run (default 150000).
  *   SEED=n       random seed (default 1); printed, to replay a failure.
+ *
+ * Built with POOL_STRESS (tests/check_pool_stress) it is the mid pool's
+ * stress: 16 threads by default, every block 1-32 KiB (alignments up to 4
+ * KiB, which stay in the pool), OPS 40000.  At the end each thread frees
+ * its share of the slots after a barrier and exits, as a program whose mid
+ * workload is over; the main thread then waits three purge delays and
+ * checks that the idle process holds no more than 30 MiB (hakmem builds
+ * without a sanitizer, whose shadow memory would count).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -68,6 +76,9 @@ static uint64_t block_key(const void *p, size_t size, uint64_t seed)
 
 static size_t random_size(uint64_t *rng)
 {
+#ifdef POOL_STRESS
+	return tu_range(rng, 1025, 32768);
+#endif
 	uint64_t r = tu_rand(rng) % 10000;
 
 	if (r < 6500)
@@ -91,6 +102,11 @@ static void verify(const void *p, size_t size, uint64_t key, const char *when)
 	if (off != PAT_OK)
 		st_fail("%s: block %p of %zu bytes corrupted at byte %zu", when, p, size, off);
 }
+
+#ifdef POOL_STRESS
+static pthread_barrier_t end_barrier;
+static long nworkers;
+#endif
 
 static void *worker(void *arg)
 {
@@ -140,7 +156,11 @@ static void *worker(void *arg)
 				if (q != NULL && zero_check(q, n) != PAT_OK)
 					st_fail("calloc(1, %zu) returned non-zero memory", n);
 			} else if (action >= 85) {
+#ifdef POOL_STRESS
+				size_t al = (size_t)16 << (tu_rand(&rng) % 9);
+#else
 				size_t al = (size_t)16 << (tu_rand(&rng) % 13);
+#endif
 
 				if (t_posix_memalign(&q, al, n) != 0)
 					q = NULL;
@@ -166,12 +186,62 @@ static void *worker(void *arg)
 		atomic_store_explicit(&s->ptr, (uintptr_t)q, memory_order_release);
 	}
 	atomic_fetch_add(&total_ops, (unsigned long)ops);
+#ifdef POOL_STRESS
+	/* the workload is over: free this thread's share, then exit */
+	pthread_barrier_wait(&end_barrier);
+	for (size_t i = (uintptr_t)arg; i < NSLOTS; i += (size_t)nworkers) {
+		uintptr_t p = atomic_exchange(&slots[i].ptr, 0);
+		if (p == BUSY)
+			st_fail("slot %zu still busy at the end", i);
+		else if (p != 0) {
+			verify((void *)p, slots[i].size, slots[i].key, "at the end");
+			t_free((void *)p);
+		}
+	}
+#endif
 	return NULL;
 }
 
+#if defined(POOL_STRESS) && defined(TEST_HAKMEM)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#  define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#    define UNDER_SANITIZER 1
+#  endif
+#endif
+/* After the workload: the pool's counters, and the idle process's RSS. */
+static void idle_check(void)
+{
+	struct hak_stats st;
+	long delay = tu_env_long("HAKMEM_PURGE_DELAY_MS", 100);
+	usleep((useconds_t)(3 * delay * 1000));
+	ck_assert_int_eq(hak_stats_get(&st), 0);
+	size_t rss = tu_rss();
+	printf("pool: %llu page refills took %llu pages; shared stacks: %llu pushes, %llu pops, "
+	       "%llu pages left; %llu CAS, %llu retried (%.2f%%); idle RSS %.1f MiB\n",
+	       (unsigned long long)st.pool_page_refills, (unsigned long long)st.pool_pages_taken,
+	       (unsigned long long)st.pool_shared_pushes, (unsigned long long)st.pool_shared_pops,
+	       (unsigned long long)st.pool_shared_pages, (unsigned long long)st.pool_cas,
+	       (unsigned long long)st.pool_cas_retries,
+	       st.pool_cas ? 100.0 * (double)st.pool_cas_retries / (double)st.pool_cas : 0.0,
+	       (double)rss / (double)MiB);
+	ck_assert_uint_ge(st.pool_page_refills, 1);
+	ck_assert_uint_eq(st.pool_shared_pushes - st.pool_shared_pops, st.pool_shared_pages);
+#ifndef UNDER_SANITIZER
+	ck_assert_msg(rss <= 30 * MiB, "idle after the mid workload: RSS %.1f MiB > 30 MiB",
+		      (double)rss / (double)MiB);
+#endif
+}
+#endif
+
 START_TEST(transfer_stress)
 {
+#ifdef POOL_STRESS
+	long nthreads = tu_env_long("THREADS", 16);
+#else
 	long nthreads = tu_env_long("THREADS", 4);
+#endif
 	long duration = tu_env_long("DURATION", 0);
 	pthread_t *tids;
 
@@ -182,7 +252,11 @@ START_TEST(transfer_stress)
 		ops_per_thread = 0;
 		deadline = tu_now() + (double)duration;
 	} else {
+#ifdef POOL_STRESS
+		ops_per_thread = tu_env_long("OPS", 40000);
+#else
 		ops_per_thread = tu_env_long("OPS", 150000);
+#endif
 		deadline = tu_now() + 3.0;
 	}
 	printf("stress: %ld threads, %s %ld, seed %llu\n", nthreads,
@@ -190,6 +264,10 @@ START_TEST(transfer_stress)
 	       duration > 0 ? duration : ops_per_thread, (unsigned long long)base_seed);
 	fflush(stdout);
 
+#ifdef POOL_STRESS
+	nworkers = nthreads;
+	ck_assert_int_eq(pthread_barrier_init(&end_barrier, NULL, (unsigned)nthreads), 0);
+#endif
 	tids = calloc((size_t)nthreads, sizeof(*tids));
 	ck_assert_ptr_nonnull(tids);
 	for (long i = 0; i < nthreads; i++)
@@ -211,6 +289,9 @@ START_TEST(transfer_stress)
 		}
 	}
 	ck_assert_msg(atomic_load(&failures) == 0, "%s", failure_msg);
+#if defined(POOL_STRESS) && defined(TEST_HAKMEM)
+	idle_check();
+#endif
 	printf("stress: %lu steps, %lu MiB allocated, %lu huge blocks\n",
 	       atomic_load(&total_ops), atomic_load(&total_bytes) >> 20, atomic_load(&total_huge));
 	ck_assert_uint_gt(atomic_load(&total_ops), 0);

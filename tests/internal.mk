@@ -21,6 +21,7 @@ HAKMEM_INTERNAL_TESTS = \
 	tests/check_config \
 	tests/check_segment \
 	tests/check_slab \
+	tests/check_pool \
 	tests/check_large \
 	tests/check_os \
 	tests/check_stats \
@@ -52,6 +53,11 @@ tests_check_slab_SOURCES = tests/check_slab.c
 tests_check_slab_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_slab_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_slab_LDADD = $(HAKMEM_ITEST_LDADD)
+
+tests_check_pool_SOURCES = tests/check_pool.c
+tests_check_pool_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
+tests_check_pool_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
+tests_check_pool_LDADD = $(HAKMEM_ITEST_LDADD)
 
 tests_check_large_SOURCES = tests/check_large.c
 tests_check_large_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)

@@ -6,7 +6,8 @@
 # (+=) after Makefile.am initialised them.
 #
 #   make check    every suite and script below (a few minutes on 2 cores)
-#   make stress   the transfer stress for DURATION seconds (default 60)
+#   make stress   the transfer stress and the mid pool's 16-thread stress,
+#                 each for DURATION seconds (default 60)
 #
 # Check suites (tests/check_*.c) link the shared lib/libhakmem.la and test
 # it from outside, as a program would use it.  With --disable-override they
@@ -58,6 +59,7 @@ check_PROGRAMS += \
 	tests/check_semantics_api \
 	tests/check_api \
 	tests/check_stress \
+	tests/check_pool_stress \
 	tests/check_fork \
 	tests/check_threads
 
@@ -65,6 +67,7 @@ TESTS += \
 	tests/check_semantics_api$(EXEEXT) \
 	tests/check_api$(EXEEXT) \
 	tests/check_stress$(EXEEXT) \
+	tests/check_pool_stress$(EXEEXT) \
 	tests/check_fork$(EXEEXT) \
 	tests/check_threads$(EXEEXT)
 
@@ -96,6 +99,12 @@ tests_check_stress_SOURCES = tests/check_stress.c tests/testutil.h
 tests_check_stress_CPPFLAGS = $(tests_family_cppflags)
 tests_check_stress_CFLAGS = $(tests_cflags)
 tests_check_stress_LDADD = $(tests_ldadd)
+
+# The same program as the mid pool's 16-thread stress and idle check.
+tests_check_pool_stress_SOURCES = tests/check_stress.c tests/testutil.h
+tests_check_pool_stress_CPPFLAGS = $(tests_family_cppflags) -DPOOL_STRESS
+tests_check_pool_stress_CFLAGS = $(tests_cflags)
+tests_check_pool_stress_LDADD = $(tests_ldadd)
 
 tests_check_fork_SOURCES = tests/check_fork.c tests/testutil.h
 tests_check_fork_CPPFLAGS = $(tests_family_cppflags)
@@ -178,9 +187,11 @@ AM_TESTS_ENVIRONMENT = \
 # ---------------------------------------------------------------------------
 
 if HAVE_CHECK
-stress: tests/check_stress$(EXEEXT)
+stress: tests/check_stress$(EXEEXT) tests/check_pool_stress$(EXEEXT)
 	DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
 		$(top_builddir)/tests/check_stress$(EXEEXT)
+	DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
+		$(top_builddir)/tests/check_pool_stress$(EXEEXT)
 else
 stress:
 	@echo "error: make stress needs the Check framework (not found by configure)" >&2; exit 1

@@ -20,7 +20,7 @@
 #
 # Environment:
 #   SAN_KINDS   sanitizers to run (default "thread address undefined")
-#   SAN_TESTS   test programs (default: the three below)
+#   SAN_TESTS   test programs (default: the list below)
 #   SAN_CC_thread, SAN_CC_address, SAN_CC_undefined
 #               compiler per sanitizer (default: $CC, else gcc; for thread
 #               clang when installed: gcc 12's libtsan aborts a forked child
@@ -42,9 +42,11 @@ test -f "$src/configure.ac" || { echo "sanitizers.sh: $src is not the hakmem sou
 
 kinds=${SAN_KINDS:-thread address undefined}
 # The multi-thread cross-thread transfer stress (hak_* API with the override
-# off), the slab engine's white-box suite, the thread/heap life cycle and
-# fork, and the thread create/exit churn (about a minute under TSan).
-tests=${SAN_TESTS:-tests/check_stress tests/check_slab tests/check_thread tests/check_threads}
+# off), the mid pool's 16-thread stress, the slab engine's and the pool's
+# white-box suites (the pool's lock-free stacks with 16 threads), the
+# thread/heap life cycle and fork, and the thread create/exit churn (about
+# two minutes under TSan).
+tests=${SAN_TESTS:-tests/check_stress tests/check_pool_stress tests/check_slab tests/check_pool tests/check_thread tests/check_threads}
 jobs=${SAN_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
 export CK_TIMEOUT_MULTIPLIER

@@ -80,7 +80,14 @@ struct hak_stats {
 	uint64_t foreign_frees;      /* free/realloc of pointers hakmem never gave */
 	uint64_t threads_started;    /* thread heaps created */
 	uint64_t threads_exited;     /* thread heaps flushed at thread exit */
-	uint64_t reserved[24];       /* zero; room to grow without an ABI break */
+	uint64_t pool_page_refills;  /* mid refills that took pages */
+	uint64_t pool_pages_taken;   /* ... and the pages they took */
+	uint64_t pool_shared_pushes; /* mid pages put on the shared stacks */
+	uint64_t pool_shared_pops;   /* ... and taken off them */
+	uint64_t pool_shared_pages;  /* pages on the shared stacks now */
+	uint64_t pool_cas;           /* CAS attempts on the shared stacks */
+	uint64_t pool_cas_retries;   /* ... of which failed and were retried */
+	uint64_t reserved[17];       /* zero; room to grow without an ABI break */
 };
 
 /* Fills *st (if st is not NULL) and returns 0; -1 with errno EINVAL for

@@ -1,0 +1,381 @@
+/* check_pool.c - internal tests of lib/pool.c: the mid tier's shared,
+ * lock-free page stacks, refill batching and the per-class cap.
+ *
+ * Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+ *
+ * - the tagged head: address and 22-bit tag survive packing, the tag
+ *   wraps;
+ * - stack invariants, alone and with 16 threads at once: every page pushed
+ *   is popped at most once per push (a page popped twice, the ABA failure,
+ *   is caught by a per-page flag), pushes == pops + length, a chain push
+ *   adds exactly its count, a take empties the stack;
+ * - refill batching: with HAKMEM_POOL_REFILL_BATCH 1..4 and several caps
+ *   every refill takes exactly min(batch, cap) pages, and a heap never
+ *   holds more than cap pages of a class with room;
+ * - trim and reuse: pages beyond the cap go to the shared stack, another
+ *   thread pops them, drains the remote frees in them and serves its
+ *   mallocs from them; once every block is back, a collect gives them up.
+ *
+ * Worker threads record the first failure in terr[] (ck_assert allocates
+ * and talks to the parent); the test asserts after the join.
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static char terr[1024];
+#define TFAIL(...)                                                       \
+	do {                                                             \
+		if (!terr[0])                                            \
+			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
+	} while (0)
+
+static void run_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	terr[0] = '\0';
+	ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_msg(terr[0] == '\0', "%s", terr);
+}
+
+/* ---- the tagged head ---- */
+
+static struct slab fake[4096];
+
+START_TEST(test_tag_pack)
+{
+	const uint64_t tags[] = { 0, 1, 62, 63, 64, 65, 4095, 4096, 123456, (1u << 22) - 1 };
+	struct slab *ptrs[] = { NULL, &fake[0], &fake[1], &fake[4095] };
+	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
+		for (size_t j = 0; j < sizeof(tags) / sizeof(tags[0]); j++) {
+			uint64_t v = pool_tag_pack(ptrs[i], tags[j]);
+			ck_assert_ptr_eq(pool_tag_ptr(v), ptrs[i]);
+			ck_assert_uint_eq(pool_tag_of(v), tags[j]);
+		}
+	/* the tag wraps at 2^22 without touching the address */
+	uint64_t v = pool_tag_pack(&fake[7], ((uint64_t)1 << 22) + 5);
+	ck_assert_ptr_eq(pool_tag_ptr(v), &fake[7]);
+	ck_assert_uint_eq(pool_tag_of(v), 5);
+	/* two heads with the same top and different tags differ */
+	ck_assert_uint_ne(pool_tag_pack(&fake[7], 1), pool_tag_pack(&fake[7], 2));
+}
+END_TEST
+
+/* ---- stack invariants ---- */
+
+#define TC (HAK_CLS_LARGE - 1) /* a class and shard no page of this test uses */
+#define TS (POOL_SHARDS - 1)
+
+static void chain(struct slab **s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++)
+		atomic_store(&s[i]->snext, s[i + 1]);
+}
+
+START_TEST(test_stack_single)
+{
+	struct pool_counters c0, c1;
+	pool_counts(&c0);
+	ck_assert_uint_eq(pool_stack_len(TC, TS), 0);
+	ck_assert_ptr_null(pool_stack_pop(TC, TS));
+	pool_stack_push(TC, TS, &fake[0], &fake[0], 1);
+	pool_stack_push(TC, TS, &fake[1], &fake[1], 1);
+	ck_assert_uint_eq(pool_stack_len(TC, TS), 2);
+	/* a chain of 5 in one push: exactly 5 more, in chain order */
+	struct slab *ch[5] = { &fake[10], &fake[11], &fake[12], &fake[13], &fake[14] };
+	chain(ch, 5);
+	pool_stack_push(TC, TS, ch[0], ch[4], 5);
+	ck_assert_uint_eq(pool_stack_len(TC, TS), 7);
+	for (int i = 0; i < 5; i++)
+		ck_assert_ptr_eq(pool_stack_pop(TC, TS), ch[i]);
+	ck_assert_ptr_eq(pool_stack_pop(TC, TS), &fake[1]); /* LIFO */
+	pool_counts(&c1);
+	ck_assert_uint_eq(c1.pushes - c0.pushes, 7);
+	ck_assert_uint_eq(c1.pops - c0.pops, 6);
+	ck_assert_uint_eq((c1.pushes - c0.pushes) - (c1.pops - c0.pops), pool_stack_len(TC, TS));
+	/* take: the whole stack, NULL-terminated, and the stack is empty */
+	pool_stack_push(TC, TS, &fake[2], &fake[2], 1);
+	struct slab *all = pool_stack_take(TC, TS);
+	ck_assert_ptr_eq(all, &fake[2]);
+	ck_assert_ptr_eq(atomic_load(&all->snext), &fake[0]);
+	ck_assert_ptr_null(atomic_load(&fake[0].snext));
+	ck_assert_uint_eq(pool_stack_len(TC, TS), 0);
+	ck_assert_ptr_null(pool_stack_take(TC, TS));
+	pool_counts(&c1);
+	ck_assert_uint_eq(c1.pushes - c0.pushes, c1.pops - c0.pops);
+	ck_assert_uint_le(c1.cas_retries, c1.cas);
+}
+END_TEST
+
+#define NT 16
+#define PER_T 64 /* fakes each thread starts with */
+#define ROUNDS 20000
+
+static _Atomic int on_stack[4096];
+static _Atomic uint64_t t_pushed, t_popped;
+
+/* Each thread keeps the fakes it holds in hand[]; it pushes chains of 1
+ * to 4 of them and pops, on a few stacks that all threads share.  A page
+ * popped that was not on a stack (flag 0) means a page came off twice. */
+static void *stack_thread(void *arg)
+{
+	unsigned id = (unsigned)(uintptr_t)arg;
+	struct slab *hand[4096];
+	size_t n = 0;
+	uint64_t rng = id * 7919u + 1, pushed = 0, popped = 0;
+	for (unsigned i = 0; i < PER_T; i++)
+		hand[n++] = &fake[id * PER_T + i];
+	for (int r = 0; r < ROUNDS && !terr[0]; r++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned shard = (unsigned)(rng >> 60) % 2 + TS - 1;
+		if (n > 0 && ((rng >> 33) & 1)) {
+			size_t k = 1 + (rng >> 40) % 4;
+			if (k > n)
+				k = n;
+			struct slab **ch = &hand[n - k];
+			for (size_t i = 0; i < k; i++)
+				if (atomic_exchange(&on_stack[ch[i] - fake], 1) != 0)
+					TFAIL("page %td pushed while on a stack", ch[i] - fake);
+			chain(ch, k);
+			pool_stack_push(TC, shard, ch[0], ch[k - 1], (uint32_t)k);
+			n -= k;
+			pushed += k;
+		} else {
+			struct slab *s = pool_stack_pop(TC, shard);
+			if (s == NULL)
+				continue;
+			if (s < fake || s >= fake + 4096)
+				TFAIL("popped %p: not one of the pages", (void *)s);
+			else if (atomic_exchange(&on_stack[s - fake], 0) != 1)
+				TFAIL("page %td popped twice (ABA)", s - fake);
+			hand[n++] = s;
+			popped++;
+		}
+	}
+	atomic_fetch_add(&t_pushed, pushed);
+	atomic_fetch_add(&t_popped, popped);
+	return NULL;
+}
+
+START_TEST(test_stack_concurrent)
+{
+	pthread_t t[NT];
+	struct pool_counters c0, c1;
+	for (unsigned sh = 0; sh < POOL_SHARDS; sh++)
+		ck_assert_uint_eq(pool_stack_len(TC, sh), 0);
+	pool_counts(&c0);
+	terr[0] = '\0';
+	for (unsigned i = 0; i < NT; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, stack_thread, (void *)(uintptr_t)i), 0);
+	for (unsigned i = 0; i < NT; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	ck_assert_msg(terr[0] == '\0', "%s", terr);
+	pool_counts(&c1);
+	/* a push that keeps failing moves on to the next shard: count all */
+	uint64_t len = 0, flagged = 0;
+	for (unsigned sh = 0; sh < POOL_SHARDS; sh++)
+		len += pool_stack_len(TC, sh);
+	for (unsigned i = 0; i < NT * PER_T; i++)
+		flagged += atomic_load(&on_stack[i]);
+	/* pushes == pops + length, by the stacks' counters and the threads' */
+	ck_assert_uint_eq(c1.pushes - c0.pushes, atomic_load(&t_pushed));
+	ck_assert_uint_eq(c1.pops - c0.pops, atomic_load(&t_popped));
+	ck_assert_uint_eq(atomic_load(&t_pushed) - atomic_load(&t_popped), len);
+	ck_assert_uint_eq(flagged, len);
+	ck_assert_uint_ge(c1.cas - c0.cas, atomic_load(&t_pushed) / 4 + atomic_load(&t_popped));
+	ck_assert_uint_le(c1.cas_retries - c0.cas_retries, c1.cas - c0.cas);
+	printf("stacks: %llu pushes, %llu pops, %llu CAS, %llu retried (%.2f%%), %llu pops gave up\n",
+	       (unsigned long long)(c1.pushes - c0.pushes), (unsigned long long)(c1.pops - c0.pops),
+	       (unsigned long long)(c1.cas - c0.cas), (unsigned long long)(c1.cas_retries - c0.cas_retries),
+	       100.0 * (double)(c1.cas_retries - c0.cas_retries) / (double)(c1.cas - c0.cas),
+	       (unsigned long long)(c1.pop_giveups - c0.pop_giveups));
+}
+END_TEST
+
+/* ---- refill batching and the cap ---- */
+
+/* Pages of class c that h holds with room: the current one and partials. */
+static unsigned pages_with_room(struct heap *h, unsigned c)
+{
+	unsigned n = h->cur[c] ? 1 : 0;
+	for (struct slab *s = h->partial[c]; s; s = s->next)
+		n++;
+	return n;
+}
+
+#define BLK 8192
+#define NBLK 400
+/* blocks of BLK a page holds: page 0 gives 4 KiB to the segment header */
+#define PER_PAGE ((size_t)1 << (tier_descs[TIER_MID].slab_shift - 13))
+
+static void *batch_thread(void *arg)
+{
+	(void)arg;
+	struct heap *h0 = NULL;
+	unsigned c = ace_class(BLK);
+	uint32_t want = (uint32_t)(hak_cfg.pool_refill_batch < hak_cfg.pool_cap ? hak_cfg.pool_refill_batch
+										 : hak_cfg.pool_cap);
+	static void *b[NBLK];
+	for (int i = 0; i < NBLK; i++) {
+		b[i] = hak_malloc(BLK);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x3c, BLK);
+		h0 = tls_heap;
+		if (pages_with_room(h0, c) > (unsigned)hak_cfg.pool_cap) {
+			TFAIL("batch %ld cap %ld: %u pages with room", hak_cfg.pool_refill_batch,
+			      hak_cfg.pool_cap, pages_with_room(h0, c));
+			return NULL;
+		}
+	}
+	uint64_t refills = h0->ctr.pool_page_refills, taken = h0->ctr.pool_pages_taken;
+	/* NBLK blocks need this many pages: at least ceil(pages / want) refills */
+	uint64_t pages = 1 + (NBLK - (PER_PAGE - 1) + PER_PAGE - 1) / PER_PAGE;
+	if (refills < (pages + want - 1) / want || taken != refills * want)
+		TFAIL("batch %ld cap %ld: %llu refills took %llu pages, want %u each",
+		      hak_cfg.pool_refill_batch, hak_cfg.pool_cap, (unsigned long long)refills,
+		      (unsigned long long)taken, want);
+	for (int i = 0; i < NBLK; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_refill_batch)
+{
+	const long caps[] = { 1, 2, 3, 4, 8 };
+	/* the stacks of this class must be empty: pages come new */
+	for (unsigned k = 0; k < POOL_SHARDS; k++)
+		ck_assert_uint_eq(pool_stack_len(ace_class(BLK), k), 0);
+	hak_cfg.pool_refill_batch = _i;
+	for (size_t k = 0; k < sizeof(caps) / sizeof(caps[0]); k++) {
+		hak_cfg.pool_cap = caps[k];
+		run_thread(batch_thread, NULL);
+	}
+}
+END_TEST
+
+/* ---- trim, reuse through the shared stack, collect ---- */
+
+#define TRIM_N 512 /* at least 10 pages of 8 KiB blocks */
+static void *trim_blocks[TRIM_N];
+static struct hak_stats st_a;
+
+static struct hak_stats stats(void)
+{
+	struct hak_stats st;
+	hak_stats_get(&st);
+	return st;
+}
+
+/* Fill 10 pages, free one block in each (so none is full), then let the
+ * sweep run: the pages beyond the cap must leave for the shared stack. */
+static void *trim_thread(void *arg)
+{
+	(void)arg;
+	unsigned c = ace_class(BLK);
+	for (int i = 0; i < TRIM_N; i++) {
+		trim_blocks[i] = hak_malloc(BLK);
+		memset(trim_blocks[i], 0x5a, BLK);
+	}
+	struct heap *h = tls_heap;
+	/* page k holds blocks k * PER_PAGE - 1 .. (k + 1) * PER_PAGE - 2 */
+	for (size_t i = PER_PAGE; i < TRIM_N; i += PER_PAGE) {
+		hak_free(trim_blocks[i]);
+		trim_blocks[i] = NULL;
+	}
+	if (pages_with_room(h, c) < 8) {
+		TFAIL("only %u pages with room before the sweep", pages_with_room(h, c));
+		return NULL;
+	}
+	st_a = stats();
+	heap_purge(h, true);
+	if (pages_with_room(h, c) > (unsigned)hak_cfg.pool_cap)
+		TFAIL("after the sweep: %u pages with room, cap %ld", pages_with_room(h, c), hak_cfg.pool_cap);
+	return NULL;
+}
+
+/* Another heap: its refills pop the shared pages and drain them. */
+static void *reuse_thread(void *arg)
+{
+	(void)arg;
+	static void *mine[64];
+	uint64_t pops0 = stats().pool_shared_pops;
+	for (int i = 0; i < 64; i++) {
+		mine[i] = hak_malloc(BLK);
+		if (mine[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(mine[i], 0x77, BLK);
+	}
+	if (stats().pool_shared_pops == pops0)
+		TFAIL("a new heap took no page from the shared stack");
+	for (int i = 0; i < 64; i++)
+		hak_free(mine[i]);
+	return NULL;
+}
+
+START_TEST(test_trim_reuse_collect)
+{
+	hak_cfg.pool_cap = 2;
+	hak_cfg.pool_refill_batch = 2;
+	tier_descs[TIER_MID].bin_cap = 0; /* frees reach the pages at once */
+	hak_collect();
+	run_thread(trim_thread, NULL);
+	struct hak_stats st_b = stats();
+	/* the sweep pushed the pages beyond the cap; the thread's exit pushed
+	 * the rest (each holds blocks still out) */
+	ck_assert_uint_ge(st_b.pool_shared_pushes - st_a.pool_shared_pushes, 10);
+	ck_assert_uint_ge(st_b.pool_shared_pages, 10);
+	/* the blocks are intact; frees from this thread are remote frees */
+	for (int i = 0; i < TRIM_N; i++) {
+		if (trim_blocks[i] == NULL)
+			continue;
+		for (size_t k = 0; k < BLK; k += 512)
+			ck_assert_uint_eq(((unsigned char *)trim_blocks[i])[k], 0x5a);
+	}
+	for (int i = 0; i < TRIM_N / 2; i++)
+		hak_free(trim_blocks[i]), trim_blocks[i] = NULL;
+	run_thread(reuse_thread, NULL);
+	for (int i = TRIM_N / 2; i < TRIM_N; i++)
+		hak_free(trim_blocks[i]);
+	hak_collect();
+	struct hak_stats st_c = stats();
+	ck_assert_uint_eq(st_c.pool_shared_pages, 0);
+	ck_assert_uint_eq(st_c.pool_shared_pushes, st_c.pool_shared_pops);
+}
+END_TEST
+
+static Suite *pool_suite(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc = tcase_create("stack");
+	tcase_add_test(tc, test_tag_pack);
+	tcase_add_test(tc, test_stack_single);
+	tcase_add_test(tc, test_stack_concurrent);
+	tcase_set_timeout(tc, 60);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("refill");
+	tcase_add_loop_test(tc, test_refill_batch, 1, 5);
+	tcase_add_test(tc, test_trim_reuse_collect);
+	tcase_set_timeout(tc, 30);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pool_suite());
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
