@@ -354,8 +354,6 @@ bool pool_purge(unsigned shard, bool all, bool force)
 	bool pending = false;
 	for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++) {
 		struct pool_shard *sh = &shards[k];
-		if (__atomic_load_n(&sh->avail, __ATOMIC_RELAXED) == NULL)
-			continue; /* racy peek: a miss waits for the next sweep */
 		/* under the lock, so that no page is cut from a slot while its
 		 * memory goes: madvise of a few pages, rarely */
 		pthread_mutex_lock(&sh->lock);
@@ -478,11 +476,27 @@ static void chain_add(struct slab *s, struct slab **first, struct slab **last, u
 
 /* Pages of class c with room beyond the cap (the current page counts
  * first): an empty one goes back, one with blocks out goes to the shared
- * stack of h's shard, where another heap can finish it. */
+ * stack of h's shard, where another heap can finish it.  Invariant kept:
+ * every block in h's ring lies in a page h owns. */
 void pool_trim(struct heap *h, unsigned c)
 {
 	uint32_t keep = (uint32_t)hak_cfg.pool_cap, n = h->cur[c] ? 1 : 0, pushed = 0;
 	struct slab *s, *next, *first = NULL, *last = NULL;
+	for (s = h->partial[c]; s && n <= keep; s = s->next)
+		n++;
+	if (n <= keep)
+		return;
+	/* No page leaves with blocks in h's ring: they go back to their
+	 * pages first (a few dozen at most, once per purge delay). */
+	struct tbin *b = &h->bins[c];
+	for (void *p = b->head, *pn; p; p = pn) {
+		pn = *(void **)p;
+		struct segment *seg = segmap_lookup(p);
+		slab_push_local(h, seg, slab_of(seg, p), p);
+	}
+	b->head = NULL;
+	b->count = 0;
+	n = h->cur[c] ? 1 : 0;
 	for (s = h->partial[c]; s; s = next) {
 		next = s->next;
 		if (++n <= keep)
