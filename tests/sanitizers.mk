@@ -13,4 +13,22 @@ EXTRA_DIST += tests/sanitizers.sh tests/sanitizers.mk
 check-sanitizers:
 	$(SHELL) $(srcdir)/tests/sanitizers.sh $(abs_top_srcdir)
 
-.PHONY: check-sanitizers
+# valgrind memcheck on the single-thread suites through the hak_* API and
+# on the pool's suite; any error fails.  Best with --disable-override,
+# where valgrind tracks the test programs' own mallocs as well.
+HAKMEM_VALGRIND_TESTS = tests/check_semantics_api$(EXEEXT) tests/check_stats$(EXEEXT) \
+	tests/check_pool$(EXEEXT)
+
+if HAVE_CHECK
+check-valgrind: $(HAKMEM_VALGRIND_TESTS)
+	@for t in $(HAKMEM_VALGRIND_TESTS); do \
+		echo "valgrind $$t"; \
+		CK_FORK=no $(LIBTOOL) --mode=execute valgrind --quiet --error-exitcode=9 \
+			--trace-children=no ./$$t || exit 1; \
+	done
+else
+check-valgrind:
+	@echo "error: make check-valgrind needs the Check framework" >&2; exit 1
+endif
+
+.PHONY: check-sanitizers check-valgrind
