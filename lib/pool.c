@@ -159,19 +159,18 @@ void pool_stack_push(unsigned c, unsigned shard, struct slab *first, struct slab
 	}
 }
 
-struct slab *pool_stack_pop(unsigned c, unsigned shard)
+/* Detach the top page (whole: the whole stack) with one CAS; NULL when
+ * empty or after POP_TRIES failed CASes. */
+static struct slab *stack_detach(struct pool_stack *st, bool whole)
 {
-	struct pool_stack *st = stack_of(c, shard);
-	if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
-		return NULL; /* a racy peek: a miss only means a new page */
-	atomic_fetch_add_explicit(&readers, 1, memory_order_seq_cst);
 	uint64_t old = atomic_load_explicit(&st->head, memory_order_acquire), failed = 0;
 	struct slab *s;
 	for (unsigned k = 0;; k++) {
 		s = pool_tag_ptr(old);
 		if (s == NULL)
 			break;
-		struct slab *next = atomic_load_explicit(&s->snext, memory_order_relaxed);
+		/* a whole take reads no page before its CAS */
+		struct slab *next = whole ? NULL : atomic_load_explicit(&s->snext, memory_order_relaxed);
 		if (atomic_compare_exchange_weak_explicit(&st->head, &old,
 							  pool_tag_pack(next, pool_tag_of(old) + 1),
 							  memory_order_acquire, memory_order_acquire))
@@ -184,8 +183,20 @@ struct slab *pool_stack_pop(unsigned c, unsigned shard)
 		}
 		backoff(k);
 	}
-	atomic_fetch_sub_explicit(&readers, 1, memory_order_seq_cst);
 	count_cas(failed + (s != NULL), failed);
+	return s;
+}
+
+struct slab *pool_stack_pop(unsigned c, unsigned shard)
+{
+	struct pool_stack *st = stack_of(c, shard);
+	if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
+		return NULL; /* a racy peek: a miss only means a new page */
+	/* counted as a reader from before the head is read until after the
+	 * top's snext is: see pool_quiesce */
+	atomic_fetch_add_explicit(&readers, 1, memory_order_seq_cst);
+	struct slab *s = stack_detach(st, false);
+	atomic_fetch_sub_explicit(&readers, 1, memory_order_seq_cst);
 	if (s)
 		atomic_fetch_add_explicit(&st->pops, 1, memory_order_relaxed);
 	return s;
@@ -194,26 +205,7 @@ struct slab *pool_stack_pop(unsigned c, unsigned shard)
 struct slab *pool_stack_take(unsigned c, unsigned shard)
 {
 	struct pool_stack *st = stack_of(c, shard);
-	uint64_t old = atomic_load_explicit(&st->head, memory_order_acquire), failed = 0;
-	struct slab *s;
-	for (unsigned k = 0;; k++) {
-		s = pool_tag_ptr(old);
-		if (s == NULL)
-			break;
-		/* no page is read before the CAS: no reader count needed */
-		if (atomic_compare_exchange_weak_explicit(&st->head, &old,
-							  pool_tag_pack(NULL, pool_tag_of(old) + 1),
-							  memory_order_acquire, memory_order_acquire))
-			break;
-		failed++;
-		if (k + 1 >= POP_TRIES) {
-			atomic_fetch_add_explicit(&pop_giveups, 1, memory_order_relaxed);
-			s = NULL;
-			break;
-		}
-		backoff(k);
-	}
-	count_cas(failed + (s != NULL), failed);
+	struct slab *s = stack_detach(st, true);
 	uint64_t n = 0;
 	for (struct slab *t = s; t; t = atomic_load_explicit(&t->snext, memory_order_relaxed))
 		n++;

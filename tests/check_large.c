@@ -22,15 +22,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
+#include "itest.h"
 
-static struct hak_stats stats(void)
-{
-	struct hak_stats st;
-	hak_stats_get(&st);
-	return st;
-}
+
 
 static unsigned segmap_raw(uintptr_t addr)
 {

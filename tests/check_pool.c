@@ -27,21 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static char terr[1024];
-#define TFAIL(...)                                                       \
-	do {                                                             \
-		if (!terr[0])                                            \
-			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
-	} while (0)
+#include "itest.h"
 
-static void run_thread(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-	terr[0] = '\0';
-	ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_msg(terr[0] == '\0', "%s", terr);
-}
+
 
 /* ---- the tagged head ---- */
 
@@ -267,12 +255,6 @@ END_TEST
 static void *trim_blocks[TRIM_N];
 static struct hak_stats st_a;
 
-static struct hak_stats stats(void)
-{
-	struct hak_stats st;
-	hak_stats_get(&st);
-	return st;
-}
 
 /* Fill 10 pages, free one block in each (so none is full), then let the
  * sweep run: the pages beyond the cap must leave for the shared stack. */

@@ -22,7 +22,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MiB ((size_t)1 << 20)
+#include "itest.h"
+
 
 /* A heap that owns the segments the tests make by hand: segment_alloc only
  * records it as the owner. */
@@ -33,12 +34,6 @@ static unsigned segmap_raw(uintptr_t addr)
 	return segmap_get(addr);
 }
 
-static struct hak_stats stats(void)
-{
-	struct hak_stats st;
-	ck_assert_int_eq(hak_stats_get(&st), 0);
-	return st;
-}
 
 /* 64 MiB (32 segment-map entries) of address space hakmem has not mapped, aligned
  * to 64 MiB.  It stays reserved (PROT_NONE) until the test ends, so that

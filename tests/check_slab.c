@@ -34,26 +34,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
+#include "itest.h"
+
 
 /* ---- failure recording for worker threads ---- */
 
-static char terr[1024];
-#define TFAIL(...)                                                       \
-	do {                                                             \
-		if (!terr[0])                                            \
-			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
-	} while (0)
 
-static void run_thread(void *(*fn)(void *), void *arg)
-{
-	pthread_t t;
-	terr[0] = '\0';
-	ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
-	ck_assert_int_eq(pthread_join(t, NULL), 0);
-	ck_assert_msg(terr[0] == '\0', "%s", terr);
-}
 
 /* Two threads at once, both made by the test's main thread. */
 static void run_threads2(void *(*a)(void *), void *(*b)(void *), void *arg)
@@ -85,12 +71,6 @@ static void warm_up(void)
 	pthread_join(b, NULL);
 }
 
-static struct hak_stats stats(void)
-{
-	struct hak_stats st;
-	hak_stats_get(&st);
-	return st;
-}
 
 static void sleep_ms(long ms)
 {

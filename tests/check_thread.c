@@ -25,22 +25,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
+#include "itest.h"
 
-static char terr[1024];
-#define TFAIL(...)                                                       \
-	do {                                                             \
-		if (!terr[0])                                            \
-			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
-	} while (0)
 
-static struct hak_stats stats(void)
-{
-	struct hak_stats st;
-	hak_stats_get(&st);
-	return st;
-}
+
 
 static void join_ok(pthread_t t)
 {

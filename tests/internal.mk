@@ -34,47 +34,47 @@ HAKMEM_ITEST_CPPFLAGS = -I$(top_srcdir)/lib -I$(top_srcdir)/include -I$(top_buil
 HAKMEM_ITEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) -fno-builtin
 HAKMEM_ITEST_LDADD = lib/libhakmem_core.la $(CHECK_LIBS) $(PTHREAD_LIBS) -lpthread
 
-tests_check_ace_SOURCES = tests/check_ace.c
+tests_check_ace_SOURCES = tests/check_ace.c tests/itest.h
 tests_check_ace_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_ace_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_ace_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_config_SOURCES = tests/check_config.c
+tests_check_config_SOURCES = tests/check_config.c tests/itest.h
 tests_check_config_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_config_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_config_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_segment_SOURCES = tests/check_segment.c
+tests_check_segment_SOURCES = tests/check_segment.c tests/itest.h
 tests_check_segment_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_segment_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_segment_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_slab_SOURCES = tests/check_slab.c
+tests_check_slab_SOURCES = tests/check_slab.c tests/itest.h
 tests_check_slab_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_slab_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_slab_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_pool_SOURCES = tests/check_pool.c
+tests_check_pool_SOURCES = tests/check_pool.c tests/itest.h
 tests_check_pool_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_pool_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_pool_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_large_SOURCES = tests/check_large.c
+tests_check_large_SOURCES = tests/check_large.c tests/itest.h
 tests_check_large_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_large_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_large_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_os_SOURCES = tests/check_os.c
+tests_check_os_SOURCES = tests/check_os.c tests/itest.h
 tests_check_os_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_os_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_os_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_stats_SOURCES = tests/check_stats.c
+tests_check_stats_SOURCES = tests/check_stats.c tests/itest.h
 tests_check_stats_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_stats_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_stats_LDADD = $(HAKMEM_ITEST_LDADD)
 
-tests_check_thread_SOURCES = tests/check_thread.c
+tests_check_thread_SOURCES = tests/check_thread.c tests/itest.h
 tests_check_thread_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_thread_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_thread_LDADD = $(HAKMEM_ITEST_LDADD)
