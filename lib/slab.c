@@ -19,6 +19,7 @@
 struct tier_desc tier_descs[TIER_COUNT];
 
 #define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
+#define MID_EMPTY_MAX 64 /* empty mid pages a heap keeps for reuse (8 MiB) */
 
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 
@@ -222,8 +223,10 @@ bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 		slist_remove(&h->partial[s->cls], NULL, s);
 	else if (s->state == SLAB_FULL)
 		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
-	else if (s->state == SLAB_EMPTY)
+	else if (s->state == SLAB_EMPTY) {
 		slist_remove(&h->mid_empty, NULL, s);
+		h->nmid_empty--;
+	}
 	if (h->cur[s->cls] == s)
 		h->cur[s->cls] = NULL;
 	CTR_INC(h, slabs_retired);
@@ -473,6 +476,7 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 			if (tier == TIER_MID) {
 				if ((s = h->mid_empty) != NULL) {
 					slist_remove(&h->mid_empty, NULL, s);
+					h->nmid_empty--;
 					if (s->cls != c)
 						slab_init(h, seg_of_slab(s), s->index, c);
 					DCTR_INC(h, refill_partial);
@@ -534,12 +538,23 @@ static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 		return;
 	}
 	if (seg->tier == TIER_MID) {
+		if (h->nmid_empty >= MID_EMPTY_MAX) {
+			/* enough empty pages wait already: this one goes back,
+			 * with its memory, now (a thread that stops calling the
+			 * allocator keeps at most MID_EMPTY_MAX of them) */
+			int keep = h->purge_now;
+			h->purge_now = 1;
+			slab_retire(h, seg, s);
+			h->purge_now = keep;
+			return;
+		}
 		if (s->state == SLAB_PARTIAL)
 			slist_remove(&h->partial[s->cls], NULL, s);
 		else
 			slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
 		s->state = SLAB_EMPTY;
 		slist_push(&h->mid_empty, s);
+		h->nmid_empty++;
 	} else if (s->state == SLAB_FULL) {
 		full_to_partial(h, s);
 	}

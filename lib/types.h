@@ -185,6 +185,7 @@ struct heap {
 	 * page from elsewhere; the sweep gives back those still here after
 	 * two purge checks. */
 	struct slab *mid_empty;
+	uint32_t nmid_empty;            /* pages on mid_empty (<= MID_EMPTY_MAX) */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms; 0 = nothing dirty */

@@ -14,7 +14,9 @@
  *   holds more than cap pages of a class with room;
  * - trim and reuse: pages beyond the cap go to the shared stack, another
  *   thread pops them, drains the remote frees in them and serves its
- *   mallocs from them; once every block is back, a collect gives them up.
+ *   mallocs from them; once every block is back, a collect gives them up;
+ * - a thread that frees some 200 MiB of mid blocks and makes no further
+ *   call holds at most 30 MiB.
  *
  * Worker threads record the first failure in terr[] (ck_assert allocates
  * and talks to the parent); the test asserts after the join.
@@ -26,6 +28,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -335,6 +338,59 @@ START_TEST(test_trim_reuse_collect)
 }
 END_TEST
 
+/* ---- one thread, then idle: what a heap keeps is bounded ---- */
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define UNDER_SANITIZER 1
+#endif
+#endif
+
+static size_t rss_now(void)
+{
+	unsigned long size = 0, res = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#define IDLE_N 12000 /* about 200 MiB of mid blocks */
+
+/* The thread allocates, writes and frees about 200 MiB of mid blocks, then
+ * makes no further call: the pages that empty beyond MID_EMPTY_MAX go back
+ * at once, so what it holds is bounded without a later sweep. */
+START_TEST(test_idle_after_free)
+{
+	static void *b[IDLE_N];
+	uint64_t rng = 12345;
+	size_t total = 0;
+	for (int i = 0; i < IDLE_N; i++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		size_t n = 1025 + (rng >> 33) % (32768 - 1024);
+		b[i] = hak_malloc(n);
+		ck_assert_ptr_nonnull(b[i]);
+		memset(b[i], 0x42, n);
+		total += n;
+	}
+	size_t peak = rss_now();
+	for (int i = 0; i < IDLE_N; i++)
+		hak_free(b[i]);
+	size_t idle = rss_now();
+	printf("idle after free: %.1f MiB allocated, RSS %.1f -> %.1f MiB\n", (double)total / MiB,
+	       (double)peak / MiB, (double)idle / MiB);
+	ck_assert_uint_ge(peak, total / 2); /* the blocks were really there */
+#ifndef UNDER_SANITIZER
+	ck_assert_msg(idle <= 30 * MiB, "idle RSS %.1f MiB > 30 MiB", (double)idle / MiB);
+#endif
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -347,6 +403,7 @@ static Suite *pool_suite(void)
 	tc = tcase_create("refill");
 	tcase_add_loop_test(tc, test_refill_batch, 1, 5);
 	tcase_add_test(tc, test_trim_reuse_collect);
+	tcase_add_test(tc, test_idle_after_free);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
