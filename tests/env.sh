@@ -105,6 +105,10 @@ done
 expect_warning HAKMEM_STATS 2 0 1 0
 expect_warning HAKMEM_STATS yes 0 1 0
 expect_warning HAKMEM_POOL_RING_CAP 4097 0 4096 32
+expect_warning HAKMEM_POOL_REFILL_BATCH 0 1 4 2
+expect_warning HAKMEM_POOL_REFILL_BATCH 5 1 4 2
+expect_warning HAKMEM_POOL_CAP 0 1 1024 4
+expect_warning HAKMEM_POOL_CAP 1025 1 1024 4
 expect_warning HAKMEM_LARGE_CACHE_CAP 257 0 256 1
 expect_warning HAKMEM_PURGE_DELAY_MS 3600001 0 3600000 100
 expect_warning HAKMEM_PURGE_DELAY_MS -1 0 3600000 100
@@ -144,6 +148,8 @@ expect_silence HAKMEM_TINY_SLL_CAP=65536
 expect_silence HAKMEM_TINY_SLL_CAP=256
 expect_silence HAKMEM_POOL_RING_CAP=0 HAKMEM_LARGE_CACHE_CAP=0 HAKMEM_SEGMENT_CACHE=0 HAKMEM_HUGE_CACHE=0
 expect_silence HAKMEM_POOL_RING_CAP=4096 HAKMEM_LARGE_CACHE_CAP=256 HAKMEM_SEGMENT_CACHE=1024 HAKMEM_HUGE_CACHE=64
+expect_silence HAKMEM_POOL_REFILL_BATCH=1 HAKMEM_POOL_CAP=1
+expect_silence HAKMEM_POOL_REFILL_BATCH=4 HAKMEM_POOL_CAP=1024
 expect_silence HAKMEM_PURGE_DELAY_MS=0
 expect_silence HAKMEM_PURGE_DELAY_MS=3600000
 expect_silence HAKMEM_WMAX=1.00
@@ -173,6 +179,26 @@ if run HAKMEM_STATS=0; then
 		echo "ok: HAKMEM_STATS=0 -> no statistics"
 	fi
 fi
+
+# The pool's variables take effect: the program starts with no mid page,
+# so each of its mid refills takes min(batch, cap) new pages, and the
+# statistics print the mean.
+expect_pages() { # EXPECTED VAR=VALUE...
+	want=$1
+	shift
+	run HAKMEM_STATS=1 "$@" || return
+	got=$(sed -n 's/^  pool_pages_per_refill *//p' "$tmp.err")
+	if test "$got" != "$want"; then
+		fail "$*: pool_pages_per_refill '$got', expected $want"
+		return
+	fi
+	echo "ok: $* -> $want pages per mid refill"
+}
+expect_pages 2.00
+expect_pages 1.00 HAKMEM_POOL_REFILL_BATCH=1
+expect_pages 3.00 HAKMEM_POOL_REFILL_BATCH=3
+expect_pages 4.00 HAKMEM_POOL_REFILL_BATCH=4 HAKMEM_POOL_CAP=8
+expect_pages 2.00 HAKMEM_POOL_REFILL_BATCH=4 HAKMEM_POOL_CAP=2
 
 if test $failures -ne 0; then
 	echo "$failures of $checks checks failed"
