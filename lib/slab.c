@@ -214,7 +214,9 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 }
 
 /* s has no block out (used == 0): give its slot back to the segment, and
- * the segment back when it is empty.  Returns true if seg was released. */
+ * the segment back when it is empty.  Returns true if seg was released
+ * (a tiny or large segment of h's; a mid page goes to pool_page_free,
+ * which releases its segment itself: false). */
 bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 {
 	hak_assert(s->used == 0);
@@ -721,15 +723,12 @@ void heap_flush(struct heap *h)
 		while (p) {
 			void *next = *(void **)p;
 			struct segment *seg = segmap_lookup(p);
-			/* a mid page may have left h since p went in the bin */
-			if (atomic_load_explicit(&slab_of(seg, p)->owner, memory_order_relaxed) == h)
-				slab_free_local(h, seg, p);
-			else
-				slab_free_remote(h, seg, p);
+			/* pool_trim empties a ring before its pages leave */
+			hak_assert(atomic_load_explicit(&slab_of(seg, p)->owner, memory_order_relaxed) == h);
+			slab_free_local(h, seg, p);
 			p = next;
 		}
 	}
-	heap_remote_flush(h);
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
 		class_sweep(h, c);
 	for (int t = 0; t < TIER_COUNT; t++) {
