@@ -8,7 +8,7 @@
 #include "internal.h"
 
 uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
-uint32_t ace_class_size[HAK_NCLS];
+uint32_t ace_class_size[HAK_NBINS];
 
 /* Class of n, 1 <= n <= HAK_LARGE_MAX, from the formula. */
 static unsigned ace_formula(size_t n)
@@ -27,8 +27,10 @@ unsigned ace_class_slow(size_t n)
 
 void ace_init(void)
 {
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
-		if (c < 8) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		if (c >= HAK_CLS_ALIGNED) { /* 128, 256, ..., 1024 (types.h) */
+			ace_class_size[c] = (c - HAK_CLS_ALIGNED + 1) * 128;
+		} else if (c < 8) {
 			ace_class_size[c] = (c + 1) * 16;
 		} else {
 			unsigned k = 7 + (c - 8) / 4, j = (c - 8) % 4;

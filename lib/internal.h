@@ -131,7 +131,7 @@ void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t
 
 /* ---- ace.c: size -> class by table lookup ---- */
 extern uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
-extern uint32_t ace_class_size[HAK_NCLS];
+extern uint32_t ace_class_size[HAK_NBINS];
 void ace_init(void);
 unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
 hak_inline unsigned ace_class(size_t n)
@@ -142,7 +142,8 @@ hak_inline unsigned ace_class(size_t n)
 }
 hak_inline int ace_tier_of_class(unsigned c)
 {
-	return c < HAK_CLS_MID ? TIER_TINY : c < HAK_CLS_LARGE ? TIER_MID : TIER_LARGE;
+	return c < HAK_CLS_MID ? TIER_TINY : c < HAK_CLS_LARGE ? TIER_MID
+	       : c < HAK_CLS_ALIGNED ? TIER_LARGE : TIER_TINY;
 }
 
 /* ---- tiers: tiny.c, pool.c, large.c ---- */
@@ -215,6 +216,37 @@ hak_inline uint8_t *slab_start(const struct slab *s)
 	return slab_area(seg_of_slab(s), s->index, &len);
 }
 
+/* Colours a slab of class c may take (types.h, "Colour"): 1 (none) unless
+ * c is a coloured tiny class, else block size's power-of-two factor / 64
+ * (2 to 16). */
+hak_inline unsigned slab_colours(unsigned c)
+{
+	if (c >= HAK_CLS_MID)
+		return 1; /* mid, large and the aligned tiny classes */
+	size_t bs = ace_class_size[c], f = bs & (0 - bs);
+	return f < 2 * HAK_COLOUR_ALIGN ? 1u : (unsigned)(f / HAK_COLOUR_ALIGN);
+}
+
+/* Byte offset of the first block of slab i of seg when it serves class c:
+ * a multiple of HAK_COLOUR_ALIGN, below the class's power-of-two factor,
+ * spread over the slabs of a segment and over segments. */
+hak_inline size_t slab_colour(const struct segment *seg, unsigned i, unsigned c)
+{
+	unsigned n = slab_colours(c);
+	if (n == 1)
+		return 0;
+	unsigned salt = (unsigned)((uintptr_t)seg >> HAK_SEG_SHIFT) * 3u;
+	return (size_t)((i * 5u + salt) % n) * HAK_COLOUR_ALIGN;
+}
+
+/* The first block of s. */
+hak_inline uint8_t *slab_block0(const struct slab *s)
+{
+	struct segment *seg = seg_of_slab(s);
+	size_t len;
+	return slab_area(seg, s->index, &len) + slab_colour(seg, s->index, s->cls);
+}
+
 /* shared with pool.c */
 struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned c);
 uint32_t slab_drain(struct slab *s);
@@ -279,7 +311,7 @@ void hak_init(void);
 /* The calling thread's heap, made on first use; NULL when the thread must
  * use the shared fallback heap (during its own teardown or our init). */
 struct heap *heap_get_slow(void);
-void *heap_fallback_alloc(size_t n);
+void *heap_fallback_alloc(unsigned c); /* a block of class c */
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
 
 /* ---- counters kept by their modules, summed by stats.c ---- */

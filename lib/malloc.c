@@ -19,17 +19,16 @@ HAKMEM_EXPORT const char *hak_version(void)
 
 /* ---- slow paths ---- */
 
-void *hak_alloc_slow(size_t n)
+/* A block of class c for a request of n bytes. */
+static void *alloc_class(size_t n, unsigned c)
 {
-	if (n > HAK_LARGE_MAX)
-		return huge_alloc(n, 0, false, false);
+	(void)n; /* for the debug counters only */
 	struct heap *h = tls_heap;
 	if (unlikely(h == &heap_empty)) {
 		h = heap_get_slow();
 		if (h == NULL)
-			return heap_fallback_alloc(n);
+			return heap_fallback_alloc(c);
 	}
-	unsigned c = ace_class(n);
 	DCTR_ADD(h, req_bytes, n);
 	DCTR_ADD(h, class_bytes, ace_class_size[c]);
 	struct tbin *b = &h->bins[c];
@@ -43,6 +42,13 @@ void *hak_alloc_slow(size_t n)
 	if (unlikely(p == NULL))
 		errno = ENOMEM;
 	return p;
+}
+
+void *hak_alloc_slow(size_t n)
+{
+	if (n > HAK_LARGE_MAX)
+		return huge_alloc(n, 0, false, false);
+	return alloc_class(n, ace_class(n));
 }
 
 static _Atomic uint64_t foreign_frees;
@@ -95,13 +101,22 @@ static void *alloc_aligned(size_t align, size_t n)
 	if (align <= 16)
 		return hak_alloc_fast(n);
 	if (align <= HAK_PAGE && n <= HAK_LARGE_MAX) {
-		/* Slabs start on page boundaries: a class that is a multiple of
-		 * align gives aligned blocks.  Large classes are page multiples. */
+		/* Mid and large slabs start on page boundaries: a class that is
+		 * a multiple of align gives aligned blocks (large classes are
+		 * page multiples).  Coloured tiny slabs promise HAK_COLOUR_ALIGN
+		 * only; beyond it, up to 1 KiB, the aligned tiny classes, which
+		 * are not coloured, serve n rounded up to a multiple of align. */
 		size_t m = n < align ? align : n;
 		if (m > HAK_MID_MAX)
 			return hak_alloc_fast(m);
+		if (align > HAK_COLOUR_ALIGN && m <= HAK_TINY_MAX) {
+			m = (m + align - 1) & ~(align - 1);
+			if (m <= HAK_TINY_MAX)
+				return alloc_class(n, HAK_CLS_ALIGNED + (unsigned)(m / 128) - 1);
+		}
 		for (unsigned c = ace_class(m); c < HAK_CLS_LARGE; c++)
-			if (ace_class_size[c] % align == 0)
+			if (ace_class_size[c] % align == 0 &&
+			    (align <= HAK_COLOUR_ALIGN || ace_tier_of_class(c) != TIER_TINY))
 				return hak_alloc_fast(ace_class_size[c]);
 	}
 	return huge_alloc(n, align, false, false);

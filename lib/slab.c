@@ -103,7 +103,8 @@ void slab_validate(const struct slab *s)
 	hak_assert(s->carved <= s->capacity);
 	hak_assert(s->used + s->nfree == s->carved);
 	uint32_t n = 0;
-	uint8_t *start = slab_start(s);
+	uint8_t *start = slab_block0(s);
+	hak_assert(start + (size_t)s->capacity * s->block_size <= slab_start(s) + ((size_t)1 << seg_of_slab(s)->slab_shift));
 	for (void *b = s->free; b; b = *(void **)b) {
 		hak_assert((uint8_t *)b >= start);
 		hak_assert((size_t)((uint8_t *)b - start) % s->block_size == 0);
@@ -162,7 +163,7 @@ static void *slab_carve(struct heap *h, struct slab *s)
 	if (k > batch)
 		k = batch;
 	size_t bs = s->block_size;
-	uint8_t *first = slab_start(s) + (size_t)s->carved * bs, *b = first;
+	uint8_t *first = slab_block0(s) + (size_t)s->carved * bs, *b = first;
 	for (uint32_t i = 1; i < k; i++, b += bs)
 		*(void **)b = b + bs;
 	*(void **)b = NULL;
@@ -202,7 +203,8 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	size_t len;
 	slab_area(seg, i, &len);
 	s->block_size = ace_class_size[c];
-	s->capacity = (uint16_t)(len / s->block_size);
+	/* room for the colour: the last block goes when the slack is short */
+	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / s->block_size);
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
 	s->cls = (uint8_t)c;
@@ -309,15 +311,16 @@ void heap_purge(struct heap *h, bool force)
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
 		if (h->partial[c])
 			pool_trim(h, c);
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		struct slab *s, *snext;
-		if (c >= HAK_CLS_LARGE && h->cur[c] && large_free_purge(h->cur[c], force))
+		bool large = ace_tier_of_class(c) == TIER_LARGE;
+		if (large && h->cur[c] && large_free_purge(h->cur[c], force))
 			next = now + delay;
 		for (s = h->partial[c]; s; s = snext) {
 			snext = s->next;
 			if (s->used != 0) {
 				s->empty_seen = 0;
-				if (c >= HAK_CLS_LARGE && large_free_purge(s, force))
+				if (large && large_free_purge(s, force))
 					next = now + delay;
 			} else if (force || s->empty_seen) {
 				slab_retire(h, seg_of_slab(s), s);
@@ -707,7 +710,7 @@ static void class_sweep(struct heap *h, unsigned c)
 void heap_flush(struct heap *h)
 {
 	heap_remote_flush(h);
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		struct slab *s = h->cur[c];
 		if (s) {
 			h->cur[c] = NULL;
@@ -715,7 +718,7 @@ void heap_flush(struct heap *h)
 			slist_push(&h->partial[c], s);
 		}
 	}
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		struct tbin *b = &h->bins[c];
 		void *p = b->head;
 		b->head = NULL;
@@ -766,7 +769,7 @@ void heap_abandon(struct heap *h)
 			}
 		}
 	}
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
 		h->cur[c] = NULL;
 	}
@@ -775,7 +778,7 @@ void heap_abandon(struct heap *h)
 void heap_setup(struct heap *h)
 {
 	memset(h, 0, offsetof(struct heap, reg_next));
-	for (unsigned c = 0; c < HAK_NCLS; c++)
+	for (unsigned c = 0; c < HAK_NBINS; c++)
 		h->bins[c].cap = tier_bin_cap(c);
 	h->live = 1;
 	static _Atomic unsigned next_shard;

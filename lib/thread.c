@@ -92,9 +92,8 @@ struct heap *heap_get_slow(void)
 	return h;
 }
 
-void *heap_fallback_alloc(size_t n)
+void *heap_fallback_alloc(unsigned c)
 {
-	unsigned c = ace_class(n);
 	pthread_mutex_lock(&fallback_lock);
 	struct heap *h = &fallback_heap; /* set up by hak_init */
 	struct tbin *b = &h->bins[c];

@@ -50,6 +50,14 @@ enum {
  *                 8..19   160..1024 B    tiny
  *                20..39   1280..32 KiB   mid
  *                40..59   40 KiB..1 MiB  large
+ *                60..67   128..1024 B    tiny, aligned (below)
+ *
+ * ACE maps sizes to classes 0..59 only (HAK_NCLS).  Tiny slabs are
+ * coloured (see "Slabs"), so a tiny block is only sure to be aligned to
+ * 64 bytes.  Classes 60..67 repeat the tiny sizes that are multiples of
+ * 128 (128, 256, ..., 1024) in slabs that are not coloured: the aligned
+ * allocation functions take them for 64 < alignment <= 1024 and a size
+ * up to 1 KiB.  A heap keeps bins and slab lists for all HAK_NBINS.
  * ------------------------------------------------------------------- */
 #define HAK_TINY_MAX ((size_t)1024)
 #define HAK_MID_MAX ((size_t)32768)
@@ -57,6 +65,10 @@ enum {
 #define HAK_NCLS 60
 #define HAK_CLS_MID 20   /* first mid class */
 #define HAK_CLS_LARGE 40 /* first large class */
+#define HAK_CLS_ALIGNED 60 /* first aligned tiny class (128 B) */
+#define HAK_NALIGNED 8
+#define HAK_NBINS (HAK_NCLS + HAK_NALIGNED)
+#define HAK_COLOUR_ALIGN ((size_t)64) /* alignment of every block of a coloured slab */
 
 enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIER_HUGE = 3 };
 
@@ -65,6 +77,14 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * KiB, mid: 16 x 128 KiB pages, large: 1 x 2 MiB); each slab serves one
  * class.  Blocks carry no header: a block's slab is
  * seg->slabs[(p - seg) >> seg->slab_shift].
+ *
+ * Colour: a tiny slab of a class whose size is a multiple of 128 starts
+ * its first block at a multiple of 64 bytes past the slab's start, chosen
+ * from its index and its segment (slab_colour, internal.h), and gives up
+ * its last block when the slack is too small for that.  Without it, the
+ * blocks of a 1024-byte class all begin at the same 4 offsets of a page,
+ * so their first cache lines, where the free list and most programs' block
+ * headers are, compete for a sixteenth of the L1 and L2 sets.
  *
  * Invariants (checked by slab_validate under --enable-debug):
  *   carved <= capacity
@@ -176,10 +196,10 @@ struct heap_counters {
 #define HAK_NCOUNTERS (sizeof(struct heap_counters) / sizeof(uint64_t))
 
 struct heap {
-	struct tbin bins[HAK_NCLS];
-	struct slab *cur[HAK_NCLS];     /* slab being drained into the bin */
-	struct slab *partial[HAK_NCLS]; /* slabs with free or uncarved blocks */
-	struct slab *full_head[HAK_NCLS], *full_tail[HAK_NCLS]; /* FIFO */
+	struct tbin bins[HAK_NBINS];
+	struct slab *cur[HAK_NBINS];     /* slab being drained into the bin */
+	struct slab *partial[HAK_NBINS]; /* slabs with free or uncarved blocks */
+	struct slab *full_head[HAK_NBINS], *full_tail[HAK_NBINS]; /* FIFO */
 	/* Mid pages that emptied (state SLAB_EMPTY), newest first: the next
 	 * mid refill of any class takes one (re-cut for its class) before a
 	 * page from elsewhere; the sweep gives back those still here after

@@ -6,6 +6,8 @@
  *
  * - the thread-local list (bin) of a class never takes more than its cap;
  *   the rest of the frees go to the slab's local list;
+ * - colour: blocks of classes that are multiples of 128 B start at several
+ *   offsets modulo their size, one per slab, 64-byte aligned;
  * - slab invariants (used + nfree == carved, nfree == length(free), ...)
  *   and block conservation (blocks out of a class's slabs == blocks in the
  *   bin + blocks with the user + blocks on remote lists) after a random mix;
@@ -128,7 +130,7 @@ static bool set_has(const struct pset *s, const void *p)
 /* ---- heap walk and validation ---- */
 
 struct walk {
-	uint64_t used[HAK_NCLS], nfree[HAK_NCLS], remote[HAK_NCLS];
+	uint64_t used[HAK_NBINS], nfree[HAK_NBINS], remote[HAK_NBINS];
 	uint64_t slabs, segments;
 };
 
@@ -159,7 +161,7 @@ static bool walk_list(void *head, uint64_t max, struct heap *h, const struct sla
 			TFAIL("%s of class %u: block %p in the wrong slab (class %u)", what, c, b, bs->cls);
 			return false;
 		}
-		uint8_t *start = slab_start(bs);
+		uint8_t *start = slab_block0(bs);
 		if ((uint8_t *)b < start || ((uint8_t *)b - start) % bs->block_size != 0 ||
 		    (uint8_t *)b >= start + (size_t)bs->carved * bs->block_size) {
 			TFAIL("%s of class %u: block %p not a carved block of its slab", what, c, b);
@@ -196,9 +198,14 @@ static bool check_one_slab(struct heap *h, struct segment *seg, struct slab *s, 
 	size_t len = ((size_t)1 << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
 	uint8_t *start = (uint8_t *)seg + ((size_t)i << seg->slab_shift) +
 			 (i == 0 ? HAK_SEG_HDR : 0);
-	if (c >= HAK_NCLS || ace_tier_of_class(c) != t ||
+	/* coloured: tiny classes 0..19 whose size is a multiple of 128 */
+	bool coloured = c < HAK_CLS_MID && ace_class_size[c] % 128 == 0;
+	size_t colour = (size_t)(slab_block0(s) - start);
+	if (c >= HAK_NBINS || ace_tier_of_class(c) != t ||
 	    s->block_size != ace_class_size[c] || slab_start(s) != start ||
-	    s->capacity != len / s->block_size) {
+	    (coloured ? colour % 64 != 0 || colour >= (s->block_size & (0 - s->block_size))
+		      : colour != 0) ||
+	    s->capacity != (len - colour) / s->block_size) {
 		TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
 		      (void *)seg, c, s->block_size, s->capacity);
 		return false;
@@ -314,7 +321,7 @@ static bool validate_heap(struct heap *h, const uint64_t *live, struct walk *w)
 					return false;
 			}
 	}
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		uint64_t n;
 		if (!walk_list(h->bins[c].head, (uint64_t)h->bins[c].count + 1, h, NULL, c, &blocks, &n, "bin"))
 			return false;
@@ -347,7 +354,7 @@ static bool heap_is_empty(struct heap *h)
 		TFAIL("empty mid pages left after hak_collect");
 		return false;
 	}
-	for (unsigned c = 0; c < HAK_NCLS; c++)
+	for (unsigned c = 0; c < HAK_NBINS; c++)
 		if (h->bins[c].count || h->bins[c].head || h->cur[c] || h->partial[c] || h->full_head[c] ||
 		    h->full_tail[c]) {
 			TFAIL("class %u: blocks or slabs left after hak_collect", c);
@@ -430,7 +437,7 @@ static void *sll_cap_thread(void *arg)
 			      c, nbin, n, cap - b0, nlocal, nretired);
 			return NULL;
 		}
-		uint64_t live[HAK_NCLS] = { 0 };
+		uint64_t live[HAK_NBINS] = { 0 };
 		struct walk w;
 		if (!validate_heap(h, live, &w))
 			return NULL;
@@ -522,6 +529,56 @@ START_TEST(test_refill_respects_cap)
 }
 END_TEST
 
+/* ---- colour ---- */
+
+/* Blocks of a coloured class (size a multiple of 128) start at several
+ * offsets within their class size, one per slab; every block is 64-byte
+ * aligned and inside its slab.  Without colour, all 1024-byte blocks
+ * would start at the same offset modulo 1024. */
+static void *colour_thread(void *arg)
+{
+	(void)arg;
+	static const size_t sizes[] = { 1024, 512, 768, 256 };
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t sz = sizes[k], f = sz & (0 - sz), n = 40 * ((size_t)65536 / sz);
+		unsigned seen = 0, nseen = 0;
+		if (n > sizeof(blocks_arr) / sizeof(blocks_arr[0]))
+			n = sizeof(blocks_arr) / sizeof(blocks_arr[0]);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t *p = blocks_arr[i] = hak_malloc(sz);
+			struct segment *seg = segmap_lookup(p);
+			struct slab *s = slab_of(seg, p);
+			uint8_t *lo = slab_start(s), *hi = lo + ((size_t)1 << seg->slab_shift);
+			if (s->index == 0)
+				hi -= HAK_SEG_HDR;
+			if ((uintptr_t)p % 64 != 0 || p + sz > hi || p < lo) {
+				TFAIL("%zu B block %p: misaligned or outside its slab [%p, %p)", sz,
+				      (void *)p, (void *)lo, (void *)hi);
+				return NULL;
+			}
+			unsigned off = (unsigned)(((uintptr_t)p % f) / 64);
+			if (!(seen & (1u << off)))
+				seen |= 1u << off, nseen++;
+		}
+		for (size_t i = 0; i < n; i++)
+			hak_free(blocks_arr[i]);
+		/* about 40 slabs over f / 64 colours (2 to 16) */
+		if (nseen < (f / 64 < 8 ? f / 64 : 8)) {
+			TFAIL("%zu B blocks start at %u of %zu offsets (64 B steps) modulo %zu", sz, nseen,
+			      f / 64, f);
+			return NULL;
+		}
+	}
+	hak_collect();
+	return NULL;
+}
+
+START_TEST(test_colour)
+{
+	run_thread(colour_thread, NULL);
+}
+END_TEST
+
 /* ---- invariants after a random mix ---- */
 
 struct liveblk {
@@ -567,7 +624,7 @@ static bool tag_ok(const uint8_t *p, size_t n, uint64_t t)
 
 static void *mix_thread(void *arg)
 {
-	uint64_t seed = (uintptr_t)arg, live[HAK_NCLS] = { 0 };
+	uint64_t seed = (uintptr_t)arg, live[HAK_NBINS] = { 0 };
 	const size_t nslots = sizeof(live_arr) / sizeof(live_arr[0]);
 	memset(live_arr, 0, sizeof(live_arr));
 	struct walk w;
@@ -585,16 +642,33 @@ static void *mix_thread(void *arg)
 		} else {
 			b->n = mix_size(&seed);
 			b->c = ace_class(b->n);
-			b->p = hak_malloc(b->n);
+			/* one in eight is aligned, 32 B to 4 KiB */
+			size_t al = lcg(&seed) % 8 == 0 ? (size_t)32 << lcg(&seed) % 8 : 0;
+			void *q = NULL;
+			if (al ? hak_posix_memalign(&q, al, b->n) != 0 : (q = hak_malloc(b->n)) == NULL)
+				q = NULL;
+			b->p = q;
 			if (b->p == NULL) {
-				TFAIL("hak_malloc(%zu) failed", b->n);
+				TFAIL("allocation of %zu B (alignment %zu) failed", b->n, al);
 				return NULL;
 			}
-			/* its class; a large one may borrow a block of a larger
-			 * class within W_MAX */
 			size_t u = hak_usable_size(b->p), want = ace_class_size[b->c];
-			if (b->c < HAK_CLS_LARGE ? u != want
-						 : (u < want || u > want * (size_t)hak_cfg.wmax_pct / 100)) {
+			if (al) {
+				/* beyond 64 B and up to 1 KiB: an aligned tiny class,
+				 * n rounded up to the alignment, not a coloured slab */
+				size_t m = (((b->n < al ? al : b->n) + al - 1) & ~(al - 1));
+				unsigned sc = slab_of(segmap_lookup(b->p), b->p)->cls;
+				if ((uintptr_t)b->p % al != 0 || u < b->n ||
+				    (al > 64 && m <= HAK_TINY_MAX &&
+				     (u != m || sc != HAK_CLS_ALIGNED + m / 128 - 1))) {
+					TFAIL("posix_memalign(%zu, %zu) = %p: usable %zu, class %u", al,
+					      b->n, b->p, u, sc);
+					return NULL;
+				}
+			} else if (b->c < HAK_CLS_LARGE ? u != want
+						: (u < want || u > want * (size_t)hak_cfg.wmax_pct / 100)) {
+				/* its class; a large one may borrow a block of a
+				 * larger class within W_MAX */
 				TFAIL("usable size of a %zu B block: %zu", b->n, hak_usable_size(b->p));
 				return NULL;
 			}
@@ -719,7 +793,7 @@ static void *remote_owner(void *arg)
 		      (unsigned long long)r);
 		return NULL;
 	}
-	uint64_t live[HAK_NCLS] = { 0 };
+	uint64_t live[HAK_NBINS] = { 0 };
 	live[c] = k;
 	struct walk w;
 	if (!validate_heap(h, live, &w))
@@ -818,7 +892,7 @@ static void *ring_producer(void *arg)
 	}
 	atomic_store(&ring_done, true);
 	sem_wait(&freed); /* the consumer has freed everything */
-	uint64_t live[HAK_NCLS] = { 0 };
+	uint64_t live[HAK_NBINS] = { 0 };
 	for (int k = 0; k < 64; k++)
 		if (mine[k])
 			live[slab_of(segmap_lookup(mine[k]), mine[k])->cls]++;
@@ -1144,6 +1218,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_sll_cap);
 	tcase_add_test(tc, test_refill_respects_cap);
+	tcase_add_test(tc, test_colour);
 	tcase_add_loop_test(tc, test_invariants_mix, 0, 2);
 	suite_add_tcase(s, tc);
 

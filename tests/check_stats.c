@@ -315,8 +315,8 @@ END_TEST
 
 struct alloc_snap {
 	struct heap *heap;
-	void *head[HAK_NCLS];
-	uint32_t count[HAK_NCLS];
+	void *head[HAK_NBINS];
+	uint32_t count[HAK_NBINS];
 	uint64_t refills[TIER_COUNT];
 	uint64_t map_calls, huge, threads;
 };
@@ -329,7 +329,7 @@ static void take_snap(struct alloc_snap *s)
 {
 	uint64_t hits, frees, ctr[HAK_NCOUNTERS], exited;
 	s->heap = tls_heap;
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		s->head[c] = tls_heap->bins[c].head;
 		s->count[c] = tls_heap->bins[c].count;
 	}
@@ -355,7 +355,7 @@ static void compare_snap(void *arg, const char *text)
 		snap_mismatch++;
 		if (!snap_what[0]) {
 			unsigned c;
-			for (c = 0; c < HAK_NCLS; c++)
+			for (c = 0; c < HAK_NBINS; c++)
 				if (now.count[c] != snap_before.count[c] || now.head[c] != snap_before.head[c])
 					break;
 			snprintf(snap_what, sizeof(snap_what),
@@ -400,7 +400,7 @@ START_TEST(test_print_no_alloc_empty_bins)
 	hak_collect();
 	print_without_alloc();
 	ck_assert_uint_ge(snap_calls, 24);
-	for (unsigned c = 0; c < HAK_NCLS; c++)
+	for (unsigned c = 0; c < HAK_NBINS; c++)
 		ck_assert_uint_eq(snap_before.count[c], 0);
 	ck_assert_msg(snap_mismatch == 0, "%s", snap_what);
 }

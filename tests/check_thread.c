@@ -59,7 +59,7 @@ static void check_flushed(struct heap *h)
 		ck_assert_ptr_null(h->segs_avail[t]);
 		ck_assert_ptr_null(h->segs_full[t]);
 	}
-	for (unsigned c = 0; c < HAK_NCLS; c++) {
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		ck_assert_uint_eq(h->bins[c].count, 0);
 		ck_assert_ptr_null(h->bins[c].head);
 		ck_assert_ptr_null(h->cur[c]);
