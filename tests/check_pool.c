@@ -386,7 +386,8 @@ START_TEST(test_idle_after_free)
 	       (double)peak / MiB, (double)idle / MiB);
 	ck_assert_uint_ge(peak, total / 2); /* the blocks were really there */
 #ifndef UNDER_SANITIZER
-	ck_assert_msg(idle <= 30 * MiB, "idle RSS %.1f MiB > 30 MiB", (double)idle / MiB);
+	if (getenv("HAK_TEST_NO_RSS") == NULL) /* set by make check-valgrind */
+		ck_assert_msg(idle <= 30 * MiB, "idle RSS %.1f MiB > 30 MiB", (double)idle / MiB);
 #endif
 }
 END_TEST
