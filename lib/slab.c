@@ -20,7 +20,6 @@ struct tier_desc tier_descs[TIER_COUNT];
 
 #define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
 #define MID_EMPTY_MAX 64 /* empty mid pages a heap keeps for reuse (8 MiB) */
-#define TINY_EMPTY_MAX 64 /* tiny slabs kept empty per purge sweep (4 MiB) */
 
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 
@@ -255,7 +254,7 @@ bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 		segment_release(seg);
 		return true;
 	}
-	if (hak_cfg.purge_delay_ms == 0 || h->purge_now) { /* the pages go now */
+	if (hak_cfg.purge_delay_ms == 0) { /* no delay: the pages go now */
 		size_t len;
 		uint8_t *a = slab_area(seg, s->index, &len);
 		os_purge(a, len);
@@ -309,7 +308,6 @@ void heap_purge(struct heap *h, bool force)
 		return;
 	uint64_t next = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
 	h->next_purge = 0;
-	h->tiny_emptied = 0;
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
 		if (h->partial[c])
 			pool_trim(h, c);
@@ -537,9 +535,7 @@ void slab_file(struct heap *h, struct slab *s)
 /* s has no block out.  A tiny or large slab stays on its class's partial
  * list for reuse; a mid page goes on the heap's list of empty pages, where
  * a refill of any mid class can take it.  heap_purge retires it if it is
- * still empty a purge delay later.  Beyond MID_EMPTY_MAX empty mid pages,
- * or TINY_EMPTY_MAX tiny slabs emptied since the last sweep, it is retired
- * and purged at once. */
+ * still empty a purge delay later. */
 static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 {
 	if (hak_cfg.purge_delay_ms == 0) {
@@ -564,22 +560,8 @@ static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 		s->state = SLAB_EMPTY;
 		slist_push(&h->mid_empty, s);
 		h->nmid_empty++;
-	} else {
-		if (seg->tier == TIER_TINY && h->tiny_emptied >= TINY_EMPTY_MAX) {
-			/* this sweep period kept enough empty tiny slabs for
-			 * reuse: this one goes back, with its memory, now (so
-			 * a thread that frees a lot and stops calling the
-			 * allocator keeps few) */
-			int keep = h->purge_now;
-			h->purge_now = 1;
-			slab_retire(h, seg, s);
-			h->purge_now = keep;
-			return;
-		}
-		if (seg->tier == TIER_TINY)
-			h->tiny_emptied++;
-		if (s->state == SLAB_FULL)
-			full_to_partial(h, s);
+	} else if (s->state == SLAB_FULL) {
+		full_to_partial(h, s);
 	}
 	s->empty_seen = 0;
 	uint64_t now = os_now_ms();

@@ -206,7 +206,6 @@ struct heap {
 	 * two purge checks. */
 	struct slab *mid_empty;
 	uint32_t nmid_empty;            /* pages on mid_empty (<= MID_EMPTY_MAX) */
-	uint32_t tiny_emptied;          /* tiny slabs emptied and kept since the last sweep */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms; 0 = nothing dirty */

@@ -17,8 +17,7 @@
  * - adoption: the segments of an exited thread are abandoned, then adopted
  *   (by hak_collect or by a refill) and given back once empty;
  * - retire and purge: empty slabs go back, their pages are purged after
- *   HAKMEM_PURGE_DELAY_MS (at once with 0), hak_collect purges everything;
- *   a thread that frees 200 MiB of tiny blocks and idles keeps <= 30 MiB.
+ *   HAKMEM_PURGE_DELAY_MS (at once with 0), hak_collect purges everything.
  *
  * The work runs in threads of its own, so that only the test allocates from
  * the heap under test; those threads never call ck_assert (a passing
@@ -1210,49 +1209,6 @@ START_TEST(test_retire_purge_delay)
 }
 END_TEST
 
-/* ---- one thread frees a lot, then idles: what it keeps is bounded ---- */
-
-#define TIDLE_N 400000 /* about 200 MiB of tiny blocks */
-
-/* The thread allocates and writes about 200 MiB of tiny blocks, frees them
- * all and makes no further call.  Its bins keep at most their caps; of the
- * slabs that empty, TINY_EMPTY_MAX wait for reuse, the rest go back with
- * their pages at once. */
-static void *tiny_idle_thread(void *arg)
-{
-	(void)arg;
-	static void *b[TIDLE_N];
-	uint64_t seed = 99;
-	size_t total = 0;
-	for (int i = 0; i < TIDLE_N; i++) {
-		size_t n = 1 + lcg(&seed) % 1024;
-		if ((b[i] = hak_malloc(n)) == NULL) {
-			TFAIL("hak_malloc(%zu) failed", n);
-			return NULL;
-		}
-		memset(b[i], 0x5a, n);
-		total += n;
-	}
-	size_t peak = rss_now();
-	for (int i = 0; i < TIDLE_N; i++)
-		hak_free(b[i]);
-	size_t idle = rss_now();
-	printf("tiny idle after free: %.1f MiB allocated, RSS %.1f -> %.1f MiB\n",
-	       (double)total / MiB, (double)peak / MiB, (double)idle / MiB);
-	if (peak < total / 2)
-		TFAIL("RSS %.1f MiB at the peak: the %.1f MiB were not there", (double)peak / MiB,
-		      (double)total / MiB);
-	else if (RSS_BOUNDS_APPLY() && idle > 30 * MiB)
-		TFAIL("idle RSS %.1f MiB > 30 MiB", (double)idle / MiB);
-	return NULL;
-}
-
-START_TEST(test_tiny_idle_after_free)
-{
-	run_thread(tiny_idle_thread, NULL);
-}
-END_TEST
-
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -1286,7 +1242,6 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_retire_collect_purge);
 	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
 	tcase_add_test(tc, test_large_free_blocks_purged);
-	tcase_add_test(tc, test_tiny_idle_after_free);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,8 +12,6 @@
 
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -33,34 +31,6 @@ static inline void run_thread(void *(*fn)(void *), void *arg)
 	ck_assert_int_eq(pthread_create(&t, NULL, fn, arg), 0);
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_msg(terr[0] == '\0', "%s", terr);
-}
-
-/* RSS bounds mean nothing under ASan or TSan (shadow memory), nor under
- * valgrind (make check-valgrind sets HAK_TEST_NO_RSS) */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define UNDER_SANITIZER 1
-#endif
-#endif
-#ifdef UNDER_SANITIZER
-#define RSS_BOUNDS_APPLY() 0
-#else
-#define RSS_BOUNDS_APPLY() (getenv("HAK_TEST_NO_RSS") == NULL)
-#endif
-
-/* resident bytes of this process */
-static inline size_t rss_now(void)
-{
-	unsigned long size = 0, res = 0;
-	FILE *f = fopen("/proc/self/statm", "r");
-	if (f == NULL)
-		return 0;
-	if (fscanf(f, "%lu %lu", &size, &res) != 2)
-		res = 0;
-	fclose(f);
-	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
 static inline struct hak_stats stats(void)
