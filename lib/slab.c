@@ -19,7 +19,18 @@
 struct tier_desc tier_descs[TIER_COUNT];
 
 #define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
-#define MID_EMPTY_MAX 64 /* empty mid pages a heap keeps for reuse (8 MiB) */
+/* Empty mid pages a heap keeps for reuse (h->mid_keep): 64 (8 MiB) to
+ * start with.  A page that empties beyond them goes back at once, purged,
+ * so a thread that frees its mid blocks and then stops calling the
+ * allocator keeps little.  But a thread that frees a batch bigger than
+ * that and allocates it again would fault every page back in on every
+ * round: when a refill has to take a page from the pool within a purge
+ * delay of such a return, the heap doubles what it keeps (up to 8192
+ * pages, 1 GiB: about the biggest batch it has shown it reuses).  A
+ * sweep lowers it to twice the most empty pages the heap had since the
+ * last sweep, down to 64 again. */
+#define MID_EMPTY_MIN 64
+#define MID_EMPTY_MAX 8192
 
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 
@@ -330,6 +341,10 @@ void heap_purge(struct heap *h, bool force)
 			}
 		}
 	}
+	/* keep no more than twice what the last period needed */
+	if (h->mid_keep > 2 * h->mid_high)
+		h->mid_keep = 2 * h->mid_high > MID_EMPTY_MIN ? 2 * h->mid_high : MID_EMPTY_MIN;
+	h->mid_high = h->nmid_empty;
 	for (struct slab *s = h->mid_empty, *snext; s; s = snext) {
 		snext = s->next;
 		if (force || s->empty_seen) {
@@ -435,6 +450,17 @@ static void *large_borrow(struct heap *h, unsigned c)
 	return NULL;
 }
 
+/* A mid refill needs a page from the pool: if h gave an empty page back
+ * within a purge delay, it would have served here; keep twice as many. */
+static void mid_keep_grow(struct heap *h)
+{
+	if (h->mid_returned_ms == 0 || h->mid_keep >= MID_EMPTY_MAX)
+		return;
+	if (os_now_ms() - h->mid_returned_ms < (uint64_t)hak_cfg.purge_delay_ms)
+		h->mid_keep *= 2;
+	h->mid_returned_ms = 0;
+}
+
 void *slab_refill_alloc(struct heap *h, unsigned c)
 {
 	int tier = ace_tier_of_class(c);
@@ -489,6 +515,7 @@ void *slab_refill_alloc(struct heap *h, unsigned c)
 					h->cur[c] = s;
 					continue;
 				}
+				mid_keep_grow(h);
 				if ((s = pool_refill(h, c)) == NULL)
 					return NULL;
 				heap_purge(h, false);
@@ -543,14 +570,15 @@ static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 		return;
 	}
 	if (seg->tier == TIER_MID) {
-		if (h->nmid_empty >= MID_EMPTY_MAX) {
+		if (h->nmid_empty >= h->mid_keep) {
 			/* enough empty pages wait already: this one goes back,
 			 * with its memory, now (a thread that stops calling the
-			 * allocator keeps at most MID_EMPTY_MAX of them) */
+			 * allocator keeps at most mid_keep of them) */
 			int keep = h->purge_now;
 			h->purge_now = 1;
 			slab_retire(h, seg, s);
 			h->purge_now = keep;
+			h->mid_returned_ms = os_now_ms();
 			return;
 		}
 		if (s->state == SLAB_PARTIAL)
@@ -559,7 +587,8 @@ static void slab_emptied(struct heap *h, struct segment *seg, struct slab *s)
 			slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
 		s->state = SLAB_EMPTY;
 		slist_push(&h->mid_empty, s);
-		h->nmid_empty++;
+		if (++h->nmid_empty > h->mid_high)
+			h->mid_high = h->nmid_empty;
 	} else if (s->state == SLAB_FULL) {
 		full_to_partial(h, s);
 	}
@@ -780,6 +809,7 @@ void heap_setup(struct heap *h)
 	memset(h, 0, offsetof(struct heap, reg_next));
 	for (unsigned c = 0; c < HAK_NBINS; c++)
 		h->bins[c].cap = tier_bin_cap(c);
+	h->mid_keep = MID_EMPTY_MIN;
 	h->live = 1;
 	static _Atomic unsigned next_shard;
 	h->shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % POOL_SHARDS;

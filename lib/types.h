@@ -205,7 +205,10 @@ struct heap {
 	 * page from elsewhere; the sweep gives back those still here after
 	 * two purge checks. */
 	struct slab *mid_empty;
-	uint32_t nmid_empty;            /* pages on mid_empty (<= MID_EMPTY_MAX) */
+	uint32_t nmid_empty;            /* pages on mid_empty (<= mid_keep) */
+	uint32_t mid_keep;              /* empty mid pages kept (slab.c, MID_EMPTY_*) */
+	uint32_t mid_high;              /* most pages on mid_empty since the last sweep */
+	uint64_t mid_returned_ms;       /* last page given back beyond mid_keep; 0: none since */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms; 0 = nothing dirty */

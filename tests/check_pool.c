@@ -392,6 +392,66 @@ START_TEST(test_idle_after_free)
 }
 END_TEST
 
+/* ---- batches bigger than what is kept: the heap learns to keep them ---- */
+
+#define BATCH_N 3000 /* 3000 x 8000 B: 24 MiB, 192 pages of 128 KiB */
+
+static uint64_t purged_bytes(void)
+{
+	return atomic_load_explicit(&os_ctr.purged, memory_order_relaxed);
+}
+
+/* The test's thread allocates and frees a 24 MiB batch of mid blocks,
+ * round after round.  The first rounds give the pages beyond 64 back at once; a refill
+ * that then needs pool pages doubles what the heap keeps, so the later
+ * rounds give nothing back and fault nothing in.  When the rounds stop
+ * and the thread goes on with little, sweeps halve it back to 64. */
+START_TEST(test_batch_rounds)
+{
+	static void *b[BATCH_N];
+	struct heap *h;
+	uint64_t before = 0, late = 0;
+	hak_cfg.purge_delay_ms = 1000; /* slow runs (valgrind) still count as quick */
+	for (int round = 0; round < 12; round++) {
+		if (round == 6)
+			before = purged_bytes();
+		for (int i = 0; i < BATCH_N; i++) {
+			b[i] = hak_malloc(8000);
+			ck_assert_ptr_nonnull(b[i]);
+			memset(b[i], round, 8000);
+		}
+		for (int i = 0; i < BATCH_N; i++) {
+			ck_assert_int_eq(((unsigned char *)b[i])[7999], round);
+			hak_free(b[i]);
+		}
+	}
+	late = purged_bytes() - before;
+	h = tls_heap;
+	printf("batch rounds: keeps %u empty mid pages, %u on the list; rounds 7-12 purged %llu bytes\n",
+	       h->mid_keep, h->nmid_empty, (unsigned long long)late);
+	ck_assert_uint_ge(h->mid_keep, 192);
+	ck_assert_msg(late == 0, "rounds 7-12 gave back %llu bytes", (unsigned long long)late);
+
+	/* the rounds stop: a little mid work while sweeps run (the next one
+	 * is due a second after the last round, the delay it was set with) */
+	hak_cfg.purge_delay_ms = 20;
+	struct timespec t0, t1;
+	long ms;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		for (int i = 0; i < 200; i++) /* about 13 pages */
+			b[i] = hak_malloc(8000);
+		for (int i = 0; i < 200; i++)
+			hak_free(b[i]);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	} while (ms < 5000 && (h->mid_keep > 64 || ms < 1300));
+	printf("after %ld ms of little work: keeps %u, %u on the list\n", ms, h->mid_keep, h->nmid_empty);
+	ck_assert_uint_eq(h->mid_keep, 64);
+	ck_assert_uint_le(h->nmid_empty, 64);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -405,6 +465,7 @@ static Suite *pool_suite(void)
 	tcase_add_loop_test(tc, test_refill_batch, 1, 5);
 	tcase_add_test(tc, test_trim_reuse_collect);
 	tcase_add_test(tc, test_idle_after_free);
+	tcase_add_test(tc, test_batch_rounds);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
