@@ -168,6 +168,7 @@ void *huge_realloc(struct segment *seg, void *p, size_t n);
 size_t huge_usable(struct segment *seg, const void *p);
 bool huge_owns(struct segment *seg, const void *p);
 void huge_collect(bool force);
+unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
 void huge_lock(void);
 void huge_unlock(void);
 

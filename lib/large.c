@@ -8,8 +8,9 @@
  * 2 MiB-aligned, with the segment header in its first page and the block
  * at base + huge_off.  A block aligned to 2 MiB or more sits at base + 2
  * MiB and its region is marked SEGMAP_PREV.  Freed mappings wait in a small
- * cache (HAKMEM_HUGE_CACHE) for reuse by a request they fit within the
- * W_MAX round-up; after the purge delay their pages go back.  realloc
+ * cache (HAKMEM_HUGE_CACHE, more while a program reuses more: hcache_grow)
+ * for reuse by a request they fit within the W_MAX round-up; after the
+ * purge delay their pages go back.  realloc
  * grows a huge block in place with mremap, or moves it with mremap: its
  * pages are never copied. */
 #include "internal.h"
@@ -31,6 +32,19 @@ void large_init(void)
 static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
 static unsigned hcache_n;
+/* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
+ * (at most HUGE_CACHE_MAX): a program that frees a batch of more huge
+ * blocks than that and allocates them again would unmap and map them on
+ * every round.  A miss within a purge delay of an eviction doubles it; a
+ * mapping that waits a purge delay unused (and is purged) halves it. */
+static unsigned hcache_grow;
+static uint64_t hcache_evicted_ms; /* last eviction for room; 0: none since */
+
+static unsigned hcache_cap(void) /* huge_mutex held */
+{
+	uint64_t cap = (uint64_t)hak_cfg.huge_cache << hcache_grow;
+	return cap > HUGE_CACHE_MAX ? HUGE_CACHE_MAX : (unsigned)cap;
+}
 static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
 
 void huge_lock(void)
@@ -41,6 +55,15 @@ void huge_lock(void)
 void huge_unlock(void)
 {
 	pthread_mutex_unlock(&huge_mutex);
+}
+
+unsigned huge_cache_state(unsigned *cap)
+{
+	pthread_mutex_lock(&huge_mutex);
+	unsigned n = hcache_n;
+	*cap = hcache_cap();
+	pthread_mutex_unlock(&huge_mutex);
+	return n;
 }
 
 void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees)
@@ -96,6 +119,12 @@ static struct segment *hcache_take(size_t need, bool grow)
 		for (unsigned i = bi + 1; i < hcache_n; i++)
 			hcache[i - 1] = hcache[i];
 		hcache_n--;
+	} else if (hcache_evicted_ms != 0) {
+		/* a mapping evicted a moment ago might have served */
+		if (os_now_ms() - hcache_evicted_ms < (uint64_t)hak_cfg.purge_delay_ms &&
+		    hcache_cap() < HUGE_CACHE_MAX)
+			hcache_grow++;
+		hcache_evicted_ms = 0;
 	}
 	pthread_mutex_unlock(&huge_mutex);
 	return best;
@@ -174,11 +203,12 @@ void huge_free(struct segment *seg, void *p)
 		seg->cached_since = os_now_ms();
 		seg->purged = 0;
 		pthread_mutex_lock(&huge_mutex);
-		if (hcache_n >= (unsigned)hak_cfg.huge_cache) {
+		if (hcache_n >= hcache_cap()) {
 			evict = hcache[0];
 			for (unsigned i = 1; i < hcache_n; i++)
 				hcache[i - 1] = hcache[i];
 			hcache_n--;
+			hcache_evicted_ms = seg->cached_since;
 		}
 		hcache[hcache_n++] = seg;
 		pthread_mutex_unlock(&huge_mutex);
@@ -193,6 +223,8 @@ void huge_free(struct segment *seg, void *p)
 void huge_collect(bool force)
 {
 	uint64_t now = os_now_ms();
+	struct segment *gone[HUGE_CACHE_MAX];
+	unsigned ngone = 0;
 	pthread_mutex_lock(&huge_mutex);
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
@@ -200,8 +232,23 @@ void huge_collect(bool force)
 			continue;
 		os_purge((uint8_t *)s + HAK_PAGE, s->map_size - HAK_PAGE);
 		s->purged = 1;
+		if (hcache_grow > 0) /* unused for a delay: the cache shrinks */
+			hcache_grow--;
+	}
+	if (force)
+		hcache_grow = 0;
+	/* beyond the cap now: the oldest go */
+	while (hcache_n > hcache_cap()) {
+		gone[ngone++] = hcache[0];
+		for (unsigned i = 1; i < hcache_n; i++)
+			hcache[i - 1] = hcache[i];
+		hcache_n--;
 	}
 	pthread_mutex_unlock(&huge_mutex);
+	while (ngone > 0) {
+		ngone--;
+		os_unmap(gone[ngone], gone[ngone]->map_size);
+	}
 }
 
 /* Resize a huge block to n > HAK_LARGE_MAX bytes.  NULL (errno ENOMEM)

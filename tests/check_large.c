@@ -245,21 +245,72 @@ START_TEST(test_huge_cache_eviction)
 	hak_free(c2); /* b evicted */
 	ck_assert(!is_mapped(sb));
 	ck_assert(is_mapped(sc0));
-	/* HAKMEM_HUGE_CACHE=0: nothing kept */
+	/* HAKMEM_HUGE_CACHE=0: nothing kept; the next free also unmaps what
+	 * the cache held beyond its new size (c0's 4 MiB) */
 	hak_cfg.huge_cache = 0;
 	uint8_t *c = hak_malloc(20 * MiB);
 	struct segment *sc = segmap_lookup(c);
 	struct hak_stats st = stats();
 	hak_free(c);
 	ck_assert(!is_mapped(sc));
+	ck_assert(!is_mapped(sc0));
 	ck_assert_uint_eq(stats().huge_cache_hits, st.huge_cache_hits);
-	ck_assert_uint_eq(st.os_mapped - stats().os_mapped, 22 * MiB);
+	ck_assert_uint_eq(st.os_mapped - stats().os_mapped, 22 * MiB + 4 * MiB);
 	/* a block aligned to 2 MiB or more is never cached */
 	hak_cfg.huge_cache = 4;
 	void *d = hak_aligned_alloc(2 * MiB, 3 * MiB);
 	struct segment *sd = segmap_lookup(d);
 	hak_free(d);
 	ck_assert(!is_mapped(sd));
+}
+END_TEST
+
+/* A program frees a batch of 20 huge blocks and allocates it again, round
+ * after round: the cache (HAKMEM_HUGE_CACHE 4) grows until the later
+ * rounds map nothing; mappings that then wait a purge delay unused shrink
+ * it back, and what is beyond it is unmapped. */
+START_TEST(test_huge_cache_rounds)
+{
+	enum { N = 20 };
+	uint8_t *b[N];
+	struct segment *seg[N];
+	unsigned cap, n;
+	hak_cfg.huge_cache = 4;
+	hak_cfg.purge_delay_ms = 3600000;
+	uint64_t maps = 0, hits = 0;
+	for (int round = 0; round < 12; round++) {
+		if (round == 6) {
+			maps = atomic_load(&os_ctr.map_calls);
+			hits = stats().huge_cache_hits;
+		}
+		for (int i = 0; i < N; i++) {
+			b[i] = hak_malloc(3 * MiB);
+			ck_assert_ptr_nonnull(b[i]);
+			b[i][0] = b[i][3 * MiB - 1] = (uint8_t)round;
+		}
+		for (int i = 0; i < N; i++) {
+			ck_assert_uint_eq(b[i][3 * MiB - 1], (uint8_t)round);
+			seg[i] = segmap_lookup(b[i]);
+			hak_free(b[i]);
+		}
+	}
+	n = huge_cache_state(&cap);
+	printf("huge cache after 12 rounds of %d: %u cached, cap %u\n", N, n, cap);
+	ck_assert_uint_ge(cap, N);
+	ck_assert_uint_eq(n, N);
+	ck_assert_uint_eq(atomic_load(&os_ctr.map_calls), maps); /* rounds 7-12 */
+	ck_assert_uint_eq(stats().huge_cache_hits - hits, 6 * N);
+	/* the rounds stop; a purge delay later, one more free collects */
+	hak_cfg.purge_delay_ms = 1;
+	usleep(20000);
+	hak_free(hak_malloc(3 * MiB));
+	n = huge_cache_state(&cap);
+	ck_assert_uint_eq(cap, 4);
+	ck_assert_uint_le(n, 4);
+	unsigned mapped = 0;
+	for (int i = 0; i < N; i++)
+		mapped += is_mapped(seg[i]);
+	ck_assert_uint_le(mapped, 4);
 }
 END_TEST
 
@@ -511,6 +562,7 @@ static Suite *large_suite(void)
 	tcase_add_test(tc, test_huge_alignment);
 	tcase_add_test(tc, test_huge_cache);
 	tcase_add_test(tc, test_huge_cache_eviction);
+	tcase_add_test(tc, test_huge_cache_rounds);
 	tcase_add_test(tc, test_huge_calloc_after_reuse);
 	suite_add_tcase(s, tc);
 
