@@ -152,14 +152,18 @@ static void *slab_splice(struct heap *h, struct slab *s)
 {
 	void *list = s->free, *last = list;
 	uint32_t n = 1, k = refill_limit(h, s->cls);
-	if (k > s->nfree)
-		k = s->nfree;
-	while (n < k) {
-		last = *(void **)last;
-		n++;
+	if (s->nfree <= k) {
+		/* the whole list fits: no walk over its (cold) blocks */
+		n = s->nfree;
+		s->free = NULL;
+	} else {
+		while (n < k) {
+			last = *(void **)last;
+			n++;
+		}
+		s->free = *(void **)last;
+		*(void **)last = NULL;
 	}
-	s->free = *(void **)last;
-	*(void **)last = NULL;
 	s->nfree -= n;
 	s->used += n;
 	return bin_fill_pop(h, s->cls, list, n);
