@@ -28,22 +28,23 @@ struct cfg_desc {
 	long *dst;
 	long min, max;
 	int decimals; /* 0: integer; 2: decimal with up to two places */
+	long *set;    /* if not NULL: set to 1 when the variable is applied */
 };
 
 static const struct cfg_desc cfg_table[] = {
-	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0 },
+	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, NULL },
 	/* Kept for the original hakmem's users: the SuperSlab is the tiny
 	 * tier's only back end, so 1 is the one accepted value. */
-	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 0 },
-	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 0 },
-	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0 },
-	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 0 },
-	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 0 },
-	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 0 },
-	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 0 },
-	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0 },
-	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0 },
-	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2 },
+	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 0, NULL },
+	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 0, &hak_cfg.tiny_sll_cap_set },
+	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0, NULL },
+	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 0, NULL },
+	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 0, NULL },
+	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 0, NULL },
+	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 0, NULL },
+	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0, NULL },
+	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0, NULL },
+	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2, NULL },
 };
 #define CFG_N (sizeof(cfg_table) / sizeof(cfg_table[0]))
 
@@ -122,6 +123,8 @@ int config_apply(const char *name, const char *value)
 		}
 		if (!bad) {
 			*d->dst = v;
+			if (d->set)
+				*d->set = 1;
 			return 0;
 		}
 		/* the value as given, on one line and not too long */

@@ -57,6 +57,8 @@ struct hak_config {
 	long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
 	long pool_refill_batch; /* HAKMEM_POOL_REFILL_BATCH */
 	long pool_cap;       /* HAKMEM_POOL_CAP */
+	long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
+				* for every class (else at least a slab's blocks) */
 };
 extern struct hak_config hak_cfg;
 void config_init(void);

@@ -34,9 +34,20 @@ struct tier_desc tier_descs[TIER_COUNT];
 
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 
+/* The bin cap of class c.  Tiny classes by default hold at least the
+ * blocks of one slab (4096 of 16 B, 1365 of 48 B, ...): a refill can then
+ * take a slab's whole free list without walking it (slab_splice), which
+ * matters to programs that allocate and free batches of small blocks.  A
+ * HAKMEM_TINY_SLL_CAP that was given applies to every class as it is. */
 uint32_t tier_bin_cap(unsigned c)
 {
-	return tier_descs[ace_tier_of_class(c)].bin_cap;
+	uint32_t cap = tier_descs[ace_tier_of_class(c)].bin_cap;
+	if (ace_tier_of_class(c) == TIER_TINY && !hak_cfg.tiny_sll_cap_set) {
+		uint32_t slab = (uint32_t)(((size_t)1 << tier_descs[TIER_TINY].slab_shift) / ace_class_size[c]);
+		if (cap < slab)
+			cap = slab;
+	}
+	return cap;
 }
 
 /* Blocks one carve takes: about 16 KiB worth, 1 to 256 blocks. */

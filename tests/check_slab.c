@@ -385,6 +385,9 @@ static void *sll_cap_thread(void *arg)
 		uint32_t cap = h->bins[c].cap;
 		long want = c < HAK_CLS_MID ? hak_cfg.tiny_sll_cap
 			    : c < HAK_CLS_LARGE ? hak_cfg.pool_ring_cap : hak_cfg.large_cache_cap;
+		/* tiny, HAKMEM_TINY_SLL_CAP not given: at least a slab's blocks */
+		if (c < HAK_CLS_MID && !hak_cfg.tiny_sll_cap_set && want < (long)(65536 / ace_class_size[c]))
+			want = (long)(65536 / ace_class_size[c]);
 		if (cap != (uint32_t)want || cap != tier_bin_cap(c)) {
 			TFAIL("class %u: bin cap %u, configured %ld", c, cap, want);
 			return NULL;
@@ -483,6 +486,8 @@ END_TEST
 
 START_TEST(test_sll_cap)
 {
+	/* 0: the default (48 B: 1365, a slab's blocks); 1: the cap given */
+	hak_cfg.tiny_sll_cap_set = _i;
 	run_thread(sll_cap_thread, NULL);
 }
 END_TEST
@@ -1216,7 +1221,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_large_borrow_wmax);
 	tcase_add_checked_fixture(tc, warm_up, NULL);
 	tcase_set_timeout(tc, 20);
-	tcase_add_test(tc, test_sll_cap);
+	tcase_add_loop_test(tc, test_sll_cap, 0, 2);
 	tcase_add_test(tc, test_refill_respects_cap);
 	tcase_add_test(tc, test_colour);
 	tcase_add_loop_test(tc, test_invariants_mix, 0, 2);
