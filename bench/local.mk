@@ -19,13 +19,17 @@
 ## names to the lists.
 
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
-	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem
+	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
+	bench/batch-hakmem
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
-	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc
+	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
+	bench/batch-jemalloc
 bench_mimalloc_programs = bench/larson-mimalloc bench/churn-mimalloc \
-	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc
+	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc \
+	bench/batch-mimalloc
 bench_system_programs = bench/larson-system bench/churn-system \
-	bench/xthread-system bench/realloc-system bench/scratch-system
+	bench/xthread-system bench/realloc-system bench/scratch-system \
+	bench/batch-system
 
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
@@ -148,6 +152,24 @@ bench_scratch_system_SOURCES = bench/scratch.c bench/common.h
 bench_scratch_system_CFLAGS = $(bench_cflags)
 bench_scratch_system_LDFLAGS = $(bench_ldflags)
 bench_scratch_system_LDADD = $(bench_system_libs)
+
+# batch
+bench_batch_hakmem_SOURCES = bench/batch.c bench/common.h
+bench_batch_hakmem_CFLAGS = $(bench_cflags)
+bench_batch_hakmem_LDFLAGS = $(bench_ldflags)
+bench_batch_hakmem_LDADD = $(bench_hakmem_libs)
+bench_batch_jemalloc_SOURCES = bench/batch.c bench/common.h
+bench_batch_jemalloc_CFLAGS = $(bench_cflags) $(JEMALLOC_CFLAGS)
+bench_batch_jemalloc_LDFLAGS = $(bench_ldflags)
+bench_batch_jemalloc_LDADD = $(bench_jemalloc_libs)
+bench_batch_mimalloc_SOURCES = bench/batch.c bench/common.h
+bench_batch_mimalloc_CFLAGS = $(bench_cflags) $(MIMALLOC_CFLAGS)
+bench_batch_mimalloc_LDFLAGS = $(bench_ldflags)
+bench_batch_mimalloc_LDADD = $(bench_mimalloc_libs)
+bench_batch_system_SOURCES = bench/batch.c bench/common.h
+bench_batch_system_CFLAGS = $(bench_cflags)
+bench_batch_system_LDFLAGS = $(bench_ldflags)
+bench_batch_system_LDADD = $(bench_system_libs)
 
 BENCH_PROFILE = quick
 

@@ -29,7 +29,14 @@ void large_init(void)
 
 #define HUGE_CACHE_MAX 64
 
+/* Held for a few loads and stores: spin a little before sleeping (glibc),
+ * or two threads that free and allocate huge blocks hand it over through
+ * the kernel on every call. */
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+static pthread_mutex_t huge_mutex = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+#else
 static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
+#endif
 static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
 static unsigned hcache_n;
 /* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
@@ -39,6 +46,10 @@ static unsigned hcache_n;
  * mapping that waits a purge delay unused (and is purged) halves it. */
 static unsigned hcache_grow;
 static uint64_t hcache_evicted_ms; /* last eviction for room; 0: none since */
+/* cached_since of the oldest mapping not yet purged (0: none): a free
+ * looks through the cache only when that one is a purge delay old, or the
+ * cache holds more than its cap. */
+static _Atomic uint64_t hcache_oldest_ms;
 
 static unsigned hcache_cap(void) /* huge_mutex held */
 {
@@ -199,6 +210,7 @@ void huge_free(struct segment *seg, void *p)
 	huge_mark(seg, 0);
 	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
 	struct segment *evict = NULL;
+	bool over = false;
 	if (hak_cfg.huge_cache > 0 && seg->huge_off < HAK_SEG_SIZE) {
 		seg->cached_since = os_now_ms();
 		seg->purged = 0;
@@ -211,12 +223,22 @@ void huge_free(struct segment *seg, void *p)
 			hcache_evicted_ms = seg->cached_since;
 		}
 		hcache[hcache_n++] = seg;
+		if (atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
+			atomic_store_explicit(&hcache_oldest_ms, seg->cached_since, memory_order_relaxed);
+		over = hcache_n > hcache_cap();
 		pthread_mutex_unlock(&huge_mutex);
 		seg = evict;
+	} else if (hak_cfg.huge_cache == 0) {
+		/* switched off (tests do): what it still holds goes */
+		pthread_mutex_lock(&huge_mutex);
+		over = hcache_n > 0;
+		pthread_mutex_unlock(&huge_mutex);
 	}
 	if (seg)
 		os_unmap(seg, seg->map_size);
-	huge_collect(false);
+	uint64_t oldest = atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed);
+	if (over || (oldest != 0 && os_now_ms() - oldest >= (uint64_t)hak_cfg.purge_delay_ms))
+		huge_collect(false);
 }
 
 /* Purge cached mappings older than the purge delay (all: force). */
@@ -226,15 +248,22 @@ void huge_collect(bool force)
 	struct segment *gone[HUGE_CACHE_MAX];
 	unsigned ngone = 0;
 	pthread_mutex_lock(&huge_mutex);
+	uint64_t oldest = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
-		if (s->purged || (!force && now - s->cached_since < (uint64_t)hak_cfg.purge_delay_ms))
+		if (s->purged)
 			continue;
+		if (!force && now - s->cached_since < delay) {
+			if (oldest == 0 || s->cached_since < oldest)
+				oldest = s->cached_since;
+			continue;
+		}
 		os_purge((uint8_t *)s + HAK_PAGE, s->map_size - HAK_PAGE);
 		s->purged = 1;
 		if (hcache_grow > 0) /* unused for a delay: the cache shrinks */
 			hcache_grow--;
 	}
+	atomic_store_explicit(&hcache_oldest_ms, oldest, memory_order_relaxed);
 	if (force)
 		hcache_grow = 0;
 	/* beyond the cap now: the oldest go */
