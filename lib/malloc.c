@@ -114,9 +114,10 @@ static void *alloc_aligned(size_t align, size_t n)
 			if (m <= HAK_TINY_MAX)
 				return alloc_class(n, HAK_CLS_ALIGNED + (unsigned)(m / 128) - 1);
 		}
+		/* here align > HAK_COLOUR_ALIGN implies m > HAK_TINY_MAX: the
+		 * search never reaches a coloured class it cannot use */
 		for (unsigned c = ace_class(m); c < HAK_CLS_LARGE; c++)
-			if (ace_class_size[c] % align == 0 &&
-			    (align <= HAK_COLOUR_ALIGN || ace_tier_of_class(c) != TIER_TINY))
+			if (ace_class_size[c] % align == 0)
 				return hak_alloc_fast(ace_class_size[c]);
 	}
 	return huge_alloc(n, align, false, false);
