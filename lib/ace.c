@@ -4,41 +4,58 @@
  * four classes per doubling, so the round-up stays below 25% of the
  * request.  ace_small_tab answers every size up to 32 KiB with one load;
  * large sizes (32 KiB - 1 MiB) use the same formula with a count of
- * leading zeros.  No loop, no division on either path. */
+ * leading zeros.  No loop, no division on either path.
+ *
+ * Both tables are constants computed by the compiler: they are right
+ * before any code of hakmem has run.  A library constructor, or glibc's
+ * own start-up code in a static program, may call malloc before hakmem's
+ * constructor; a table filled at initialisation would then route every
+ * size to class 0 (16 bytes). */
 #include "internal.h"
 
-uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
-uint32_t ace_class_size[HAK_NBINS];
+/* The class of n, 1 <= n <= HAK_LARGE_MAX (0 for n == 0), as a constant
+ * expression: for n > 128, k = floor(log2(n - 1)) (2^k <= n-1 < 2^(k+1)),
+ * and j = 0..3 says which quarter of (2^k, 2^(k+1)] n lies in. */
+#define ACE_K(n) (63u - (unsigned)__builtin_clzll((unsigned long long)(n) - 1))
+#define ACE_FORMULA(n)                                                         \
+	((n) <= 128 ? ((n) == 0 ? 0u : (unsigned)(((n) - 1) >> 4))             \
+		    : 8u + (ACE_K(n) - 7u) * 4u +                               \
+			      ((unsigned)(((unsigned long long)(n) - 1) >> (ACE_K(n) - 2)) - 4u))
 
-/* Class of n, 1 <= n <= HAK_LARGE_MAX, from the formula. */
-static unsigned ace_formula(size_t n)
-{
-	if (n <= 128)
-		return n == 0 ? 0 : (unsigned)((n - 1) >> 4);
-	unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)(n - 1)); /* 2^k <= n-1 */
-	unsigned j = (unsigned)((n - 1) >> (k - 2)) - 4;                            /* 0..3 */
-	return 8u + (k - 7u) * 4u + j;
-}
+/* Entry i serves sizes 16(i-1)+1 .. 16i; all of them share one class
+ * because every class boundary is a multiple of 16. */
+#define T1(i) (uint8_t)ACE_FORMULA((unsigned long long)(i) * 16u)
+#define T4(i) T1(i), T1((i) + 1), T1((i) + 2), T1((i) + 3)
+#define T16(i) T4(i), T4((i) + 4), T4((i) + 8), T4((i) + 12)
+#define T64(i) T16(i), T16((i) + 16), T16((i) + 32), T16((i) + 48)
+#define T256(i) T64(i), T64((i) + 64), T64((i) + 128), T64((i) + 192)
+#define T1024(i) T256(i), T256((i) + 256), T256((i) + 512), T256((i) + 768)
+
+const uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1] = {
+	T1024(0), T1024(1024), T1(2048)
+};
+
+/* Class c's size: (c + 1) * 16 up to 128; then (j + 5) * 2^(k-2) with
+ * k = 7 + (c - 8) / 4, j = (c - 8) % 4; the aligned classes (types.h)
+ * repeat 128, 256, ..., 1024. */
+#define S1(c)                                                                  \
+	((c) >= HAK_CLS_ALIGNED ? ((c) - HAK_CLS_ALIGNED + 1u) * 128u           \
+	 : (c) < 8		 ? ((c) + 1u) * 16u                             \
+				 : (((c) - 8u) % 4u + 5u) << (7u + ((c) - 8u) / 4u - 2u))
+#define S4(c) S1(c), S1((c) + 1u), S1((c) + 2u), S1((c) + 3u)
+#define S16(c) S4(c), S4((c) + 4u), S4((c) + 8u), S4((c) + 12u)
+
+const uint32_t ace_class_size[HAK_NBINS] = {
+	S16(0u), S16(16u), S16(32u), S16(48u), S4(64u)
+};
+
+_Static_assert(sizeof(ace_small_tab) == 2049, "ace_small_tab covers 0..32 KiB in 16-byte steps");
+_Static_assert(HAK_NBINS == 68, "ace_class_size lists 68 classes");
+_Static_assert(ACE_FORMULA(HAK_MID_MAX) == HAK_CLS_LARGE - 1, "32 KiB is the last mid class");
+_Static_assert(ACE_FORMULA(HAK_TINY_MAX) == HAK_CLS_MID - 1, "1 KiB is the last tiny class");
+_Static_assert(ACE_FORMULA(HAK_LARGE_MAX) == HAK_NCLS - 1, "1 MiB is the last large class");
 
 unsigned ace_class_slow(size_t n)
 {
-	return ace_formula(n);
-}
-
-void ace_init(void)
-{
-	for (unsigned c = 0; c < HAK_NBINS; c++) {
-		if (c >= HAK_CLS_ALIGNED) { /* 128, 256, ..., 1024 (types.h) */
-			ace_class_size[c] = (c - HAK_CLS_ALIGNED + 1) * 128;
-		} else if (c < 8) {
-			ace_class_size[c] = (c + 1) * 16;
-		} else {
-			unsigned k = 7 + (c - 8) / 4, j = (c - 8) % 4;
-			ace_class_size[c] = (j + 5) << (k - 2);
-		}
-	}
-	/* entry i serves sizes 16(i-1)+1 .. 16i; all of them share one class
-	 * because every class boundary is a multiple of 16 */
-	for (size_t i = 0; i <= (HAK_MID_MAX >> 4); i++)
-		ace_small_tab[i] = (uint8_t)ace_formula(i * 16);
+	return ACE_FORMULA(n);
 }

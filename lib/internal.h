@@ -132,9 +132,10 @@ void segment_unlock_all(void);
 void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *abandoned);
 
 /* ---- ace.c: size -> class by table lookup ---- */
-extern uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
-extern uint32_t ace_class_size[HAK_NBINS];
-void ace_init(void);
+/* Constants computed by the compiler (ace.c): right before hakmem has
+ * initialised, when a library constructor may already call malloc. */
+extern const uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
+extern const uint32_t ace_class_size[HAK_NBINS];
 unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
 hak_inline unsigned ace_class(size_t n)
 {

@@ -163,7 +163,6 @@ void hak_init(void)
 		tls_in_init = 1;
 		config_init();
 		stats_init();
-		ace_init();
 		tiny_init();
 		pool_init();
 		large_init();

@@ -139,16 +139,29 @@ check_PROGRAMS += tests/static_link tests/static_link_full
 TESTS += tests/static_link$(EXEEXT) tests/static_link_full$(EXEEXT)
 endif
 endif
-tests_static_link_SOURCES = tests/static_prog.c
+tests_static_link_SOURCES = tests/static_prog.c tests/early_probe.h
 tests_static_link_CPPFLAGS = $(AM_CPPFLAGS)
 tests_static_link_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_static_link_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
 tests_static_link_LDFLAGS = $(AM_LDFLAGS) -static-libtool-libs
-tests_static_link_full_SOURCES = tests/static_prog.c
+tests_static_link_full_SOURCES = tests/static_prog.c tests/early_probe.h
 tests_static_link_full_CPPFLAGS = $(AM_CPPFLAGS)
 tests_static_link_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_static_link_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
 tests_static_link_full_LDFLAGS = $(AM_LDFLAGS) -all-static
+
+# A library whose constructor allocates before hakmem's, and a program
+# linked with it alone (not with hakmem): tests/early.sh preloads hakmem.
+# -rpath makes libtool build the library shared although it is never
+# installed; -no-install links early_main without a wrapper script.
+check_LTLIBRARIES += tests/libearlyprobe.la
+tests_libearlyprobe_la_SOURCES = tests/early_probe.c tests/early_probe.h
+tests_libearlyprobe_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_libearlyprobe_la_LDFLAGS = -rpath /nowhere -avoid-version -shared
+check_PROGRAMS += tests/early_main
+tests_early_main_SOURCES = tests/early_main.c
+tests_early_main_LDADD = tests/libearlyprobe.la
+tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 
 # ---------------------------------------------------------------------------
 # Shell tests.
@@ -157,6 +170,7 @@ tests_static_link_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 tests_scripts = \
 	tests/symbols.sh \
 	tests/env.sh \
+	tests/early.sh \
 	tests/preload.sh
 
 dist_check_SCRIPTS += $(tests_scripts)

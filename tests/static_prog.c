@@ -8,6 +8,11 @@
  * malloc and the rest of the family, also when the C library calls them
  * itself (strdup, getline), must be hakmem's: hakmem recognises the blocks
  * (hak_usable_size > 0) and counts the huge ones.
+ *
+ * Its constructor runs before hakmem's (the program's objects come first
+ * in .init_array) and allocates one block of every size class
+ * (early_probe.h); tests/early.sh runs the programs from a long path too,
+ * where a fully static glibc allocates the path before any constructor.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,7 +25,15 @@
 
 #include <hakmem/hakmem.h>
 
+#include "early_probe.h"
+
 static int failures;
+static int early_failures = -1;
+
+__attribute__((constructor)) static void early_ctor(void)
+{
+	early_failures = early_probe();
+}
 
 #define CHECK(cond, ...)                                                      \
 	do {                                                                  \
@@ -57,6 +70,8 @@ int main(void)
 	void *p, *q;
 	pthread_t t;
 
+	CHECK(early_failures == 0, "allocations before hakmem's constructor: %d failure(s)%s",
+	      early_failures, early_failures < 0 ? " (the constructor did not run)" : "");
 	CHECK(hak_stats_get(&s0) == 0, "hak_stats_get failed");
 	p = malloc(4 << 20);
 	check_ours(p, 4 << 20, "malloc(4 MiB)");
