@@ -322,6 +322,8 @@ static bool large_free_purge(struct slab *s, bool force)
 	return pending;
 }
 
+static void heap_sweep(struct heap *h, bool force, uint64_t now);
+
 /* The delayed return of memory, run when h->next_purge is due (or forced):
  *  - an empty slab is retired when two sweeps in a row found it empty, so
  *    it waited at least one purge delay for reuse by its class;
@@ -332,6 +334,17 @@ void heap_purge(struct heap *h, bool force)
 	uint64_t now = os_now_ms();
 	if (!force && (h->next_purge == 0 || now < h->next_purge))
 		return;
+	/* Not inside a flush or another sweep: both are walking a list of
+	 * blocks they took from a ring (heap.sweeping, types.h). */
+	if (h->sweeping)
+		return;
+	h->sweeping = 1;
+	heap_sweep(h, force, now);
+	h->sweeping = 0;
+}
+
+static void heap_sweep(struct heap *h, bool force, uint64_t now)
+{
 	uint64_t next = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
 	h->next_purge = 0;
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
@@ -753,6 +766,11 @@ static void class_sweep(struct heap *h, unsigned c)
  * slabs and segments go back. */
 void heap_flush(struct heap *h)
 {
+	/* While blocks go back to their pages, a page that empties must not
+	 * start a sweep: its trim would send pages whose blocks are still on
+	 * the list below to the shared stacks (heap.sweeping). */
+	hak_assert(!h->sweeping);
+	h->sweeping = 1;
 	heap_remote_flush(h);
 	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		struct slab *s = h->cur[c];
@@ -789,6 +807,7 @@ void heap_flush(struct heap *h)
 			seg_sweep(h, seg);
 		}
 	}
+	h->sweeping = 0;
 	heap_purge(h, true);
 }
 

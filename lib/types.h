@@ -227,6 +227,14 @@ struct heap {
 	/* set while hak_collect or a thread exit that cleans up runs: mid
 	 * pages that go back are purged at once, not a purge delay later */
 	int purge_now;
+	/* Set while heap_flush or heap_purge runs.  Both walk lists of blocks
+	 * taken out of a ring (the flush every ring, a sweep's trim a mid
+	 * class's) and push them to their pages one by one; a page that
+	 * empties on the way would start a sweep (slab_emptied), whose trim
+	 * lets pages with room leave the heap, among them pages whose blocks
+	 * are still on the list being walked.  Invariant: while sweeping, no
+	 * page leaves h except empty ones (used == 0). */
+	int sweeping;
 };
 
 #endif /* HAKMEM_TYPES_H */

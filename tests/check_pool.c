@@ -16,7 +16,9 @@
  *   thread pops them, drains the remote frees in them and serves its
  *   mallocs from them; once every block is back, a collect gives them up;
  * - a thread that frees some 200 MiB of mid blocks and makes no further
- *   call holds at most 30 MiB.
+ *   call holds at most 30 MiB;
+ * - a thread-exit flush never lets a page go while its ring still holds
+ *   blocks of that page (test_flush_keeps_pages).
  *
  * Worker threads record the first failure in terr[] (ck_assert allocates
  * and talks to the parent); the test asserts after the join.
@@ -452,6 +454,142 @@ START_TEST(test_batch_rounds)
 }
 END_TEST
 
+/* ---- a thread-exit flush keeps every page its ring still points into ----
+ *
+ * heap_flush returns each block of the rings to its page.  A page that
+ * empties on the way may run the delayed sweep (heap_purge), whose trim
+ * sent pages with room beyond HAKMEM_POOL_CAP to the shared stack: pages
+ * whose blocks were still on the flush's list.  The flush then wrote to
+ * pages it no longer owned (another thread may have popped them; a
+ * --enable-debug build aborted in heap_flush's owner assertion), and a
+ * page that emptied that way was taken back onto the heap's list of
+ * empty pages, and given back, while it was still on the stack.
+ *
+ * Here: class 32 KiB (4 blocks a page), cap 1, rings that hold
+ * everything, a sweep that is due.  The ring lists, first to last, one
+ * block of each of six pages A (whose other blocks are also in the ring
+ * but one, kept by the test), one of page P, all of page E, then the rest
+ * of P and of the A pages.  Once E empties, a sweep would trim A and P to
+ * the stack; the rest of P then comes back to a page on the stack. */
+#define FL_C (HAK_CLS_LARGE - 1)
+#define FL_N 64
+
+static void *flush_thread(void *arg)
+{
+	(void)arg;
+	void *b[FL_N];
+	struct slab *pages[FL_N];
+	unsigned npages = 0, per[FL_N] = { 0 };
+	struct heap *h;
+
+	for (int i = 0; i < FL_N; i++)
+		b[i] = hak_malloc(32 * KiB);
+	h = tls_heap;
+	if (ace_class(32 * KiB) != FL_C) {
+		TFAIL("32 KiB is class %u, not %u", ace_class(32 * KiB), FL_C);
+		return NULL;
+	}
+	/* the pages whose every block the test holds */
+	for (int i = 0; i < FL_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		unsigned k;
+		for (k = 0; k < npages && pages[k] != s; k++)
+			;
+		if (k == npages)
+			pages[npages++] = s;
+		per[k]++;
+	}
+	struct slab *A[6], *P = NULL, *E = NULL;
+	unsigned na = 0;
+	for (unsigned k = 0; k < npages; k++) {
+		if (per[k] != pages[k]->capacity || pages[k]->capacity != 4)
+			continue;
+		if (na < 6)
+			A[na++] = pages[k];
+		else if (P == NULL)
+			P = pages[k];
+		else if (E == NULL)
+			E = pages[k];
+	}
+	if (E == NULL) {
+		TFAIL("only %u whole pages of 4 blocks among %u pages", na + (P != NULL), npages);
+		return NULL;
+	}
+	/* the blocks of each chosen page, in address order */
+	void *blk[8][4], *kept[6];
+	struct slab *chosen[8] = { A[0], A[1], A[2], A[3], A[4], A[5], P, E };
+	unsigned cnt[8] = { 0 };
+	for (int i = 0; i < FL_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		int k;
+		for (k = 0; k < 8 && chosen[k] != s; k++)
+			;
+		if (k < 8)
+			blk[k][cnt[k]++] = b[i];
+		else
+			hak_free(b[i]); /* first in, so last in the flush's walk */
+	}
+	/* free in the reverse of the walk's order (the ring is LIFO) */
+	for (int k = 0; k < 6; k++) {
+		kept[k] = blk[k][3];
+		hak_free(blk[k][2]);
+		hak_free(blk[k][1]);
+	}
+	hak_free(blk[6][3]);
+	hak_free(blk[6][2]);
+	hak_free(blk[6][1]);
+	for (int j = 0; j < 4; j++)
+		hak_free(blk[7][j]);
+	hak_free(blk[6][0]);
+	for (int k = 5; k >= 0; k--)
+		hak_free(blk[k][0]);
+	if (h->bins[FL_C].count < 6 * 3 + 4 + 4) {
+		TFAIL("the ring holds %u blocks: the frees did not all reach it", h->bins[FL_C].count);
+		return NULL;
+	}
+	h->next_purge = 1; /* the sweep is due */
+	heap_flush(h);
+	/* every page on a shared stack of the class is one the heap let go */
+	unsigned stacked = 0;
+	for (unsigned k = 0; k < POOL_SHARDS; k++) {
+		struct slab *all = pool_stack_take(FL_C, k), *s, *last = NULL;
+		uint32_t n = 0;
+		for (s = all; s; s = atomic_load(&s->snext)) {
+			if (s->state != SLAB_SHARED || atomic_load(&s->owner) != NULL || s->used == 0)
+				TFAIL("a page on the shared stack: state %u (SHARED is %u), owner %p, used %u",
+				      s->state, SLAB_SHARED, (void *)atomic_load(&s->owner), s->used);
+			last = s;
+			n++;
+		}
+		if (all)
+			pool_stack_push(FL_C, k, all, last, n);
+		stacked += n;
+	}
+	/* P and E are empty: gone back or on the heap's list, not stacked */
+	if (P->state == SLAB_SHARED || E->state == SLAB_SHARED)
+		TFAIL("an empty page is on the shared stack (P state %u, E state %u)", P->state, E->state);
+	for (struct slab *s = h->mid_empty; s; s = s->next)
+		if (s->state != SLAB_EMPTY || atomic_load(&s->owner) != h)
+			TFAIL("a page on the empty list: state %u, owner %p", s->state,
+			      (void *)atomic_load(&s->owner));
+	for (int k = 0; k < 6; k++) {
+		if (A[k]->used != 1)
+			TFAIL("page A%d: %u blocks out, 1 kept", k, A[k]->used);
+		hak_free(kept[k]);
+	}
+	printf("flush: %u pages, %u on the shared stacks\n", npages, stacked);
+	return NULL;
+}
+
+START_TEST(test_flush_keeps_pages)
+{
+	hak_cfg.pool_cap = 1;
+	hak_cfg.pool_refill_batch = 1;
+	tier_descs[TIER_MID].bin_cap = 4096; /* every free stays in the ring */
+	run_thread(flush_thread, NULL);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -466,6 +604,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_trim_reuse_collect);
 	tcase_add_test(tc, test_idle_after_free);
 	tcase_add_test(tc, test_batch_rounds);
+	tcase_add_test(tc, test_flush_keeps_pages);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

@@ -6,8 +6,9 @@
 # (+=) after Makefile.am initialised them.
 #
 #   make check    every suite and script below (a few minutes on 2 cores)
-#   make stress   the transfer stress and the mid pool's 16-thread stress,
-#                 each for DURATION seconds (default 60)
+#   make stress   the transfer stress, the mid pool's 16-thread stress and
+#                 the thread churn (32 threads a round, SCALE 50), each for
+#                 DURATION seconds (default 60)
 #
 # Check suites (tests/check_*.c) link the shared lib/libhakmem.la and test
 # it from outside, as a program would use it.  With --disable-override they
@@ -61,7 +62,8 @@ check_PROGRAMS += \
 	tests/check_stress \
 	tests/check_pool_stress \
 	tests/check_fork \
-	tests/check_threads
+	tests/check_threads \
+	tests/check_churn
 
 TESTS += \
 	tests/check_semantics_api$(EXEEXT) \
@@ -69,7 +71,8 @@ TESTS += \
 	tests/check_stress$(EXEEXT) \
 	tests/check_pool_stress$(EXEEXT) \
 	tests/check_fork$(EXEEXT) \
-	tests/check_threads$(EXEEXT)
+	tests/check_threads$(EXEEXT) \
+	tests/check_churn$(EXEEXT)
 
 if OVERRIDE
 check_PROGRAMS += tests/check_semantics
@@ -115,6 +118,11 @@ tests_check_threads_SOURCES = tests/check_threads.c tests/testutil.h
 tests_check_threads_CPPFLAGS = $(tests_family_cppflags)
 tests_check_threads_CFLAGS = $(tests_cflags)
 tests_check_threads_LDADD = $(tests_ldadd)
+
+tests_check_churn_SOURCES = tests/check_churn.c tests/testutil.h
+tests_check_churn_CPPFLAGS = $(tests_family_cppflags)
+tests_check_churn_CFLAGS = $(tests_cflags)
+tests_check_churn_LDADD = $(tests_ldadd)
 
 # ---------------------------------------------------------------------------
 # Programs the shell tests run, and static links.
@@ -201,11 +209,13 @@ AM_TESTS_ENVIRONMENT = \
 # ---------------------------------------------------------------------------
 
 if HAVE_CHECK
-stress: tests/check_stress$(EXEEXT) tests/check_pool_stress$(EXEEXT)
+stress: tests/check_stress$(EXEEXT) tests/check_pool_stress$(EXEEXT) tests/check_churn$(EXEEXT)
 	DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
 		$(top_builddir)/tests/check_stress$(EXEEXT)
 	DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
 		$(top_builddir)/tests/check_pool_stress$(EXEEXT)
+	DURATION=$${DURATION:-60} SCALE=$${SCALE:-50} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
+		$(top_builddir)/tests/check_churn$(EXEEXT)
 else
 stress:
 	@echo "error: make stress needs the Check framework (not found by configure)" >&2; exit 1
