@@ -31,6 +31,56 @@ void hak_fatal(const char *file, int line, const char *what) __attribute__((nore
 #define hak_assert(e) ((void)0)
 #endif
 
+/* ---- locks ----
+ *
+ * Every lock of hakmem is a struct hak_lock: a mutex and the thread that
+ * holds it (the address of that thread's tls_self, thread.c).  No lock is
+ * held across fork(): an allocator that takes its locks in a
+ * pthread_atfork prepare handler deadlocks when a thread that holds a
+ * stdio lock waits in malloc while fork waits for that stdio lock.  The
+ * child instead looks at each lock (hak_lock_after_fork):
+ *   - free: no thread was inside the section it guards when the child's
+ *     memory was copied, so the data is consistent (fork copies the
+ *     parent's pages; a thread that writes a page already copied waits
+ *     for the copy to end, so the child sees the writes of each thread up
+ *     to some point, and a lock seen free means none was half done);
+ *   - held by the forking thread itself (fork called from a signal
+ *     handler that interrupted hakmem): left held; the interrupted call
+ *     finishes and releases it when the handler returns;
+ *   - held by another thread, which does not exist in the child: made new,
+ *     and the caller resets the data it guards to a safe state (what was
+ *     there is leaked in the child, never reused half updated). */
+extern __thread char tls_self __attribute__((tls_model("initial-exec")));
+
+struct hak_lock {
+	pthread_mutex_t m;
+	_Atomic(uintptr_t) holder; /* &tls_self of the holder, 0 when free */
+	uint8_t adaptive;          /* spin a little before sleeping (glibc) */
+};
+#define HAK_LOCK_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0 }
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define HAK_LOCK_INIT_ADAPTIVE { PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, 0, 1 }
+#else
+#define HAK_LOCK_INIT_ADAPTIVE HAK_LOCK_INIT
+#endif
+
+hak_inline void hak_lock(struct hak_lock *l)
+{
+	pthread_mutex_lock(&l->m);
+	atomic_store_explicit(&l->holder, (uintptr_t)&tls_self, memory_order_relaxed);
+}
+
+hak_inline void hak_unlock(struct hak_lock *l)
+{
+	atomic_store_explicit(&l->holder, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&l->m);
+}
+
+/* In the child of fork: 1 if l was free, 0 if the forking thread holds
+ * it (left held), -1 if a thread that is gone held it (l is new and free;
+ * the caller resets what l guards). */
+int hak_lock_after_fork(struct hak_lock *l);
+
 /* ---- per-thread counters: owner writes, readers sum ---- */
 #define CTR_ADD(h, field, n)                                                     \
 	__atomic_store_n(&(h)->ctr.field,                                        \
@@ -127,8 +177,9 @@ void segment_release(struct segment *seg);
 void segment_abandon(struct segment *seg);
 struct segment *segment_adopt(int tier);
 void segment_cache_collect(bool force);
-void segment_lock_all(void);
-void segment_unlock_all(void);
+/* In the child of fork: abandoned and cached segments that a thread that
+ * is gone was moving are forgotten (leaked in the child). */
+void segment_fork_child(void);
 void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *abandoned);
 
 /* ---- ace.c: size -> class by table lookup ---- */
@@ -172,8 +223,7 @@ size_t huge_usable(struct segment *seg, const void *p);
 bool huge_owns(struct segment *seg, const void *p);
 void huge_collect(bool force);
 unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
-void huge_lock(void);
-void huge_unlock(void);
+void huge_fork_child(void);
 
 /* ---- slab.c: the slab engine shared by tiny, mid and large ---- */
 void *slab_refill_alloc(struct heap *h, unsigned c); /* refill bin c, pop one */
@@ -290,8 +340,9 @@ void pool_collect_all(struct heap *h);
 /* Wait until no thread is between reading a stack head and its CAS:
  * then no stale pointer into a released segment is left. */
 void pool_quiesce(void);
-void pool_lock_all(void);
-void pool_unlock_all(void);
+/* In the child of fork: a shard whose lock a thread that is gone held
+ * starts a new generation; its segments of older generations are left
+ * alone (leaked in the child). */
 void pool_fork_child(void);
 /* The lock-free stack itself, exposed for the tests. */
 void pool_stack_push(unsigned c, unsigned shard, struct slab *first, struct slab *last, uint32_t n);

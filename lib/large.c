@@ -32,11 +32,7 @@ void large_init(void)
 /* Held for a few loads and stores: spin a little before sleeping (glibc),
  * or two threads that free and allocate huge blocks hand it over through
  * the kernel on every call. */
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-static pthread_mutex_t huge_mutex = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
-#else
-static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
-#endif
+static struct hak_lock huge_mutex = HAK_LOCK_INIT_ADAPTIVE;
 static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
 static unsigned hcache_n;
 /* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
@@ -58,22 +54,24 @@ static unsigned hcache_cap(void) /* huge_mutex held */
 }
 static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
 
-void huge_lock(void)
+/* In the child of fork: if a thread that is gone was changing the cache,
+ * its mappings are forgotten (leaked in the child). */
+void huge_fork_child(void)
 {
-	pthread_mutex_lock(&huge_mutex);
-}
-
-void huge_unlock(void)
-{
-	pthread_mutex_unlock(&huge_mutex);
+	if (hak_lock_after_fork(&huge_mutex) < 0) {
+		hcache_n = 0;
+		hcache_grow = 0;
+		hcache_evicted_ms = 0;
+		atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
+	}
 }
 
 unsigned huge_cache_state(unsigned *cap)
 {
-	pthread_mutex_lock(&huge_mutex);
+	hak_lock(&huge_mutex);
 	unsigned n = hcache_n;
 	*cap = hcache_cap();
-	pthread_mutex_unlock(&huge_mutex);
+	hak_unlock(&huge_mutex);
 	return n;
 }
 
@@ -118,7 +116,7 @@ static struct segment *hcache_take(size_t need, bool grow)
 			      : (uint64_t)need / 100 * (uint64_t)hak_cfg.wmax_pct;
 	if (limit < need)
 		limit = need;
-	pthread_mutex_lock(&huge_mutex);
+	hak_lock(&huge_mutex);
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
 		if (s->map_size >= need && s->map_size <= limit && (!best || s->map_size < best->map_size)) {
@@ -137,7 +135,7 @@ static struct segment *hcache_take(size_t need, bool grow)
 			hcache_grow++;
 		hcache_evicted_ms = 0;
 	}
-	pthread_mutex_unlock(&huge_mutex);
+	hak_unlock(&huge_mutex);
 	return best;
 }
 
@@ -214,7 +212,7 @@ void huge_free(struct segment *seg, void *p)
 	if (hak_cfg.huge_cache > 0 && seg->huge_off < HAK_SEG_SIZE) {
 		seg->cached_since = os_now_ms();
 		seg->purged = 0;
-		pthread_mutex_lock(&huge_mutex);
+		hak_lock(&huge_mutex);
 		if (hcache_n >= hcache_cap()) {
 			evict = hcache[0];
 			for (unsigned i = 1; i < hcache_n; i++)
@@ -226,13 +224,13 @@ void huge_free(struct segment *seg, void *p)
 		if (atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
 			atomic_store_explicit(&hcache_oldest_ms, seg->cached_since, memory_order_relaxed);
 		over = hcache_n > hcache_cap();
-		pthread_mutex_unlock(&huge_mutex);
+		hak_unlock(&huge_mutex);
 		seg = evict;
 	} else if (hak_cfg.huge_cache == 0) {
 		/* switched off (tests do): what it still holds goes */
-		pthread_mutex_lock(&huge_mutex);
+		hak_lock(&huge_mutex);
 		over = hcache_n > 0;
-		pthread_mutex_unlock(&huge_mutex);
+		hak_unlock(&huge_mutex);
 	}
 	if (seg)
 		os_unmap(seg, seg->map_size);
@@ -247,7 +245,7 @@ void huge_collect(bool force)
 	uint64_t now = os_now_ms();
 	struct segment *gone[HUGE_CACHE_MAX];
 	unsigned ngone = 0;
-	pthread_mutex_lock(&huge_mutex);
+	hak_lock(&huge_mutex);
 	uint64_t oldest = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
@@ -273,7 +271,7 @@ void huge_collect(bool force)
 			hcache[i - 1] = hcache[i];
 		hcache_n--;
 	}
-	pthread_mutex_unlock(&huge_mutex);
+	hak_unlock(&huge_mutex);
 	while (ngone > 0) {
 		ngone--;
 		os_unmap(gone[ngone], gone[ngone]->map_size);

@@ -247,13 +247,18 @@ void pool_counts(struct pool_counters *out)
  * Shards: the segments pages are cut from.  avail lists the segments with
  * a free slot; a segment with none is on no list (in_full = 1).
  * ------------------------------------------------------------------- */
+/* gen: a child of fork that finds the lock held by a thread that is gone
+ * empties avail and starts a new generation (pool_fork_child); a segment
+ * of an older generation (seg->shard_gen) is then on no list the shard
+ * knows, and its slots are never given back in that process. */
 struct pool_shard {
-	pthread_mutex_t lock;
+	struct hak_lock lock;
 	struct segment *avail;
+	uint32_t gen;
 } __attribute__((aligned(64)));
 
 static struct pool_shard shards[POOL_SHARDS] = {
-	[0 ... POOL_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+	[0 ... POOL_SHARDS - 1] = { .lock = HAK_LOCK_INIT },
 };
 
 static uint32_t mid_full_mask(void)
@@ -266,16 +271,17 @@ static uint32_t mid_full_mask(void)
 static struct slab *page_new(struct heap *h, unsigned c)
 {
 	struct pool_shard *sh = &shards[h->shard];
-	pthread_mutex_lock(&sh->lock);
+	hak_lock(&sh->lock);
 	struct segment *seg = sh->avail;
 	if (seg == NULL) {
-		pthread_mutex_unlock(&sh->lock);
+		hak_unlock(&sh->lock);
 		seg = segment_alloc(NULL, TIER_MID);
 		if (seg == NULL)
 			return NULL;
 		DCTR_INC(h, refill_new_segment);
 		seg->shard = (uint8_t)h->shard;
-		pthread_mutex_lock(&sh->lock);
+		hak_lock(&sh->lock);
+		seg->shard_gen = sh->gen;
 		seglist_push(&sh->avail, seg);
 	}
 	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & mid_full_mask());
@@ -285,7 +291,7 @@ static struct slab *page_new(struct heap *h, unsigned c)
 		seglist_remove(&sh->avail, seg);
 		seg->in_full = 1;
 	}
-	pthread_mutex_unlock(&sh->lock);
+	hak_unlock(&sh->lock);
 	CTR_INC(h, slabs_new);
 	DCTR_INC(h, refill_new_slab);
 	return slab_init(h, seg, i, c);
@@ -316,7 +322,12 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	if (now && touched)
 		os_purge(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
 	struct pool_shard *sh = &shards[seg->shard];
-	pthread_mutex_lock(&sh->lock);
+	hak_lock(&sh->lock);
+	if (unlikely(seg->shard_gen != sh->gen)) {
+		/* the shard was reset in this child of fork: leave it be */
+		hak_unlock(&sh->lock);
+		return;
+	}
 	seg->used_mask &= ~bit;
 	if (!now && touched) {
 		seg->dirty |= bit;
@@ -332,7 +343,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	bool release = seg->used_mask == 0;
 	if (release)
 		seglist_remove(&sh->avail, seg);
-	pthread_mutex_unlock(&sh->lock);
+	hak_unlock(&sh->lock);
 	if (release) {
 		/* dirty slots left: the segment cache purges it after a delay */
 		seg->dirty = 0;
@@ -348,7 +359,7 @@ bool pool_purge(unsigned shard, bool all, bool force)
 		struct pool_shard *sh = &shards[k];
 		/* under the lock, so that no page is cut from a slot while its
 		 * memory goes: madvise of a few pages, rarely */
-		pthread_mutex_lock(&sh->lock);
+		hak_lock(&sh->lock);
 		for (struct segment *seg = sh->avail; seg; seg = seg->next) {
 			if (seg->dirty == 0)
 				continue;
@@ -360,27 +371,21 @@ bool pool_purge(unsigned shard, bool all, bool force)
 				slot_purge(seg, (unsigned)__builtin_ctz(m));
 			seg->dirty = 0;
 		}
-		pthread_mutex_unlock(&sh->lock);
+		hak_unlock(&sh->lock);
 	}
 	return pending;
-}
-
-void pool_lock_all(void)
-{
-	for (unsigned k = 0; k < POOL_SHARDS; k++)
-		pthread_mutex_lock(&shards[k].lock);
-}
-
-void pool_unlock_all(void)
-{
-	for (unsigned k = POOL_SHARDS; k-- > 0;)
-		pthread_mutex_unlock(&shards[k].lock);
 }
 
 /* Only the forking thread lives on in the child: no one else is popping. */
 void pool_fork_child(void)
 {
 	atomic_store_explicit(&readers, 0, memory_order_relaxed);
+	for (unsigned k = 0; k < POOL_SHARDS; k++) {
+		if (hak_lock_after_fork(&shards[k].lock) < 0) {
+			shards[k].avail = NULL;
+			shards[k].gen++;
+		}
+	}
 }
 
 /* ---------------------------------------------------------------------

@@ -46,11 +46,11 @@ unsigned segmap_get(uintptr_t region_addr)
 /* Global lists, each under its own lock.  Lock order (atfork takes them in
  * this order): thread.c's heap lock, fallback heap lock, pool.c's shard
  * locks, abandoned lock, cache lock, huge lock. */
-static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock abandoned_lock = HAK_LOCK_INIT;
 static struct segment *abandoned[TIER_COUNT];
 static uint64_t abandoned_count;
 
-static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock cache_lock = HAK_LOCK_INIT;
 static struct segment *cache_head; /* most recently released first */
 static uint64_t cache_count;
 
@@ -81,13 +81,13 @@ static void segment_init(struct segment *seg, struct heap *h, int tier)
 struct segment *segment_alloc(struct heap *h, int tier)
 {
 	struct segment *seg = NULL;
-	pthread_mutex_lock(&cache_lock);
+	hak_lock(&cache_lock);
 	if (cache_head) {
 		seg = cache_head;
 		cache_head = seg->next;
 		cache_count--;
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak_unlock(&cache_lock);
 	if (seg == NULL) {
 		seg = os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
 		if (seg == NULL)
@@ -111,7 +111,7 @@ void segment_release(struct segment *seg)
 	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
 	seg_count(-1);
 	uint64_t now = os_now_ms();
-	pthread_mutex_lock(&cache_lock);
+	hak_lock(&cache_lock);
 	if (cache_count < (uint64_t)hak_cfg.segment_cache) {
 		/* Slabs that were never purged make the whole segment dirty. */
 		seg->purged = 0;
@@ -121,7 +121,7 @@ void segment_release(struct segment *seg)
 		cache_count++;
 		seg = NULL;
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak_unlock(&cache_lock);
 	if (seg)
 		os_unmap(seg, HAK_SEG_SIZE);
 	segment_cache_collect(false);
@@ -132,7 +132,7 @@ void segment_release(struct segment *seg)
 void segment_cache_collect(bool force)
 {
 	uint64_t now = os_now_ms();
-	pthread_mutex_lock(&cache_lock);
+	hak_lock(&cache_lock);
 	for (struct segment *s = cache_head; s; s = s->next) {
 		if (s->purged || (!force && now - s->cached_since < (uint64_t)hak_cfg.purge_delay_ms))
 			continue;
@@ -140,18 +140,18 @@ void segment_cache_collect(bool force)
 		os_purge((uint8_t *)s + HAK_PAGE, HAK_SEG_SIZE - HAK_PAGE);
 		s->purged = 1;
 	}
-	pthread_mutex_unlock(&cache_lock);
+	hak_unlock(&cache_lock);
 }
 
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
-	pthread_mutex_lock(&abandoned_lock);
+	hak_lock(&abandoned_lock);
 	seg->prev = NULL;
 	seg->next = abandoned[seg->tier];
 	__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
 	abandoned_count++;
-	pthread_mutex_unlock(&abandoned_lock);
+	hak_unlock(&abandoned_lock);
 }
 
 struct segment *segment_adopt(int tier)
@@ -159,36 +159,37 @@ struct segment *segment_adopt(int tier)
 	struct segment *seg;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
-	pthread_mutex_lock(&abandoned_lock);
+	hak_lock(&abandoned_lock);
 	seg = abandoned[tier];
 	if (seg) {
 		__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
 		abandoned_count--;
 	}
-	pthread_mutex_unlock(&abandoned_lock);
+	hak_unlock(&abandoned_lock);
 	return seg;
 }
 
-void segment_lock_all(void)
+void segment_fork_child(void)
 {
-	pthread_mutex_lock(&abandoned_lock);
-	pthread_mutex_lock(&cache_lock);
-}
-
-void segment_unlock_all(void)
-{
-	pthread_mutex_unlock(&cache_lock);
-	pthread_mutex_unlock(&abandoned_lock);
+	if (hak_lock_after_fork(&abandoned_lock) < 0) {
+		for (int t = 0; t < TIER_COUNT; t++)
+			abandoned[t] = NULL;
+		abandoned_count = 0;
+	}
+	if (hak_lock_after_fork(&cache_lock) < 0) {
+		cache_head = NULL;
+		cache_count = 0;
+	}
 }
 
 void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *nabandoned)
 {
 	*in_use = atomic_load_explicit(&seg_in_use, memory_order_relaxed);
 	*peak = atomic_load_explicit(&seg_peak, memory_order_relaxed);
-	pthread_mutex_lock(&cache_lock);
+	hak_lock(&cache_lock);
 	*cached = cache_count;
-	pthread_mutex_unlock(&cache_lock);
-	pthread_mutex_lock(&abandoned_lock);
+	hak_unlock(&cache_lock);
+	hak_lock(&abandoned_lock);
 	*nabandoned = abandoned_count;
-	pthread_mutex_unlock(&abandoned_lock);
+	hak_unlock(&abandoned_lock);
 }

@@ -18,19 +18,24 @@ struct heap heap_empty;
 __thread struct heap *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_empty;
 static __thread int tls_dead __attribute__((tls_model("initial-exec")));
 static __thread int tls_in_init __attribute__((tls_model("initial-exec")));
+/* Its address names the thread that holds a hak_lock (internal.h). */
+__thread char tls_self __attribute__((tls_model("initial-exec")));
 
 static _Atomic int init_state; /* 0: not yet, 1: running, 2: done */
 static pthread_key_t heap_key;
 
 /* Lock order: heap_lock, fallback_lock, pool.c's shard locks, then
- * segment.c's and large.c's. */
-static pthread_mutex_t heap_lock = PTHREAD_MUTEX_INITIALIZER;
+ * segment.c's and large.c's.  Under heap_lock, each update of the two
+ * lists is complete with its last store (a release), so that a child of
+ * fork that finds the lock held by a thread that is gone still sees whole
+ * lists (hak_lock_after_fork). */
+static struct hak_lock heap_lock = HAK_LOCK_INIT;
 static struct heap *heap_registry; /* every heap ever made */
 static struct heap *heap_pool;     /* heaps of exited threads */
 static uint64_t dead_ctr[HAK_NCOUNTERS];
 static uint64_t threads_started, threads_exited;
 
-static pthread_mutex_t fallback_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hak_lock fallback_lock = HAK_LOCK_INIT;
 static struct heap fallback_heap;
 
 static void heap_counters_fold(struct heap *h)
@@ -48,19 +53,19 @@ static void heap_key_destructor(void *arg)
 	heap_abandon(h);
 	/* counted out only now: the exit that leaves one heap (or none) runs
 	 * after every other exit has abandoned what it held */
-	pthread_mutex_lock(&heap_lock);
+	hak_lock(&heap_lock);
 	threads_exited++;
 	uint64_t live = threads_started - threads_exited;
-	pthread_mutex_unlock(&heap_lock);
+	hak_unlock(&heap_lock);
 	pool_exit_cleanup(h, live <= 1);
 	tls_heap = &heap_empty;
 	tls_dead = 1;
-	pthread_mutex_lock(&heap_lock);
+	hak_lock(&heap_lock);
 	heap_counters_fold(h);
 	h->live = 0;
 	h->pool_next = heap_pool;
-	heap_pool = h;
-	pthread_mutex_unlock(&heap_lock);
+	__atomic_store_n(&heap_pool, h, __ATOMIC_RELEASE);
+	hak_unlock(&heap_lock);
 }
 
 struct heap *heap_get_slow(void)
@@ -70,22 +75,22 @@ struct heap *heap_get_slow(void)
 		return NULL;
 	if (tls_heap != &heap_empty)
 		return tls_heap;
-	pthread_mutex_lock(&heap_lock);
+	hak_lock(&heap_lock);
 	struct heap *h = heap_pool;
 	if (h) {
-		heap_pool = h->pool_next;
+		__atomic_store_n(&heap_pool, h->pool_next, __ATOMIC_RELEASE);
 	} else {
 		h = os_map((sizeof(struct heap) + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
 		if (h == NULL) {
-			pthread_mutex_unlock(&heap_lock);
+			hak_unlock(&heap_lock);
 			return NULL;
 		}
 		h->reg_next = heap_registry;
-		heap_registry = h;
+		__atomic_store_n(&heap_registry, h, __ATOMIC_RELEASE);
 	}
 	heap_setup(h);
 	threads_started++;
-	pthread_mutex_unlock(&heap_lock);
+	hak_unlock(&heap_lock);
 	tls_heap = h;
 	/* may allocate (glibc's second-level key table): the heap is ready */
 	pthread_setspecific(heap_key, h);
@@ -94,7 +99,7 @@ struct heap *heap_get_slow(void)
 
 void *heap_fallback_alloc(unsigned c)
 {
-	pthread_mutex_lock(&fallback_lock);
+	hak_lock(&fallback_lock);
 	struct heap *h = &fallback_heap; /* set up by hak_init */
 	struct tbin *b = &h->bins[c];
 	void *p = b->head;
@@ -104,7 +109,7 @@ void *heap_fallback_alloc(unsigned c)
 	} else {
 		p = slab_refill_alloc(h, c);
 	}
-	pthread_mutex_unlock(&fallback_lock);
+	hak_unlock(&fallback_lock);
 	if (p == NULL)
 		errno = ENOMEM;
 	return p;
@@ -112,7 +117,7 @@ void *heap_fallback_alloc(unsigned c)
 
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited)
 {
-	pthread_mutex_lock(&heap_lock);
+	hak_lock(&heap_lock);
 	for (size_t i = 0; i < HAK_NCOUNTERS; i++)
 		out[i] = dead_ctr[i];
 	for (struct heap *h = heap_registry; h; h = h->reg_next) {
@@ -122,36 +127,47 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
 	}
 	*started = threads_started;
 	*exited = threads_exited;
-	pthread_mutex_unlock(&heap_lock);
+	hak_unlock(&heap_lock);
 }
 
-/* ---- fork: take every lock in the fixed order, release after ---- */
+/* ---- fork ----
+ *
+ * No lock is taken before fork (internal.h, "locks"): the parent goes on
+ * as if nothing happened.  In the child only the forking thread lives on;
+ * each module checks its locks and resets what a thread that is gone was
+ * changing.  The heaps of the other threads stay as they were (their
+ * blocks are simply never freed in the child). */
 
-static void atfork_prepare(void)
+int hak_lock_after_fork(struct hak_lock *l)
 {
-	pthread_mutex_lock(&heap_lock);
-	pthread_mutex_lock(&fallback_lock);
-	pool_lock_all();
-	segment_lock_all();
-	huge_lock();
+	if (atomic_load_explicit(&l->holder, memory_order_relaxed) == (uintptr_t)&tls_self)
+		return 0;
+	if (pthread_mutex_trylock(&l->m) == 0) {
+		pthread_mutex_unlock(&l->m);
+		return 1;
+	}
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	if (l->adaptive)
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(&l->m, &a);
+	pthread_mutexattr_destroy(&a);
+	atomic_store_explicit(&l->holder, 0, memory_order_relaxed);
+	return -1;
 }
 
-static void atfork_parent(void)
-{
-	huge_unlock();
-	segment_unlock_all();
-	pool_unlock_all();
-	pthread_mutex_unlock(&fallback_lock);
-	pthread_mutex_unlock(&heap_lock);
-}
-
-/* In the child only the forking thread lives on; it held the locks.  The
- * heaps of the other threads stay as they were (their blocks are simply
- * never freed in the child). */
 static void atfork_child(void)
 {
+	/* the lists are whole (see heap_lock); the pool of idle heaps may
+	 * have lost one to a thread that was taking it, which is all */
+	hak_lock_after_fork(&heap_lock);
+	if (hak_lock_after_fork(&fallback_lock) < 0)
+		heap_setup(&fallback_heap); /* its old slabs are leaked */
 	pool_fork_child();
-	atfork_parent();
+	segment_fork_child();
+	huge_fork_child();
 }
 
 void hak_init(void)
@@ -170,14 +186,14 @@ void hak_init(void)
 		 * the registry (without nesting heap_lock in fallback_lock,
 		 * which atfork takes in the other order) */
 		heap_setup(&fallback_heap);
-		pthread_mutex_lock(&heap_lock);
+		hak_lock(&heap_lock);
 		fallback_heap.reg_next = heap_registry;
-		heap_registry = &fallback_heap;
-		pthread_mutex_unlock(&heap_lock);
+		__atomic_store_n(&heap_registry, &fallback_heap, __ATOMIC_RELEASE);
+		hak_unlock(&heap_lock);
 		pthread_key_create(&heap_key, heap_key_destructor);
 		atomic_store_explicit(&init_state, 2, memory_order_release);
 		/* may allocate: served by the fallback heap */
-		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		pthread_atfork(NULL, NULL, atfork_child);
 		tls_in_init = 0;
 		return;
 	}

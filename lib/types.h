@@ -151,6 +151,7 @@ struct segment {
 	uint8_t in_full;          /* on the owner's segs_full list */
 	uint8_t shard;            /* mid: the pool shard it belongs to */
 	uint32_t magic;
+	uint32_t shard_gen;       /* mid: the shard's generation (pool.c) */
 	uint32_t used_mask;       /* slabs in use */
 	uint32_t dirty;           /* free slabs not yet given back (madvise) */
 	uint64_t dirty_since;     /* ms (coarse monotonic) of the last retire */

@@ -63,7 +63,8 @@ check_PROGRAMS += \
 	tests/check_pool_stress \
 	tests/check_fork \
 	tests/check_threads \
-	tests/check_churn
+	tests/check_churn \
+	tests/check_atfork
 
 TESTS += \
 	tests/check_semantics_api$(EXEEXT) \
@@ -72,7 +73,8 @@ TESTS += \
 	tests/check_pool_stress$(EXEEXT) \
 	tests/check_fork$(EXEEXT) \
 	tests/check_threads$(EXEEXT) \
-	tests/check_churn$(EXEEXT)
+	tests/check_churn$(EXEEXT) \
+	tests/check_atfork$(EXEEXT)
 
 if OVERRIDE
 check_PROGRAMS += tests/check_semantics
@@ -123,6 +125,11 @@ tests_check_churn_SOURCES = tests/check_churn.c tests/testutil.h
 tests_check_churn_CPPFLAGS = $(tests_family_cppflags)
 tests_check_churn_CFLAGS = $(tests_cflags)
 tests_check_churn_LDADD = $(tests_ldadd)
+
+tests_check_atfork_SOURCES = tests/check_atfork.c tests/testutil.h
+tests_check_atfork_CPPFLAGS = $(tests_family_cppflags)
+tests_check_atfork_CFLAGS = $(tests_cflags)
+tests_check_atfork_LDADD = $(tests_ldadd)
 
 # ---------------------------------------------------------------------------
 # Programs the shell tests run, and static links.
