@@ -49,8 +49,14 @@ void *hak_aligned_alloc(size_t alignment, size_t size) HAKMEM_MALLOC_ATTR HAKMEM
 /* Returns 0, EINVAL (alignment not a power of two multiple of
  * sizeof(void *); *memptr untouched) or ENOMEM (*memptr untouched). */
 int   hak_posix_memalign(void **memptr, size_t alignment, size_t size);
-/* Bytes usable at ptr (>= the size asked for); 0 for NULL or for a pointer
- * hakmem did not hand out. */
+/* The bytes the block at ptr spans (>= the size asked for); 0 for NULL or
+ * for a pointer hakmem did not hand out.  Only the bytes asked for are the
+ * program's to use: the functions above are declared alloc_size, so a
+ * program built with _FORTIFY_SOURCE checks its writes against the size it
+ * asked for.  To use the rest, ask for it with
+ *     p = hak_realloc(p, hak_usable_size(p));
+ * which never moves the block (it returns p, in every tier).  The same
+ * holds for malloc_usable_size and realloc. */
 size_t hak_usable_size(const void *ptr);
 
 /* Statistics.  Counters are summed over all threads when read; the values
