@@ -100,12 +100,13 @@ static void *bg_thread(void *arg)
 		/* Private churn (the thread's own caches) ... */
 		for (int i = 0; i < 32; i++) {
 			size_t k = tu_rand(&rng) % 32;
+			size_t n = tu_range(&rng, 1, (k & 7) == 0 ? 200000 : 3000);
 			t_free(own[k]);
-			own[k] = t_malloc(tu_range(&rng, 1, (k & 7) == 0 ? 200000 : 3000));
+			own[k] = t_malloc(n);
 			if (own[k] == NULL)
 				atomic_fetch_add(&bg_errors, 1);
 			else
-				memset(own[k], (int)k, 16);
+				memset(own[k], (int)k, n < 16 ? n : 16);
 		}
 		/* ... and blocks that move between threads. */
 		if (!slot_step(&rng))

@@ -59,6 +59,24 @@ static void check_block(void *p, size_t size, size_t align, const char *what)
 		      "%s: usable size %zu < %zu", what, (size_t)t_usable_size(p), size);
 }
 
+/* Only the bytes asked for are the program's, however many the block spans
+ * (the allocation functions are declared alloc_size, and a build with
+ * _FORTIFY_SOURCE checks that); realloc to the usable size claims the rest
+ * and must not move the block (man 3 hakmem).  Returns the pointer to use
+ * from now on, which is p, and its usable size in *usable. */
+static void *claim_usable(void *p, size_t *usable)
+{
+	size_t u = t_usable_size(p);
+	uintptr_t old = (uintptr_t)p;
+	void *q = t_realloc(p, u);
+
+	ck_assert_msg((uintptr_t)q == old, "realloc(%#jx, its usable size %zu) moved it to %p",
+		      (uintmax_t)old, u, q);
+	ck_assert_uint_eq(t_usable_size(q), u);
+	*usable = u;
+	return q;
+}
+
 /* ---- zero sizes ---------------------------------------------------------- */
 
 #define ZERO_N 40
@@ -428,8 +446,10 @@ static void alignment_matrix(int form)
 				      "%s(%zu, %zu) = %p is misaligned", names[form], al, n, p);
 			ck_assert_msg(t_usable_size(p) >= n, "%s(%zu, %zu): usable size %zu",
 				      names[form], al, n, (size_t)t_usable_size(p));
-			/* The whole usable size is ours. */
-			pat_fill(p, t_usable_size(p), al * 131 + s);
+			/* The whole usable size is ours once claimed, in place. */
+			size_t u;
+			p = claim_usable(p, &u);
+			pat_fill(p, u, al * 131 + s);
 			blocks[s] = p;
 		}
 		/* No two live blocks overlap. */
@@ -477,15 +497,18 @@ START_TEST(calloc_zero_on_reuse)
 		for (int r = 0; r < ROUNDS; r++) {
 			/* Dirty blocks of this size (whole usable size) and free them. */
 			for (size_t b = 0; b < cnt; b++) {
+				size_t u;
+
 				blk[b] = t_malloc(n);
 				ck_assert_ptr_nonnull(blk[b]);
-				memset(blk[b], 0xAA, t_usable_size(blk[b]));
+				blk[b] = claim_usable(blk[b], &u);
+				memset(blk[b], 0xAA, u);
 			}
 			for (size_t b = 0; b < cnt; b++)
 				t_free(blk[b]);
 			/* calloc the same size: whatever comes back is zero. */
 			for (size_t b = 0; b < cnt; b++) {
-				size_t off;
+				size_t off, u;
 
 				switch ((b + r) % 3) {
 				case 0: blk[b] = t_calloc(1, n); break;
@@ -499,7 +522,8 @@ START_TEST(calloc_zero_on_reuse)
 				ck_assert_msg(off == PAT_OK,
 					      "calloc(%zu) round %d block %zu: byte %zu is %#x, not 0",
 					      n, r, b, off, ((unsigned char *)blk[b])[off]);
-				memset(blk[b], 0xAA, t_usable_size(blk[b]));
+				blk[b] = claim_usable(blk[b], &u);
+				memset(blk[b], 0xAA, u);
 			}
 			for (size_t b = 0; b < cnt; b++)
 				t_free(blk[b]);
@@ -519,6 +543,7 @@ START_TEST(calloc_zero_mixed)
 		size_t i = tu_range(&rng, 0, N - 1);
 		size_t n = (it % 50 == 0) ? tu_range(&rng, 32769, 1100000)
 					  : tu_range(&rng, 1, 20000);
+		size_t u;
 
 		if (blk[i] != NULL)
 			t_free(blk[i]);
@@ -530,7 +555,8 @@ START_TEST(calloc_zero_mixed)
 			blk[i] = t_malloc(n);
 			ck_assert_ptr_nonnull(blk[i]);
 		}
-		memset(blk[i], 0x55, t_usable_size(blk[i]));
+		blk[i] = claim_usable(blk[i], &u);
+		memset(blk[i], 0x55, u);
 	}
 	for (size_t i = 0; i < N; i++)
 		t_free(blk[i]);
@@ -573,6 +599,29 @@ START_TEST(realloc_chain)
 			key++;
 		}
 		t_free(p);
+	}
+}
+END_TEST
+
+/* realloc to the usable size claims the whole block and never moves it,
+ * in every tier (claim_usable).  Alignments up to 1 MiB are claimed in the
+ * alignment matrix; these are larger (a huge block whose header sits a
+ * region below it).  Size 0 is left out: with these alignments hakmem maps
+ * no byte for it and its usable size is 0 (lib/large.c, huge_alloc). */
+START_TEST(realloc_usable_in_place)
+{
+	static const size_t aligns[] = { 2 << 20, 4 << 20, 16 << 20 };
+
+	for (size_t a = 0; a < sizeof(aligns) / sizeof(aligns[0]); a++) {
+		for (size_t s = 1; s < N_TIER_SIZES; s++) {
+			size_t n = tier_sizes[s], u;
+			void *p = t_aligned_alloc(aligns[a], n);
+
+			check_block(p, n, aligns[a], "aligned_alloc");
+			p = claim_usable(p, &u);
+			memset(p, 0x5c, u);
+			t_free(p);
+		}
 	}
 }
 END_TEST
@@ -688,6 +737,8 @@ END_TEST
 
 /* ---- usable size ----------------------------------------------------------- */
 
+/* Claimed with realloc (in place), the whole usable size can be written, and
+ * no two blocks' usable spaces overlap. */
 START_TEST(usable_size_writable)
 {
 	enum { K = 3 };
@@ -695,9 +746,12 @@ START_TEST(usable_size_writable)
 
 	for (size_t n = 0; n <= 4200; n++) {
 		for (int k = 0; k < K; k++) {
+			size_t u;
+
 			blk[k] = t_malloc(n);
 			check_block(blk[k], n, 16, "malloc");
-			pat_fill(blk[k], t_usable_size(blk[k]), n * K + k);
+			blk[k] = claim_usable(blk[k], &u);
+			pat_fill(blk[k], u, n * K + k);
 		}
 		for (int k = 0; k < K; k++) {
 			ck_assert_msg(pat_check(blk[k], t_usable_size(blk[k]), n * K + k) == PAT_OK,
@@ -707,9 +761,12 @@ START_TEST(usable_size_writable)
 	}
 	for (size_t s = 0; s < N_TIER_SIZES; s++) {
 		for (int k = 0; k < K; k++) {
+			size_t u;
+
 			blk[k] = t_malloc(tier_sizes[s]);
 			check_block(blk[k], tier_sizes[s], 16, "malloc");
-			pat_fill(blk[k], t_usable_size(blk[k]), s * K + k);
+			blk[k] = claim_usable(blk[k], &u);
+			pat_fill(blk[k], u, s * K + k);
 		}
 		for (int k = 0; k < K; k++) {
 			ck_assert_msg(pat_check(blk[k], t_usable_size(blk[k]), s * K + k) == PAT_OK,
@@ -986,6 +1043,7 @@ static Suite *semantics_suite(void)
 	tcase_add_test(tc, realloc_chain);
 	tcase_add_test(tc, realloc_all_pairs);
 	tcase_add_test(tc, realloc_zero_frees);
+	tcase_add_test(tc, realloc_usable_in_place);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("free");
