@@ -11,7 +11,7 @@ set -eu
 
 PACKAGES="build-essential autoconf automake libtool pkg-config check
 libjemalloc-dev libmimalloc-dev gnuplot-nox time python3 git valgrind
-groff-base ca-certificates"
+groff-base ca-certificates sqlite3"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "install-deps.sh: no dpkg-query: not a Debian-like system." >&2

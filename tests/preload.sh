@@ -11,7 +11,13 @@
 #   git      init, add, commit, log, gc, fsck with a fixed author and date;
 #   gcc      compiles a C file (the object files must be identical) and the
 #            programs built must print the same;
-#   sort     500,000 generated lines, several ways (sha256 of the outputs).
+#   sort     500,000 generated lines, several ways (sha256 of the outputs);
+#   ls       a generated tree (fixed names, sizes, modes, times) listed
+#            eight ways, and /usr/lib and /usr/bin; ls links libselinux,
+#            whose constructor allocates before hakmem's;
+#   sqlite3  the shell runs an SQL script of its own on a database file
+#            (60,000 rows from recursive CTEs, indexes, joins, window and
+#            JSON functions, a rollback, VACUUM) and prints the results.
 # That hakmem was really loaded is checked for each program (HAKMEM_STATS=1
 # prints "hakmem statistics" at exit).  A program that is not installed is
 # skipped with a message; if none is installed the test is skipped (77).
@@ -322,14 +328,225 @@ sort_tests() {
 	same "sort (500000 lines, 5 ways)" "$work/sort.plain" "$work/sort.hak"
 }
 
+# ---- ls ------------------------------------------------------------------------------------
+# ls links libselinux, whose constructor allocates before hakmem's.  A tree
+# with fixed names, sizes, modes and times (touch -d) is listed many ways;
+# the outputs go beside it, not into it, so the two runs list the same tree.
+ls_tests() {
+	ran=$((ran + 1))
+	loaded ls ls -la / || return
+	if ! have awk || ! have touch; then
+		fail "awk and touch are needed to build the tree that ls lists"
+		return
+	fi
+	t="$work/ls/tree"
+	mkdir -p "$t" || { fail "cannot create $t"; return; }
+	# 40 directories, 60 files in each; awk writes the files and, for their
+	# modes, times and symbolic links, lists that a few calls of chmod,
+	# touch and ln take whole.
+	awk -v t="$t" 'BEGIN {
+		for (d = 0; d < 40; d++)
+			printf "%s/dir-%02d/sub %d/%s\n", t, d, d % 7, substr("abcdefghij", 1 + d % 10, 3 + d % 5)
+	}' </dev/null >"$work/ls/dirs.lst" &&
+	xargs -d '\n' mkdir -p <"$work/ls/dirs.lst" &&
+	awk -v l="$work/ls" '{
+		dir = $0
+		for (f = 0; f < 60; f++) {
+			x = (x * 69069 + 1) % 4294967296	# exact in a double
+			y = int(x / 65536)
+			name = sprintf("%s/file%d-%s.%s", dir, f, substr("klmnopqrstuvwxyzKLMNOPQRSTUVWXYZ", 1 + y % 20, 1 + y % 11), (y % 3) ? "txt" : "c")
+			n = y % 5000
+			s = ""
+			for (i = 0; i < n; i += 50)
+				s = s sprintf("%-49.49s\n", name)
+			printf "%s", substr(s, 1, n) > name
+			close(name)
+			print name > (l "/mode" (1 + y % 8) ".lst")
+			print name > (l "/time" (y % 16) ".lst")
+			if (f % 13 == 0)
+				print name > (l "/links.lst")
+		}
+	}' x=7 "$work/ls/dirs.lst" || { fail "could not build the tree that ls lists"; return; }
+	set -- 644 600 755 640 444 664 700 750
+	for m in 1 2 3 4 5 6 7 8; do
+		xargs -d '\n' chmod "$1" <"$work/ls/mode$m.lst" || { fail "chmod $1 failed"; return; }
+		shift
+	done
+	for k in 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15; do
+		xargs -d '\n' touch -d "@$((1700000000 + k * 3000017))" <"$work/ls/time$k.lst" ||
+			{ fail "touch failed"; return; }
+	done
+	# dangling links named after the files they would point to
+	while IFS= read -r f; do
+		ln -s "${f##*/}" "$f.lnk" || { fail "ln -s failed"; return; }
+	done <"$work/ls/links.lst"
+	find "$t" -type d -exec touch -d @1600000000 {} + || { fail "touch (directories) failed"; return; }
+	for mode in plain hak; do
+		pre=
+		test $mode = hak && pre=$lib
+		(
+			cd "$t" || exit 1
+			run() {
+				LD_PRELOAD="$pre" "$@"
+				echo "exit $?"
+			}
+			run env LC_ALL=C ls -laR --time-style=+%s .
+			run env LC_ALL=C.UTF-8 ls -lR --time-style=full-iso -S -h .
+			run env LC_ALL=C ls -R -1 -t -r -i -s -F .
+			run env LC_ALL=C ls -R -x -v -w 100 --quoting-style=c .
+			run env LC_ALL=C LS_COLORS='di=01;34:ln=01;36:*.c=01;32:*.txt=00;33' \
+				ls -R -C --color=always -w 160 .
+			run env LC_ALL=C ls -laR --time-style=+%s --sort=extension --group-directories-first .
+			run env LC_ALL=C ls -l -d ./*/*/* ./*/*/*/*7*
+			run env LC_ALL=C ls -l -i --time-style=+%s /usr/lib /usr/bin
+		) >"$work/ls.$mode" 2>&1
+	done
+	same "ls (a generated tree of $(find "$t" | wc -l) entries listed 8 ways, /usr/lib, /usr/bin)" \
+		"$work/ls.plain" "$work/ls.hak"
+}
+
+# ---- sqlite3 -------------------------------------------------------------------------------
+# The sqlite3 shell runs a script of its own on a database file: tables
+# filled by recursive CTEs, indexes, joins, GROUP BY, ORDER BY, window and
+# JSON functions, a transaction rolled back, VACUUM and an integrity check.
+# Both runs start from no database and must print the same.
+sqlite_tests() {
+	ran=$((ran + 1))
+	loaded sqlite3 sqlite3 :memory: 'select 1;' || return
+	cat >"$work/script.sql" <<'SQLEOF'
+.headers on
+.mode list
+PRAGMA page_size = 4096;
+PRAGMA journal_mode = DELETE;
+PRAGMA cache_size = -2000;
+
+CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
+                       city TEXT, joined INTEGER);
+CREATE TABLE item (id INTEGER PRIMARY KEY, label TEXT, price REAL,
+                   tags TEXT);
+CREATE TABLE orders (id INTEGER PRIMARY KEY, customer INTEGER
+                     REFERENCES customer(id), item INTEGER REFERENCES item(id),
+                     qty INTEGER, day INTEGER, note TEXT);
+
+-- 5000 customers, 2000 items, 60000 orders; x is a linear congruential
+-- sequence, so every run makes the same rows.
+WITH RECURSIVE c(i, x) AS (
+  SELECT 1, 42
+  UNION ALL
+  SELECT i + 1, (x * 1103515245 + 12345) % 2147483648 FROM c WHERE i < 5000)
+INSERT INTO customer
+SELECT i, 'customer-' || i || '-' || substr('abcdefghijklmnopqrstuvwxyz', 1 + x % 26, 1 + x % 17),
+       'city' || (x % 97), 1700000000 + x % 31536000 FROM c;
+
+WITH RECURSIVE c(i, x) AS (
+  SELECT 1, 4242
+  UNION ALL
+  SELECT i + 1, (x * 69069 + 1) % 4294967296 FROM c WHERE i < 2000)
+INSERT INTO item
+SELECT i, printf('item %05d %s', i, hex(zeroblob(x % 40))),
+       round((x % 100000) / 100.0, 2),
+       json_array('t' || (x % 7), 't' || (x % 11), json_object('w', x % 13, 'big', i % 50 = 0)) FROM c;
+
+WITH RECURSIVE c(i, x) AS (
+  SELECT 1, 7
+  UNION ALL
+  SELECT i + 1, (x * 1103515245 + 12345) % 2147483648 FROM c WHERE i < 60000)
+INSERT INTO orders
+SELECT i, 1 + x % 5000, 1 + (x / 5000) % 2000, 1 + x % 9, x % 365,
+       CASE WHEN x % 10 = 0 THEN NULL ELSE substr(printf('%.*c', 1 + x % 300, 'n'), 1) END FROM c;
+
+CREATE INDEX orders_customer ON orders(customer);
+CREATE INDEX orders_item_day ON orders(item, day);
+CREATE INDEX customer_city ON customer(city, name);
+CREATE UNIQUE INDEX item_label ON item(label);
+ANALYZE;
+
+SELECT 'counts' AS what, (SELECT count(*) FROM customer) AS customers,
+       (SELECT count(*) FROM item) AS items, (SELECT count(*) FROM orders) AS orders,
+       (SELECT sum(length(note)) FROM orders) AS note_bytes;
+
+-- joins, GROUP BY, ORDER BY
+SELECT c.city, count(*) AS n, sum(o.qty * i.price) AS revenue,
+       round(avg(o.qty), 4) AS avg_qty
+FROM orders o JOIN customer c ON c.id = o.customer JOIN item i ON i.id = o.item
+GROUP BY c.city ORDER BY revenue DESC, c.city LIMIT 15;
+
+SELECT i.label, count(o.id) AS n, group_concat(DISTINCT o.qty) AS qtys
+FROM item i LEFT JOIN orders o ON o.item = i.id AND o.day < 10
+GROUP BY i.id HAVING n >= 3 ORDER BY n DESC, i.label LIMIT 10;
+
+-- window functions
+SELECT customer, day, qty, running, rnk, prev_day FROM (
+  SELECT customer, day, qty,
+         sum(qty) OVER (PARTITION BY customer ORDER BY day, id) AS running,
+         rank() OVER (PARTITION BY customer ORDER BY qty DESC) AS rnk,
+         lag(day, 1, -1) OVER (PARTITION BY customer ORDER BY day, id) AS prev_day
+  FROM orders WHERE customer BETWEEN 100 AND 104)
+ORDER BY customer, day, running;
+
+SELECT day, n, sum(n) OVER (ORDER BY day ROWS BETWEEN 6 PRECEDING AND CURRENT ROW) AS week,
+       ntile(4) OVER (ORDER BY n, day) AS quartile
+FROM (SELECT day, count(*) AS n FROM orders GROUP BY day) ORDER BY day LIMIT 20;
+
+-- JSON
+SELECT json_extract(tags, '$[2].w') AS w, count(*) AS n, sum(json_extract(tags, '$[2].big')) AS big
+FROM item GROUP BY w ORDER BY w;
+SELECT j.value AS tag, count(*) AS n FROM item, json_each(item.tags) AS j
+WHERE j.type = 'text' GROUP BY j.value ORDER BY j.value;
+SELECT json_group_array(json_object('id', id, 'price', price))
+FROM (SELECT id, price FROM item ORDER BY price DESC, id LIMIT 5);
+SELECT length(json_group_object(name, city)) FROM customer;
+
+-- a transaction rolled back leaves nothing behind
+BEGIN;
+DELETE FROM orders WHERE qty > 3;
+UPDATE item SET price = price * 2, label = label || ' (changed)';
+INSERT INTO customer SELECT id + 100000, name || '!', city, joined FROM customer;
+SELECT 'in transaction' AS what, (SELECT count(*) FROM orders) AS orders,
+       (SELECT count(*) FROM customer) AS customers, (SELECT round(sum(price), 2) FROM item) AS prices;
+ROLLBACK;
+SELECT 'after rollback' AS what, (SELECT count(*) FROM orders) AS orders,
+       (SELECT count(*) FROM customer) AS customers, (SELECT round(sum(price), 2) FROM item) AS prices;
+
+-- a transaction committed, then VACUUM
+BEGIN;
+DELETE FROM orders WHERE id % 3 = 0;
+UPDATE customer SET name = upper(name) WHERE id % 5 = 0;
+COMMIT;
+VACUUM;
+PRAGMA integrity_check;
+SELECT 'after vacuum' AS what, count(*) AS orders, sum(qty) AS qty, max(length(note)) AS longest FROM orders;
+SELECT name FROM customer WHERE city = 'city13' ORDER BY name LIMIT 5;
+SELECT o.id, c.name, i.label FROM orders o, customer c, item i
+WHERE c.id = o.customer AND i.id = o.item AND o.id IN (1, 2, 4, 59999, 60000)
+ORDER BY o.id;
+SELECT max(o1.day - o2.day) FROM orders o1 JOIN orders o2
+ON o1.customer = o2.customer AND o1.id < o2.id WHERE o1.customer < 300;
+SQLEOF
+	for mode in plain hak; do
+		pre=
+		test $mode = hak && pre=$lib
+		rm -f "$work/sqlite.$mode.db"
+		LD_PRELOAD="$pre" sqlite3 -bail "$work/sqlite.$mode.db" <"$work/script.sql" >"$work/sqlite.$mode" 2>&1
+		echo "exit $?" >>"$work/sqlite.$mode"
+	done
+	if ! grep -q '^after vacuum|' "$work/sqlite.plain"; then
+		fail "sqlite3 without hakmem did not run the script to its end:"
+		tail -n 5 "$work/sqlite.plain" | sed 's/^/  /'
+	fi
+	same "sqlite3 ($(wc -l <"$work/sqlite.plain") lines of results)" "$work/sqlite.plain" "$work/sqlite.hak"
+}
+
 skipped=""
 if have python3; then python_tests; else echo "SKIP: python3 not installed"; skipped="$skipped python3"; fi
 if have git; then git_tests; else echo "SKIP: git not installed"; skipped="$skipped git"; fi
 if have gcc; then gcc_tests; else echo "SKIP: gcc not installed"; skipped="$skipped gcc"; fi
 if have sort && have sha256sum; then sort_tests; else echo "SKIP: sort (or sha256sum) not installed"; skipped="$skipped sort"; fi
+if have ls; then ls_tests; else echo "SKIP: ls not installed"; skipped="$skipped ls"; fi
+if have sqlite3; then sqlite_tests; else echo "SKIP: sqlite3 not installed (Debian: apt-get install sqlite3)"; skipped="$skipped sqlite3"; fi
 
 if test $ran -eq 0; then
-	echo "SKIP: none of python3, git, gcc, sort is installed"
+	echo "SKIP: none of python3, git, gcc, sort, ls, sqlite3 is installed"
 	exit 77
 fi
 if test $failures -ne 0; then
