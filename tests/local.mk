@@ -186,7 +186,8 @@ tests_scripts = \
 	tests/symbols.sh \
 	tests/env.sh \
 	tests/early.sh \
-	tests/preload.sh
+	tests/preload.sh \
+	tests/docs.sh
 
 dist_check_SCRIPTS += $(tests_scripts)
 TESTS += $(tests_scripts)

@@ -1,0 +1,105 @@
+#!/bin/sh
+# docs.sh - the library's name in README.md and man/hakmem.3, as a packager
+# and a user of an installed package need it.
+#
+# Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
+#
+# The shared library's directory is $libdir, which is /usr/local/lib after
+# a plain `make install` but /usr/lib/x86_64-linux-gnu (or /usr/lib64, ...)
+# in a distribution's package, and the unversioned libhakmem.so is only
+# the link the linker uses: a distribution ships it in the -dev package,
+# not with the library.  So the documentation's LD_PRELOAD examples name
+# the versioned file, the SONAME, without a directory (ld.so searches the
+# library path for a name without a slash).  For README.md and
+# man/hakmem.3 this checks that
+#   1. there is at least one LD_PRELOAD example, and no LD_PRELOAD line
+#      names libhakmem.so without its version;
+#   2. no line names libhakmem.so* under an absolute directory (such as
+#      /usr/local/lib/libhakmem.so);
+#   3. every libhakmem.so.N the text names is the SONAME of the library
+#      just built (readelf -d, or objdump -p), so that the documentation
+#      follows when the libtool version changes.
+# `make installcheck` runs a program the way the examples say.
+#
+# Run by make check, which exports abs_top_srcdir and abs_top_builddir.
+
+set -u
+: "${abs_top_srcdir:?run this through make check (abs_top_srcdir is not set)}"
+: "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
+
+docs="README.md man/hakmem.3"
+lib="$abs_top_builddir/lib/.libs/libhakmem.so"
+failures=0
+
+fail() {
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+}
+
+have() {
+	command -v "$1" >/dev/null 2>&1
+}
+
+soname=
+if test -f "$lib"; then
+	if have readelf; then
+		soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+	elif have objdump; then
+		soname=$(objdump -p "$lib" | awk '$1 == "SONAME" { print $2 }')
+	else
+		echo "note: neither readelf nor objdump is installed: the SONAME is not compared"
+	fi
+	if test -z "$soname" && { have readelf || have objdump; }; then
+		fail "$lib has no SONAME"
+	elif test -n "$soname"; then
+		echo "ok: the library's SONAME is $soname"
+	fi
+else
+	echo "note: $lib was not built (--disable-shared?): the SONAME is not compared"
+fi
+
+for d in $docs; do
+	f="$abs_top_srcdir/$d"
+	if test ! -f "$f"; then
+		fail "$d is missing"
+		continue
+	fi
+
+	# 1. LD_PRELOAD examples name the versioned library.
+	examples=$(grep -n 'LD_PRELOAD=' "$f")
+	if test -z "$examples"; then
+		fail "$d has no LD_PRELOAD example"
+	fi
+	bad=$(printf '%s\n' "$examples" | grep -E 'libhakmem\.so([^.]|$)')
+	if test -n "$bad"; then
+		fail "$d: LD_PRELOAD with the unversioned libhakmem.so (a distribution ships it only in the -dev package); name ${soname:-the SONAME} instead:"
+		printf '%s\n' "$bad" | sed "s|^|  $d:|"
+	fi
+
+	# 2. No absolute directory before the library's name.
+	bad=$(grep -n -E '(^|[^A-Za-z0-9_.$)}-])/[A-Za-z0-9_./-]*libhakmem\.so' "$f")
+	if test -n "$bad"; then
+		fail "$d: a hard-coded directory (\$libdir differs between installations; ld.so finds a name without a slash):"
+		printf '%s\n' "$bad" | sed "s|^|  $d:|"
+	fi
+
+	# 3. The versioned name is the SONAME.
+	names=$(grep -o -E 'libhakmem\.so\.[0-9]+(\.[0-9]+)*' "$f" | sort -u)
+	if test -n "$soname"; then
+		for n in $names; do
+			if test "$n" != "$soname"; then
+				fail "$d names $n, but the library's SONAME is $soname:"
+				grep -n -F "$n" "$f" | sed "s|^|  $d:|"
+			fi
+		done
+		if printf '%s\n' "$examples" | grep -q -F "LD_PRELOAD=$soname"; then
+			echo "ok: $d: LD_PRELOAD=$soname"
+		else
+			fail "$d: no example LD_PRELOAD=$soname"
+		fi
+	fi
+done
+
+test $failures -eq 0 || { echo "$failures check(s) failed"; exit 1; }
+echo "PASS: README.md and man/hakmem.3 name ${soname:-the versioned library}, in no fixed directory"
+exit 0
