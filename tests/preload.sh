@@ -64,11 +64,18 @@ have() {
 # statistics, proving the library was loaded and served the program.
 # Programs that close standard error before exiting (coreutils do, in an
 # atexit handler) lose the statistics; for them an unknown HAKMEM_* name,
-# which hakmem warns about when it starts, is the proof instead.
+# which hakmem warns about when it starts, is the proof instead.  A program
+# killed by a signal fails here, whatever it printed.
 loaded() {
 	name=$1
 	shift
 	HAKMEM_STATS=1 LD_PRELOAD="$lib" "$@" >"$work/loaded.out" 2>"$work/loaded.err"
+	rc=$?
+	if test $rc -gt 128; then
+		fail "$name ($*) was killed by signal $((rc - 128)) under hakmem:"
+		tail -n 5 "$work/loaded.err" | sed 's/^/  stderr: /'
+		return 1
+	fi
 	if grep -q '^hakmem statistics' "$work/loaded.err"; then
 		echo "ok: $name runs with hakmem loaded"
 		return 0
