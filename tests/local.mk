@@ -178,6 +178,29 @@ tests_early_main_SOURCES = tests/early_main.c
 tests_early_main_LDADD = tests/libearlyprobe.la
 tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 
+# A static program that defines hakmem's internal names (pool_init,
+# os_map, tls_heap, ...) as its own links and runs: in libhakmem.a they
+# are local (scripts/localize-archive.sh).  The same two links.  With or
+# without the override (without, it allocates through hak_malloc).
+if ENABLE_STATIC
+check_PROGRAMS += tests/static_names tests/static_names_full
+TESTS += tests/static_names$(EXEEXT) tests/static_names_full$(EXEEXT)
+endif
+tests_static_names_cppflags = $(AM_CPPFLAGS)
+if OVERRIDE
+tests_static_names_cppflags += -DTEST_OVERRIDE
+endif
+tests_static_names_SOURCES = tests/static_names.c
+tests_static_names_CPPFLAGS = $(tests_static_names_cppflags)
+tests_static_names_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_static_names_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_static_names_LDFLAGS = $(AM_LDFLAGS) -static-libtool-libs
+tests_static_names_full_SOURCES = tests/static_names.c
+tests_static_names_full_CPPFLAGS = $(tests_static_names_cppflags)
+tests_static_names_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_static_names_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
+
 # ---------------------------------------------------------------------------
 # Shell tests.
 # ---------------------------------------------------------------------------

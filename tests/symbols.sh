@@ -1,13 +1,23 @@
 #!/bin/sh
-# symbols.sh - the shared library exports exactly the public interface.
+# symbols.sh - the libraries define exactly the public interface.
 #
 # Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
 #
-# Lists the dynamic symbols libhakmem.so defines (nm -D --defined-only) and
-# compares them with the expected set: the hak_* API, plus the malloc
-# family and glibc's __libc_* entry points when the override is on
-# (HAKMEM_OVERRIDE in the build tree's config.h).  Nothing else may appear,
-# except the few symbols the toolchain adds itself, listed below.
+# The expected set: the hak_* API, plus the malloc family and glibc's
+# __libc_* entry points when the override is on (HAKMEM_OVERRIDE in the
+# build tree's config.h).  Two libraries are compared with it:
+#
+#   lib/.libs/libhakmem.so  its dynamic symbols (nm -D --defined-only);
+#                           the few symbols the toolchain adds itself,
+#                           listed below, are allowed too;
+#   lib/.libs/libhakmem.a   its global symbols (nm -g --defined-only): a
+#                           static program links them beside its own, so
+#                           an internal name there (pool_init, os_map,
+#                           tls_heap, ...) would clash with the program's.
+#
+# Nothing else may appear.  A library that was not built (--disable-shared,
+# --disable-static) is skipped with a message; the test is skipped when
+# neither was.
 #
 # Run by make check, which exports abs_top_builddir.
 
@@ -16,12 +26,13 @@
 set -u
 : "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
 
-lib="$abs_top_builddir/lib/.libs/libhakmem.so"
+so="$abs_top_builddir/lib/.libs/libhakmem.so"
+archive="$abs_top_builddir/lib/.libs/libhakmem.a"
 config_h="$abs_top_builddir/config.h"
 NM=${NM_PROG:-nm}
 
-if test ! -f "$lib"; then
-	echo "SKIP: $lib was not built (configured with --disable-shared?)"
+if test ! -f "$so" && test ! -f "$archive"; then
+	echo "SKIP: neither $so nor $archive was built"
 	exit 77
 fi
 if test ! -f "$config_h"; then
@@ -59,36 +70,63 @@ fi
 tmp=${TMPDIR:-/tmp}/hakmem-symbols.$$
 trap 'rm -f "$tmp".*' EXIT INT TERM
 
-if ! "$NM" -D --defined-only "$lib" >"$tmp.nm"; then
-	echo "FAIL: $NM -D --defined-only $lib failed"
-	exit 1
-fi
-# Third column: the name (strip a symbol version, name@@VER).
-awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp.nm" | sort >"$tmp.all"
-sort -u "$tmp.all" >"$tmp.actual"
-if ! cmp -s "$tmp.all" "$tmp.actual"; then
-	echo "FAIL: symbols defined more than once:"
-	uniq -d "$tmp.all"
-	exit 1
-fi
 printf '%s\n' $expected | sort -u >"$tmp.expected"
 printf '%s\n' $toolchain | sort -u >"$tmp.toolchain"
+n=$(wc -l <"$tmp.expected")
+
+# check FILE WHAT ALLOWED NM-OPTION...: compare the symbols nm lists for
+# FILE with the expected set; ALLOWED names a file of symbols that may
+# appear without being expected.  Returns 1 on a difference.
+check()
+{
+	file=$1 what=$2 allowed=$3
+	shift 3
+	if ! "$NM" "$@" "$file" >"$tmp.nm"; then
+		echo "FAIL: $NM $* $file failed"
+		return 1
+	fi
+	# Third column: the name (strip a symbol version, name@@VER).  An
+	# archive's member headers ("member.o:") and blank lines have fewer.
+	awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp.nm" | sort >"$tmp.all"
+	sort -u "$tmp.all" >"$tmp.actual"
+	if ! cmp -s "$tmp.all" "$tmp.actual"; then
+		echo "FAIL: symbols defined more than once in $file:"
+		uniq -d "$tmp.all"
+		return 1
+	fi
+	if ! test -s "$tmp.actual"; then
+		echo "FAIL: $NM $* $file listed no symbols"
+		return 1
+	fi
+	missing=$(comm -23 "$tmp.expected" "$tmp.actual")
+	extra=$(comm -13 "$tmp.expected" "$tmp.actual" | comm -23 - "$allowed")
+	st=0
+	if test -n "$missing"; then
+		echo "FAIL: not $what by $file:"
+		printf '  %s\n' $missing
+		st=1
+	fi
+	if test -n "$extra"; then
+		echo "FAIL: $what by $file but not part of the interface:"
+		printf '  %s\n' $extra
+		st=1
+	fi
+	if test $st = 0; then
+		echo "PASS: $file: exactly the $n expected symbols $what (override $override)"
+	fi
+	return $st
+}
 
 status=0
-missing=$(comm -23 "$tmp.expected" "$tmp.actual")
-extra=$(comm -13 "$tmp.expected" "$tmp.actual" | comm -23 - "$tmp.toolchain")
-if test -n "$missing"; then
-	echo "FAIL: not exported by $lib:"
-	printf '  %s\n' $missing
-	status=1
+if test -f "$so"; then
+	check "$so" exported "$tmp.toolchain" -D --defined-only || status=1
+else
+	echo "SKIP: $so was not built (configured with --disable-shared?)"
 fi
-if test -n "$extra"; then
-	echo "FAIL: exported by $lib but not part of the interface:"
-	printf '  %s\n' $extra
-	status=1
-fi
-n=$(wc -l <"$tmp.expected")
-if test $status = 0; then
-	echo "PASS: $lib exports exactly the $n expected symbols (override $override)"
+if test -f "$archive"; then
+	: >"$tmp.none"
+	check "$archive" "defined globally" "$tmp.none" -g --defined-only || status=1
+else
+	echo "SKIP: $archive was not built (configured with --disable-static?)"
 fi
 exit $status
