@@ -8,6 +8,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 
 HAKMEM_EXPORT const char *hak_version(void)
 {
@@ -311,4 +313,149 @@ void *__libc_realloc(void *p, size_t n) HAK_ALIAS(hak_realloc);
 void *__libc_memalign(size_t align, size_t n) HAK_ALIAS(hak_memalign);
 void *__libc_valloc(size_t n) HAK_ALIAS(hak_valloc);
 void *__libc_pvalloc(size_t n) HAK_ALIAS(hak_pvalloc);
+
+/* ---- the rest of glibc's malloc.o: malloc_trim, mallopt, mallinfo,
+ * mallinfo2, malloc_stats, malloc_info (and __libc_mallinfo,
+ * __libc_mallopt) ----
+ *
+ * Every name that glibc's libc.so exports from its malloc.o, so that a
+ * static program that calls one of them does not pull glibc's malloc.o
+ * (and its malloc, a second definition) out of libc.a, and a preloaded or
+ * linked hakmem answers them with its own numbers.  man 3 hakmem, section
+ * OVERRIDE, says what each does.  The structures are glibc's <malloc.h>
+ * ones, field for field; they are declared here so that this file builds
+ * against a C library whose <malloc.h> lacks them. */
+
+struct hak_mallinfo2 {
+	size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks,
+		keepcost;
+};
+struct hak_mallinfo {
+	int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks,
+		keepcost;
+};
+
+/* glibc's M_MXFAST and its bound, 80 * sizeof(size_t) / 4 bytes. */
+#define HAK_M_MXFAST 1
+#define HAK_MXFAST_MAX (80 * sizeof(size_t) / 4)
+
+static int hak_malloc_trim(size_t pad)
+{
+	(void)pad;
+	uint64_t purged = atomic_load_explicit(&os_ctr.purged, memory_order_relaxed);
+	uint64_t unmaps = atomic_load_explicit(&os_ctr.unmap_calls, memory_order_relaxed);
+	hak_collect();
+	return atomic_load_explicit(&os_ctr.purged, memory_order_relaxed) != purged ||
+	       atomic_load_explicit(&os_ctr.unmap_calls, memory_order_relaxed) != unmaps;
+}
+
+/* Changes nothing (hakmem's knobs are the HAKMEM_* variables); returns
+ * what glibc 2.36 returns for the same arguments. */
+static int hak_mallopt(int param, int value)
+{
+	if (param == HAK_M_MXFAST && (size_t)value > HAK_MXFAST_MAX)
+		return 0;
+	return 1;
+}
+
+static struct hak_mallinfo2 hak_mallinfo2(void)
+{
+	struct hak_stats st;
+	struct hak_mallinfo2 mi;
+
+	hak_stats_get(&st);
+	memset(&mi, 0, sizeof(mi));
+	mi.arena = st.os_mapped;
+	mi.ordblks = st.segments_cached;
+	mi.hblks = st.huge_allocs >= st.huge_frees ? st.huge_allocs - st.huge_frees : 0;
+	mi.usmblks = st.os_mapped_peak;
+	mi.fordblks = st.segments_cached * HAK_SEG_SIZE;
+	if (mi.fordblks > mi.arena)
+		mi.fordblks = mi.arena;
+	mi.uordblks = mi.arena - mi.fordblks;
+	return mi;
+}
+
+static int sat_int(size_t v)
+{
+	return v > INT_MAX ? INT_MAX : (int)v;
+}
+
+static struct hak_mallinfo hak_mallinfo(void)
+{
+	struct hak_mallinfo2 m = hak_mallinfo2();
+	struct hak_mallinfo mi = {
+		.arena = sat_int(m.arena),
+		.ordblks = sat_int(m.ordblks),
+		.smblks = sat_int(m.smblks),
+		.hblks = sat_int(m.hblks),
+		.hblkhd = sat_int(m.hblkhd),
+		.usmblks = sat_int(m.usmblks),
+		.fsmblks = sat_int(m.fsmblks),
+		.uordblks = sat_int(m.uordblks),
+		.fordblks = sat_int(m.fordblks),
+		.keepcost = sat_int(m.keepcost),
+	};
+	return mi;
+}
+
+static void hak_malloc_stats(void)
+{
+	fflush(stderr); /* what the program wrote before comes first */
+	hak_stats_print(NULL, NULL);
+}
+
+/* glibc's document has the <malloc version="1"> root and its system and
+ * aspace elements; hakmem adds one element per struct hak_stats counter.
+ * The numbers are read first: no lock is held while stdio allocates. */
+static int hak_malloc_info(int options, FILE *fp)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} counters[] = {
+#define C(f) { #f, offsetof(struct hak_stats, f) }
+		C(os_mapped), C(os_mapped_peak), C(os_map_calls), C(os_unmap_calls),
+		C(os_purged), C(segments), C(segments_peak), C(segments_cached),
+		C(segments_abandoned), C(segments_adopted), C(tiny_refills), C(mid_refills),
+		C(large_refills), C(slabs_new), C(slabs_retired), C(remote_frees),
+		C(huge_allocs), C(huge_cache_hits), C(huge_frees), C(foreign_frees),
+		C(threads_started), C(threads_exited), C(pool_page_refills),
+		C(pool_pages_taken), C(pool_shared_pushes), C(pool_shared_pops),
+		C(pool_shared_pages), C(pool_cas), C(pool_cas_retries),
+#undef C
+	};
+	struct hak_stats st;
+	struct hak_mallinfo2 mi;
+
+	if (options != 0 || fp == NULL)
+		return EINVAL;
+	mi = hak_mallinfo2();
+	hak_stats_get(&st);
+	fprintf(fp, "<malloc version=\"1\" allocator=\"hakmem\" hakmem_version=\"%s\">\n",
+		hak_version());
+	fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", mi.ordblks,
+		mi.fordblks);
+	fprintf(fp, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", mi.hblks, mi.hblkhd);
+	fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n", mi.arena);
+	fprintf(fp, "<system type=\"max\" size=\"%zu\"/>\n", mi.usmblks);
+	fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n", mi.arena);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)&st + counters[i].off, sizeof(v));
+		fprintf(fp, "<hakmem name=\"%s\" value=\"%llu\"/>\n", counters[i].name,
+			(unsigned long long)v);
+	}
+	fprintf(fp, "</malloc>\n");
+	return 0;
+}
+
+int malloc_trim(size_t pad) HAK_ALIAS(hak_malloc_trim);
+int mallopt(int param, int value) HAK_ALIAS(hak_mallopt);
+int __libc_mallopt(int param, int value) HAK_ALIAS(hak_mallopt);
+struct hak_mallinfo2 mallinfo2(void) HAK_ALIAS(hak_mallinfo2);
+struct hak_mallinfo mallinfo(void) HAK_ALIAS(hak_mallinfo);
+struct hak_mallinfo __libc_mallinfo(void) HAK_ALIAS(hak_mallinfo);
+void malloc_stats(void) HAK_ALIAS(hak_malloc_stats);
+int malloc_info(int options, FILE *fp) HAK_ALIAS(hak_malloc_info);
 #endif

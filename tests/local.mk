@@ -77,8 +77,8 @@ TESTS += \
 	tests/check_atfork$(EXEEXT)
 
 if OVERRIDE
-check_PROGRAMS += tests/check_semantics
-TESTS += tests/check_semantics$(EXEEXT)
+check_PROGRAMS += tests/check_semantics tests/check_extras
+TESTS += tests/check_semantics$(EXEEXT) tests/check_extras$(EXEEXT)
 endif
 
 endif HAVE_CHECK
@@ -94,6 +94,13 @@ tests_check_semantics_api_SOURCES = tests/check_semantics.c tests/testutil.h
 tests_check_semantics_api_CPPFLAGS = $(tests_cppflags) -DUSE_HAK_API
 tests_check_semantics_api_CFLAGS = $(tests_semantics_cflags)
 tests_check_semantics_api_LDADD = $(tests_ldadd)
+
+# malloc_trim, mallopt, mallinfo, mallinfo2, malloc_stats, malloc_info
+# (the override only).
+tests_check_extras_SOURCES = tests/check_extras.c tests/testutil.h
+tests_check_extras_CPPFLAGS = $(tests_cppflags)
+tests_check_extras_CFLAGS = $(tests_cflags)
+tests_check_extras_LDADD = $(tests_ldadd)
 
 tests_check_api_SOURCES = tests/check_api.c tests/testutil.h
 tests_check_api_CPPFLAGS = $(tests_cppflags)

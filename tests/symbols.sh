@@ -3,8 +3,9 @@
 #
 # Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
 #
-# The expected set: the hak_* API, plus the malloc family and glibc's
-# __libc_* entry points when the override is on (HAKMEM_OVERRIDE in the
+# The expected set: the hak_* API, plus the malloc family, glibc's
+# __libc_* entry points and the rest of glibc's malloc.o (malloc_trim,
+# mallopt, mallinfo, ...) when the override is on (HAKMEM_OVERRIDE in the
 # build tree's config.h).  Two libraries are compared with it:
 #
 #   lib/.libs/libhakmem.so  its dynamic symbols (nm -D --defined-only);
@@ -58,11 +59,16 @@ family="malloc free calloc realloc reallocarray posix_memalign aligned_alloc
 memalign valloc pvalloc malloc_usable_size free_sized free_aligned_sized
 __libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign
 __libc_valloc __libc_pvalloc"
+# The rest of what libc.so exports from glibc's malloc.o: without them a
+# static program calling malloc_trim would take glibc's malloc.o, and its
+# malloc, out of libc.a.
+extras="malloc_trim mallopt mallinfo mallinfo2 malloc_stats malloc_info
+__libc_mallopt __libc_mallinfo"
 # Added by the linker on some toolchains; allowed, never required.
 toolchain="_init _fini _edata _end __bss_start"
 
 if test "$override" = 1; then
-	expected="$api $family"
+	expected="$api $family $extras"
 else
 	expected="$api"
 fi
