@@ -188,10 +188,15 @@ tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 # A static program that defines hakmem's internal names (pool_init,
 # os_map, tls_heap, ...) as its own links and runs: in libhakmem.a they
 # are local (scripts/localize-archive.sh).  The same two links.  With or
-# without the override (without, it allocates through hak_malloc).
+# without the override (without, it allocates through hak_malloc).  The
+# sanitizers cannot link -all-static.
 if ENABLE_STATIC
-check_PROGRAMS += tests/static_names tests/static_names_full
-TESTS += tests/static_names$(EXEEXT) tests/static_names_full$(EXEEXT)
+check_PROGRAMS += tests/static_names
+TESTS += tests/static_names$(EXEEXT)
+if !SANITIZER
+check_PROGRAMS += tests/static_names_full
+TESTS += tests/static_names_full$(EXEEXT)
+endif
 endif
 tests_static_names_cppflags = $(AM_CPPFLAGS)
 if OVERRIDE
