@@ -37,13 +37,16 @@ test -f "$src/configure.ac" || { echo "debug.sh: $src is not the hakmem source t
 # The shell tests run real programs (python3, git, gcc, sort, ls, sqlite3)
 # and a library constructor that allocates before hakmem's; the Check
 # suites are the cross-thread transfer stress, thread create/exit churn,
-# fork while other threads allocate, the malloc family's contract through
-# the override and through hak_*, and the slab engine's, the mid pool's and
-# the thread life cycle's white-box suites.
+# the churn with cross-thread frees after the owner's exit (check_churn,
+# whose exit flushes the debug build's owner assertion checks), fork while
+# other threads allocate, fork beside stdio and from a signal handler, the
+# malloc family's contract through the override and through hak_*, and the
+# slab engine's, the mid pool's and the thread life cycle's white-box
+# suites.
 default_tests="tests/preload.sh tests/early.sh tests/env.sh
-tests/check_stress tests/check_threads tests/check_fork
-tests/check_semantics tests/check_semantics_api tests/check_api
-tests/check_slab tests/check_pool tests/check_thread"
+tests/check_stress tests/check_threads tests/check_churn tests/check_fork
+tests/check_atfork tests/check_semantics tests/check_semantics_api
+tests/check_api tests/check_slab tests/check_pool tests/check_thread"
 tests=$(echo ${DEBUG_TESTS:-$default_tests})
 jobs=${DEBUG_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-2}
