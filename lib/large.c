@@ -161,6 +161,10 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	hak_init();
 	if (align < 16)
 		align = 16;
+	/* a block of 0 bytes is still a block: at least one byte of its own
+	 * (with align >= 2 MiB it would start past its mapping) */
+	if (n == 0)
+		n = 1;
 	size_t off = align >= HAK_SEG_SIZE ? HAK_SEG_SIZE : (align > HAK_PAGE ? align : HAK_PAGE);
 	if (n > (size_t)PTRDIFF_MAX - 2 * HAK_SEG_SIZE - align) {
 		errno = ENOMEM;
