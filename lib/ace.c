@@ -59,3 +59,21 @@ unsigned ace_class_slow(size_t n)
 {
 	return ACE_FORMULA(n);
 }
+
+/* ---- W_MAX: the bounded round-up, one knob per tier ----
+ *
+ * A free block of 'have' bytes may serve a request of 'need' bytes when
+ * need <= have <= need * W_MAX (the large tier's borrow from a larger
+ * class, the huge cache's reuse of a larger mapping).  The knobs start at
+ * HAKMEM_WMAX; knob_set_wmax changes one tier's at run time. */
+uint64_t ace_wmax_limit(int tier, uint64_t need)
+{
+	uint64_t pct = atomic_load_explicit(&hak_cfg.wmax[tier], memory_order_relaxed);
+	/* need / 100 * pct would lose up to 99 bytes of 'need' */
+	return need <= UINT64_MAX / 400 ? need * pct / 100 : need / 100 * pct;
+}
+
+bool ace_within_wmax(int tier, uint64_t need, uint64_t have)
+{
+	return have >= need && have <= ace_wmax_limit(tier, need);
+}

@@ -1,8 +1,16 @@
-/* config.c - the HAKMEM_* table: parse, validate, warn.
+/* config.c - the knobs: the HAKMEM_* table (parse, validate, warn) and the
+ * run-time knob table with its epoch.
  *
- * Read once at initialisation straight from environ: no getenv copies, no
- * allocation.  A bad value prints one line naming the variable, the value
- * and what is accepted, and the default stays. */
+ * The variables are read once at initialisation straight from environ: no
+ * getenv copies, no allocation.  A bad value prints one line naming the
+ * variable, the value and what is accepted, and the default stays.
+ *
+ * Every tunable lives in hak_cfg, a table of atomics (internal.h, "the
+ * knob and counter seam"): the HAKMEM_* values, the cache cap of each
+ * size class and W_MAX of each tier.  Readers load them relaxed (KNOB);
+ * a heap copies the per-class caps into its bins and refreshes that copy
+ * on its slow path when the epoch has moved (knob_set_* bump it), so a
+ * change reaches every running thread within one refill. */
 #include "internal.h"
 
 #include <unistd.h>
@@ -10,6 +18,8 @@
 extern char **environ;
 
 struct hak_config hak_cfg = {
+	.epoch = 1,
+	.wmax = { 125, 125, 125, 125 },
 	.stats = 0,
 	.tiny_superslab = 1,
 	.tiny_sll_cap = 1024,
@@ -25,10 +35,10 @@ struct hak_config hak_cfg = {
 
 struct cfg_desc {
 	const char *name;
-	long *dst;
+	_Atomic long *dst;
 	long min, max;
 	int decimals; /* 0: integer; 2: decimal with up to two places */
-	long *set;    /* if not NULL: set to 1 when the variable is applied */
+	_Atomic long *set; /* if not NULL: set to 1 when the variable is applied */
 };
 
 static const struct cfg_desc cfg_table[] = {
@@ -36,7 +46,7 @@ static const struct cfg_desc cfg_table[] = {
 	/* Kept for the original hakmem's users: the SuperSlab is the tiny
 	 * tier's only back end, so 1 is the one accepted value. */
 	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 0, NULL },
-	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 0, &hak_cfg.tiny_sll_cap_set },
+	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65535, 0, &hak_cfg.tiny_sll_cap_set },
 	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0, NULL },
 	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 0, NULL },
 	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 0, NULL },
@@ -122,9 +132,13 @@ int config_apply(const char *name, const char *value)
 			why = "out of range";
 		}
 		if (!bad) {
-			*d->dst = v;
+			atomic_store_explicit(d->dst, v, memory_order_relaxed);
 			if (d->set)
-				*d->set = 1;
+				atomic_store_explicit(d->set, 1, memory_order_relaxed);
+			/* a per-tier W_MAX follows the variable (knob_set_wmax) */
+			if (d->dst == &hak_cfg.wmax_pct)
+				for (int t = 0; t < TIER_NWMAX; t++)
+					knob_set_wmax(t, (uint32_t)v);
 			return 0;
 		}
 		/* the value as given, on one line and not too long */
@@ -140,7 +154,7 @@ int config_apply(const char *name, const char *value)
 		char msg[256], lo[32], hi[32], def[32];
 		fmt_scaled(lo, d->min, d->decimals);
 		fmt_scaled(hi, d->max, d->decimals);
-		fmt_scaled(def, *d->dst, d->decimals);
+		fmt_scaled(def, atomic_load_explicit(d->dst, memory_order_relaxed), d->decimals);
 		size_t n = 0;
 		const char *parts[] = { "=", shown, ": ", why, "; accepted: ", lo, "-", hi,
 					"; using default ", def };
@@ -177,4 +191,29 @@ void config_init(void)
 				name[i] = '?';
 		config_apply(name, eq + 1);
 	}
+}
+
+/* ---- the run-time knobs ---- */
+
+/* The release pairs with the acquire of a heap that sees the new epoch:
+ * it then reads the new values. */
+static void knob_publish(void)
+{
+	atomic_fetch_add_explicit(&hak_cfg.epoch, 1, memory_order_acq_rel);
+}
+
+void knob_set_cap(unsigned c, uint32_t cap)
+{
+	hak_assert(c < HAK_NBINS);
+	if (cap > HAK_BIN_CAP_MAX)
+		cap = HAK_BIN_CAP_MAX;
+	atomic_store_explicit(&hak_cfg.cap[c], cap, memory_order_relaxed);
+	knob_publish();
+}
+
+void knob_set_wmax(int tier, uint32_t pct)
+{
+	hak_assert(tier >= 0 && tier < TIER_NWMAX);
+	atomic_store_explicit(&hak_cfg.wmax[tier], pct, memory_order_relaxed);
+	knob_publish();
 }

@@ -1,5 +1,27 @@
 /* internal.h - cross-module declarations, the inline fast paths, asserts.
- * Not installed. */
+ * Not installed.
+ *
+ * The files of lib/ form layers; calls only point down (a lower layer that
+ * needs something from above gets it as an argument), and
+ * ../shared/tools/layers on a built tree prints no circle:
+ *
+ *   malloc.c  stats.c          entry points and the override; statistics
+ *   thread.c                   heap life cycle: lazy init, exit, fork
+ *   heap.c                     the thread heap: refill and free dispatch
+ *                              by tier, exit flush, sweep, collect
+ *   tiny.c pool.c large.c huge.c   one file per tier: its policy; the
+ *                              tiers never call each other
+ *   slab.c                     the slab engine: carve, splice, drain,
+ *                              remote push, lists, heap-owned segments
+ *   segment.c                  2 MiB segments, the map, cache, abandoned
+ *   purge.c                    the delayed-purge (decay) service
+ *   os.c                       the only way to the kernel
+ *   ace.c                      size -> class, W_MAX per tier
+ *   config.c                   HAKMEM_* variables, the knob table
+ *   util.c                     text, fatal errors, the version, locks
+ *
+ * This header follows the same order, bottom first.  Inline functions here
+ * are compiled into their callers: they are not calls between files. */
 #ifndef HAKMEM_INTERNAL_H
 #define HAKMEM_INTERNAL_H
 
@@ -23,18 +45,44 @@
 #define HAKMEM_OVERRIDE 1
 #endif
 
-/* ---- assertions (--enable-debug) ---- */
+/* ---- layout facts the code relies on ---- */
+_Static_assert(sizeof(struct slab) == 64, "a slab is one cache line");
+_Static_assert(offsetof(struct slab, cls) < 64 && offsetof(struct slab, owner) == 0,
+	       "the free fast path reads owner and cls from one line");
+_Static_assert(sizeof(struct segment) <= HAK_SEG_HDR, "the segment header fits its page");
+_Static_assert(HAK_TIER_NSLABS(HAK_TINY_SHIFT) <= HAK_MAX_SLABS &&
+		       HAK_TIER_NSLABS(HAK_MID_SHIFT) <= HAK_MAX_SLABS &&
+		       HAK_TIER_NSLABS(HAK_LARGE_SHIFT) <= HAK_MAX_SLABS,
+	       "every tier's slabs fit a segment's slab array and used_mask");
+_Static_assert(((size_t)1 << HAK_TINY_SHIFT) / 16 <= 65535, "slab counters are 16-bit");
+_Static_assert(HAK_NBINS <= 256, "a slab's class is a byte");
+_Static_assert(offsetof(struct heap, bins) == 0, "the fast path finds the bins first");
+
+/* ---- assertions (--enable-debug) ----
+ * hak_assert's expression is type-checked in every build and evaluated
+ * only with --enable-debug; HAK_DEBUG is a constant, so that debug-only
+ * checks written as `if (HAK_DEBUG) ...` are compiled (and checked) in
+ * release builds too, then dropped. */
 void hak_fatal(const char *file, int line, const char *what) __attribute__((noreturn));
 #ifdef HAKMEM_DEBUG
+#define HAK_DEBUG 1
 #define hak_assert(e) ((e) ? (void)0 : hak_fatal(__FILE__, __LINE__, #e))
 #else
-#define hak_assert(e) ((void)0)
+#define HAK_DEBUG 0
+#define hak_assert(e) ((void)sizeof((e) ? 1 : 0))
 #endif
+
+/* ======================================================================
+ * util.c
+ * ==================================================================== */
+size_t fmt_u64(char *buf, uint64_t v);
+void hak_write_fd(int fd, const char *s, size_t n);
+void hak_write_err(const char *s);
 
 /* ---- locks ----
  *
  * Every lock of hakmem is a struct hak_lock: a mutex and the thread that
- * holds it (the address of that thread's tls_self, thread.c).  No lock is
+ * holds it (the address of that thread's tls_self, util.c).  No lock is
  * held across fork(): an allocator that takes its locks in a
  * pthread_atfork prepare handler deadlocks when a thread that holds a
  * stdio lock waits in malloc while fork waits for that stdio lock.  The
@@ -81,12 +129,28 @@ hak_inline void hak_unlock(struct hak_lock *l)
  * the caller resets what l guards). */
 int hak_lock_after_fork(struct hak_lock *l);
 
+/* ---- free-list links ----
+ * Every link of a list of free blocks (a thread's bin, a slab's local and
+ * remote lists, a gathered chain of remote frees) is read and written
+ * through this pair, so that a hardened build can encode links in one
+ * place. */
+hak_inline void *blk_next(const void *b)
+{
+	return *(void *const *)b;
+}
+
+hak_inline void blk_set_next(void *b, void *next)
+{
+	*(void **)b = next;
+}
+
 /* ---- per-thread counters: owner writes, readers sum ---- */
 #define CTR_ADD(h, field, n)                                                     \
 	__atomic_store_n(&(h)->ctr.field,                                        \
 			 __atomic_load_n(&(h)->ctr.field, __ATOMIC_RELAXED) + (n), \
 			 __ATOMIC_RELAXED)
 #define CTR_INC(h, field) CTR_ADD(h, field, 1)
+#define CC_ADD(h, c, which, n) CTR_ADD(h, cls[c][which], n)
 #ifdef HAKMEM_DEBUG_COUNTERS
 #define DCTR_ADD(h, field, n) CTR_ADD(h, field, n)
 #else
@@ -94,36 +158,93 @@ int hak_lock_after_fork(struct hak_lock *l);
 #endif
 #define DCTR_INC(h, field) DCTR_ADD(h, field, 1)
 
-/* ---- config.c ---- */
+/* ======================================================================
+ * config.c: the HAKMEM_* variables and the knob table.
+ *
+ * The knob and counter seam: every tunable lives in hak_cfg, a table of
+ * atomics.  The HAKMEM_* values are read where they are used (KNOB, a
+ * relaxed load, on slow paths only).  The per-class cache caps and W_MAX
+ * per tier are written with knob_set_cap and knob_set_wmax, which publish
+ * a new epoch; a heap copies the caps into its bins and, on its slow path
+ * (a refill), re-reads them when the epoch has moved: a change reaches
+ * every running thread within one refill, and the fast path never reads
+ * the table.  The counters a tuner reads are per thread and per class
+ * (types.h, CC_*), summed by heap_counters_sum (thread.c).
+ *
+ * The built-in tuners work through the same table: a tier's default caps
+ * (the tiny floor of one slab's blocks) are written there at
+ * initialisation; the huge cache's growth writes huge_cache_cap; the mid
+ * tier's empty-page reserve grows and shrinks between mid_keep_min and
+ * mid_keep_max.  A learner can take any of them over by writing the knob.
+ * ==================================================================== */
 struct hak_config {
-	long stats;          /* HAKMEM_STATS */
-	long tiny_superslab; /* HAKMEM_TINY_USE_SUPERSLAB (always 1) */
-	long tiny_sll_cap;   /* HAKMEM_TINY_SLL_CAP */
-	long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
-	long large_cache_cap;/* HAKMEM_LARGE_CACHE_CAP */
-	long purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
-	long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
-	long huge_cache;     /* HAKMEM_HUGE_CACHE */
-	long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
-	long pool_refill_batch; /* HAKMEM_POOL_REFILL_BATCH */
-	long pool_cap;       /* HAKMEM_POOL_CAP */
-	long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
-				* for every class (else at least a slab's blocks) */
+	_Atomic long stats;          /* HAKMEM_STATS */
+	_Atomic long tiny_superslab; /* HAKMEM_TINY_USE_SUPERSLAB (always 1) */
+	_Atomic long tiny_sll_cap;   /* HAKMEM_TINY_SLL_CAP */
+	_Atomic long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
+	_Atomic long large_cache_cap;/* HAKMEM_LARGE_CACHE_CAP */
+	_Atomic long purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
+	_Atomic long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
+	_Atomic long huge_cache;     /* HAKMEM_HUGE_CACHE */
+	_Atomic long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
+	_Atomic long pool_refill_batch; /* HAKMEM_POOL_REFILL_BATCH */
+	_Atomic long pool_cap;       /* HAKMEM_POOL_CAP */
+	_Atomic long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
+					* for every class (else at least a slab's blocks) */
+	/* run-time knobs, published with the epoch */
+	_Atomic uint32_t epoch;
+	_Atomic uint32_t cap[HAK_NBINS];   /* thread cache (bin) cap, blocks */
+	_Atomic uint32_t wmax[TIER_NWMAX]; /* W_MAX per tier, hundredths */
+	_Atomic uint32_t mid_keep_min, mid_keep_max; /* empty mid pages a heap keeps */
+	_Atomic uint32_t huge_cache_cap;   /* mappings the huge cache holds now */
 };
 extern struct hak_config hak_cfg;
+#define KNOB(field) atomic_load_explicit(&hak_cfg.field, memory_order_relaxed)
 void config_init(void);
 /* Parse one value; 0 on success.  Exposed for the config tests. */
 int config_parse(const char *text, int decimals, long *out);
 /* Apply one NAME=VALUE as config_init would (warns on stderr on error);
  * returns 0 if accepted. */
 int config_apply(const char *name, const char *value);
+hak_inline uint32_t knob_epoch(void)
+{
+	return atomic_load_explicit(&hak_cfg.epoch, memory_order_acquire);
+}
+void knob_set_cap(unsigned c, uint32_t cap);
+void knob_set_wmax(int tier, uint32_t pct);
+hak_inline uint32_t knob_cap(unsigned c)
+{
+	return atomic_load_explicit(&hak_cfg.cap[c], memory_order_relaxed);
+}
 
-/* ---- small text helpers (stats.c): no allocation ---- */
-size_t fmt_u64(char *buf, uint64_t v);
-void stats_init(void); /* after config_init */
-void hak_write_err(const char *s);
+/* ======================================================================
+ * ace.c: size -> class by table lookup, W_MAX per tier
+ * ==================================================================== */
+/* Constants computed by the compiler (ace.c): right before hakmem has
+ * initialised, when a library constructor may already call malloc. */
+extern const uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
+extern const uint32_t ace_class_size[HAK_NBINS];
+unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
+hak_inline unsigned ace_class(size_t n)
+{
+	if (likely(n <= HAK_MID_MAX))
+		return ace_small_tab[(n + 15) >> 4];
+	return ace_class_slow(n);
+}
+hak_inline int ace_tier_of_class(unsigned c)
+{
+	return c < HAK_CLS_MID ? TIER_TINY : c < HAK_CLS_LARGE ? TIER_MID
+	       : c < HAK_CLS_ALIGNED ? TIER_LARGE : TIER_TINY;
+}
+/* The bounded round-up: may a block of 'have' bytes serve a request that
+ * needs 'need' bytes in this tier (need <= have <= need * W_MAX)? */
+bool ace_within_wmax(int tier, uint64_t need, uint64_t have);
+/* ... and the most it may be. */
+uint64_t ace_wmax_limit(int tier, uint64_t need);
 
-/* ---- os.c: the only place that asks the kernel for memory ---- */
+/* ======================================================================
+ * os.c: the only place that asks the kernel for memory
+ * ==================================================================== */
 void *os_map(size_t size);                       /* NULL on failure */
 void *os_map_aligned(size_t size, size_t align); /* align: power of 2 >= page */
 void os_unmap(void *p, size_t size);
@@ -135,7 +256,49 @@ struct os_counters {
 };
 extern struct os_counters os_ctr;
 
-/* ---- segment.c ---- */
+/* ======================================================================
+ * purge.c: the delayed-purge (decay) service
+ *
+ * Memory that becomes free stays mapped and resident, so that it can be
+ * reused at once; a purge delay (HAKMEM_PURGE_DELAY_MS) after it was last
+ * touched, it is given back to the kernel.  Every tier keeps its free
+ * memory in its own structures and sweeps them, but the rules are here:
+ * when something is old enough, when a holder's next sweep is due, the
+ * two looks an empty slab gets before it is retired, and the one call
+ * that gives pages back.  A due time is a ms value of os_now_ms, 0 when
+ * nothing waits.
+ * ==================================================================== */
+hak_inline uint64_t purge_delay(void)
+{
+	return (uint64_t)KNOB(purge_delay_ms);
+}
+/* Free since 'since': old enough to give back now (or forced)? */
+hak_inline bool purge_old(uint64_t since, uint64_t now, bool force)
+{
+	return force || now - since >= purge_delay();
+}
+/* Something free since 'since' waits: *due becomes the earlier of *due
+ * and since + delay. */
+hak_inline void purge_note(uint64_t *due, uint64_t since)
+{
+	uint64_t t = since + purge_delay();
+	if (*due == 0 || t < *due)
+		*due = t;
+}
+/* Is the sweep whose due time is 'due' to run now? */
+hak_inline bool purge_due(uint64_t due, uint64_t now)
+{
+	return due != 0 && now >= due;
+}
+/* An empty slab or page: retire it now? The first look marks it (*seen),
+ * the second retires it, so it waited a delay for reuse; force: now. */
+bool purge_second_look(uint8_t *seen, bool force);
+/* Give the pages of [p, p + len) back now. */
+void purge_pages(void *p, size_t len);
+
+/* ======================================================================
+ * segment.c: segments, the segment map, the cache, abandoned segments
+ * ==================================================================== */
 /* One bit per 2 MiB region: "a segment header starts here" (segmap_here)
  * and "a huge block aligned to >= 2 MiB, header one region back"
  * (segmap_prev).  The free fast path tests one bit. */
@@ -172,7 +335,10 @@ hak_inline struct segment *segmap_lookup(const void *p)
 unsigned segmap_get(uintptr_t region_addr);
 void segmap_set(uintptr_t region_addr, unsigned v);
 
-struct segment *segment_alloc(struct heap *h, int tier);
+/* A segment of 'tier' cut into slabs of 2^slab_shift bytes, owned by
+ * owner (NULL: none).  The caller of segment_release has made sure no
+ * thread can still read the segment (pool.c quiesces its readers). */
+struct segment *segment_alloc(struct heap *owner, int tier, unsigned slab_shift);
 void segment_release(struct segment *seg);
 void segment_abandon(struct segment *seg);
 struct segment *segment_adopt(int tier);
@@ -181,66 +347,14 @@ void segment_cache_collect(bool force);
  * is gone was moving are forgotten (leaked in the child). */
 void segment_fork_child(void);
 void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t *abandoned);
+void seglist_push(struct segment **head, struct segment *seg);
+void seglist_remove(struct segment **head, struct segment *seg);
 
-/* ---- ace.c: size -> class by table lookup ---- */
-/* Constants computed by the compiler (ace.c): right before hakmem has
- * initialised, when a library constructor may already call malloc. */
-extern const uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
-extern const uint32_t ace_class_size[HAK_NBINS];
-unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
-hak_inline unsigned ace_class(size_t n)
-{
-	if (likely(n <= HAK_MID_MAX))
-		return ace_small_tab[(n + 15) >> 4];
-	return ace_class_slow(n);
-}
-hak_inline int ace_tier_of_class(unsigned c)
-{
-	return c < HAK_CLS_MID ? TIER_TINY : c < HAK_CLS_LARGE ? TIER_MID
-	       : c < HAK_CLS_ALIGNED ? TIER_LARGE : TIER_TINY;
-}
-
-/* ---- tiers: tiny.c, pool.c, large.c ---- */
-struct tier_desc {
-	uint8_t slab_shift;  /* log2 slab size */
-	uint8_t nslabs;      /* slabs per segment */
-	uint32_t bin_cap;    /* default TLS list cap (per class, from config) */
-};
-extern struct tier_desc tier_descs[TIER_COUNT];
-void tiny_init(void);
-void pool_init(void);
-void large_init(void);
-/* cap of class c's thread list and how many blocks one carve takes */
-uint32_t tier_bin_cap(unsigned c);
-uint32_t tier_carve_batch(unsigned c);
-
-/* huge blocks (large.c) */
-/* grow: the caller is realloc, growing a block */
-void *huge_alloc(size_t n, size_t align, bool zero, bool grow);
-void huge_free(struct segment *seg, void *p);
-void *huge_realloc(struct segment *seg, void *p, size_t n);
-size_t huge_usable(struct segment *seg, const void *p);
-bool huge_owns(struct segment *seg, const void *p);
-void huge_collect(bool force);
-unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
-void huge_fork_child(void);
-
-/* ---- slab.c: the slab engine shared by tiny, mid and large ---- */
-void *slab_refill_alloc(struct heap *h, unsigned c); /* refill bin c, pop one */
-void slab_free_local(struct heap *h, struct segment *seg, void *p);
-/* after a local free emptied s or hit a full slab */
-void slab_local_settle(struct heap *h, struct segment *seg, struct slab *s) hak_noinline;
-void slab_free_remote(struct heap *h, struct segment *seg, void *p);
-void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
-void heap_remote_flush(struct heap *h); /* push the gathered remote frees */
-void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
-void heap_purge(struct heap *h, bool force);
-void heap_setup(struct heap *h);
-void slab_adopt_segment(struct heap *h, struct segment *seg);
-#ifdef HAKMEM_DEBUG
-void slab_validate(const struct slab *s);
-#endif
-
+/* ======================================================================
+ * slab.c: the slab engine.  Blocks in slabs of one class; a heap's bins,
+ * slab lists and segments; no tier's policy (the tiers choose, through
+ * arguments and the colour table).
+ * ==================================================================== */
 hak_inline struct slab *slab_of(struct segment *seg, const void *p)
 {
 	return &seg->slabs[((uintptr_t)p - (uintptr_t)seg) >> seg->slab_shift];
@@ -251,7 +365,7 @@ hak_inline struct segment *seg_of_slab(const struct slab *s)
 	return (struct segment *)((uintptr_t)s & ~(uintptr_t)HAK_SEG_MASK);
 }
 
-/* The first block of slab s, and the bytes its area spans. */
+/* The first block of slab i, and the bytes its area spans. */
 hak_inline uint8_t *slab_area(struct segment *seg, unsigned i, size_t *len)
 {
 	uint8_t *base = (uint8_t *)seg + ((size_t)i << seg->slab_shift);
@@ -270,24 +384,19 @@ hak_inline uint8_t *slab_start(const struct slab *s)
 	return slab_area(seg_of_slab(s), s->index, &len);
 }
 
-/* Colours a slab of class c may take (types.h, "Colour"): 1 (none) unless
- * c is a coloured tiny class, else block size's power-of-two factor / 64
- * (2 to 16). */
-hak_inline unsigned slab_colours(unsigned c)
-{
-	if (c >= HAK_CLS_MID)
-		return 1; /* mid, large and the aligned tiny classes */
-	size_t bs = ace_class_size[c], f = bs & (0 - bs);
-	return f < 2 * HAK_COLOUR_ALIGN ? 1u : (unsigned)(f / HAK_COLOUR_ALIGN);
-}
+/* Colours a slab of class c may take (types.h, "Colour"); the tier that
+ * owns the class sets them at initialisation (slab_set_colours), 1 (no
+ * colour) by default. */
+extern uint8_t slab_colours[HAK_NBINS];
+void slab_set_colours(unsigned c, unsigned n);
 
 /* Byte offset of the first block of slab i of seg when it serves class c:
  * a multiple of HAK_COLOUR_ALIGN, below the class's power-of-two factor,
  * spread over the slabs of a segment and over segments. */
 hak_inline size_t slab_colour(const struct segment *seg, unsigned i, unsigned c)
 {
-	unsigned n = slab_colours(c);
-	if (n == 1)
+	unsigned n = slab_colours[c];
+	if (n <= 1)
 		return 0;
 	unsigned salt = (unsigned)((uintptr_t)seg >> HAK_SEG_SHIFT) * 3u;
 	return (size_t)((i * 5u + salt) % n) * HAK_COLOUR_ALIGN;
@@ -301,14 +410,269 @@ hak_inline uint8_t *slab_block0(const struct slab *s)
 	return slab_area(seg, s->index, &len) + slab_colour(seg, s->index, s->cls);
 }
 
-/* shared with pool.c */
+void slab_validate(const struct slab *s);
+#define VALIDATE(s) (HAK_DEBUG ? slab_validate(s) : (void)0)
+
+/* Slot i of seg (already taken in its used_mask) starts serving class c
+ * for heap h. */
 struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned c);
+/* Take s's remote list onto its local list; how many came back. */
 uint32_t slab_drain(struct slab *s);
-bool slab_retire(struct heap *h, struct segment *seg, struct slab *s);
-/* file s (owner h, on no list) as current-less: partial, full or retired */
+
+
+
+/* Push the chain first..last onto s's remote list with one CAS. */
+void slab_remote_push(struct slab *s, void *first, void *last);
+
+/* Lists: s (owner h, on no list, not current) to its partial or full list;
+ * a full slab with room again to the partial list; off every list. */
 void slab_file(struct heap *h, struct slab *s);
-void seglist_push(struct segment **head, struct segment *seg);
-void seglist_remove(struct segment **head, struct segment *seg);
+
+hak_inline void slist_push(struct slab **head, struct slab *s)
+{
+	s->prev = NULL;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+}
+
+hak_inline void slist_remove(struct slab **head, struct slab **tail, struct slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else if (tail)
+		*tail = s->prev;
+	s->next = s->prev = NULL;
+}
+
+hak_inline void slab_full_to_partial(struct heap *h, struct slab *s)
+{
+	slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+	s->state = SLAB_PARTIAL;
+	slist_push(&h->partial[s->cls], s);
+}
+
+hak_inline void slab_unlink(struct heap *h, struct slab *s)
+{
+	if (s->state == SLAB_PARTIAL)
+		slist_remove(&h->partial[s->cls], NULL, s);
+	else if (s->state == SLAB_FULL)
+		slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
+	if (h->cur[s->cls] == s)
+		h->cur[s->cls] = NULL;
+}
+
+/* ---- the local stages of a refill (inline: heap_refill is one function,
+ * as it runs every few allocations on a mid tier's busy path) ---- */
+#define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
+
+hak_inline void slab_full_append(struct heap *h, struct slab *s)
+{
+	unsigned c = s->cls;
+	s->state = SLAB_FULL;
+	s->next = NULL;
+	s->prev = h->full_tail[c];
+	if (h->full_tail[c])
+		h->full_tail[c]->next = s;
+	else
+		h->full_head[c] = s;
+	h->full_tail[c] = s;
+}
+
+/* Hand the list (n blocks, first = list) to the empty bin c; return one. */
+hak_inline void *slab_bin_fill_pop(struct heap *h, unsigned c, void *list, uint32_t n)
+{
+	struct tbin *b = &h->bins[c];
+	hak_assert(b->head == NULL && n > 0);
+	b->head = blk_next(list);
+	b->count = n - 1;
+	CC_ADD(h, c, CC_BLOCKS, n);
+	return list;
+}
+
+/* A refill hands the bin at most its cap (at least one block). */
+hak_inline uint32_t slab_refill_limit(struct heap *h, unsigned c)
+{
+	uint32_t cap = h->bins[c].cap;
+	return cap ? cap : 1;
+}
+
+hak_inline void *slab_splice(struct heap *h, struct slab *s)
+{
+	void *list = s->free, *last = list;
+	uint32_t n = 1, k = slab_refill_limit(h, s->cls);
+	if (s->nfree <= k) {
+		/* the whole list fits: no walk over its (cold) blocks */
+		n = s->nfree;
+		s->free = NULL;
+	} else {
+		while (n < k) {
+			last = blk_next(last);
+			n++;
+		}
+		s->free = blk_next(last);
+		blk_set_next(last, NULL);
+	}
+	s->nfree -= n;
+	s->used += n;
+	return slab_bin_fill_pop(h, s->cls, list, n);
+}
+
+hak_inline uint32_t slab_carve_batch(unsigned c)
+{
+	uint32_t b = (uint32_t)(16384 / ace_class_size[c]);
+	return b < 1 ? 1 : b > 256 ? 256 : b;
+}
+
+hak_inline void *slab_carve(struct heap *h, struct slab *s)
+{
+	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
+	uint32_t limit = slab_refill_limit(h, s->cls);
+	if (batch > limit)
+		batch = limit;
+	if (k > batch)
+		k = batch;
+	size_t bs = s->block_size;
+	uint8_t *first = slab_block0(s) + (size_t)s->carved * bs, *b = first;
+	for (uint32_t i = 1; i < k; i++, b += bs)
+		blk_set_next(b, b + bs);
+	blk_set_next(b, NULL);
+	s->carved += k;
+	s->used += k;
+	return slab_bin_fill_pop(h, s->cls, first, k);
+}
+
+/* Look at up to FULL_SCAN_MAX full slabs, oldest first, for one that other
+ * threads freed blocks into; those still full go to the back. */
+hak_inline struct slab *slab_full_scan(struct heap *h, unsigned c)
+{
+	for (int k = 0; k < FULL_SCAN_MAX; k++) {
+		struct slab *s = h->full_head[c];
+		if (s == NULL)
+			return NULL;
+		slist_remove(&h->full_head[c], &h->full_tail[c], s);
+		if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
+			slab_drain(s);
+			return s;
+		}
+		slab_full_append(h, s);
+		if (h->full_head[c] == s)
+			return NULL; /* the only one */
+	}
+	return NULL;
+}
+
+/* The first stages of a refill of class c, in h's own slabs: the current
+ * slab's local list, its remote list, carving, a partial slab, a full slab
+ * that others freed into (a bounded scan).  Fills bin c and returns one
+ * block, or NULL when h has no slab of c with room (cur[c] is then NULL):
+ * the tier must find one. */
+hak_inline void *slab_refill_local(struct heap *h, unsigned c)
+{
+	struct slab *s = h->cur[c];
+	for (;;) {
+		if (s) {
+			VALIDATE(s);
+			if (s->free) {
+				DCTR_INC(h, refill_free);
+				return slab_splice(h, s);
+			}
+			/* reuse what other threads freed before touching
+			 * new memory */
+			if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL &&
+			    slab_drain(s)) {
+				DCTR_INC(h, refill_remote);
+				continue;
+			}
+			if (s->carved < s->capacity) {
+				DCTR_INC(h, refill_carve);
+				return slab_carve(h, s);
+			}
+			h->cur[c] = NULL;
+			slab_full_append(h, s);
+		}
+		if ((s = h->partial[c]) != NULL) {
+			slist_remove(&h->partial[c], NULL, s);
+			DCTR_INC(h, refill_partial);
+		} else if ((s = slab_full_scan(h, c)) != NULL) {
+			DCTR_INC(h, refill_fullscan);
+		} else {
+			return NULL;
+		}
+		s->state = SLAB_CURRENT;
+		h->cur[c] = s;
+	}
+}
+/* Heap-owned segments (tiny and large): a new slab of class c from one of
+ * h's segments of 'tier' (a new segment of slabs 2^shift when none has
+ * room); NULL when out of memory.  *fresh_segment tells whether a segment
+ * was mapped for it. */
+struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment);
+/* s (no block out, on no list) gives its slot back to its segment (owner
+ * h), and the segment goes when it is empty (true).  The slot's pages
+ * wait for the sweep (slab_segments_sweep), or go now with no delay. */
+bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s);
+/* Give back the pages of the free slots of h's segments of 'tier' that
+ * have waited a purge delay (force: all); notes what still waits. */
+void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uint64_t *next);
+/* s (no block out) off h's lists and its slot back (slab_slot_free). */
+bool slab_retire(struct heap *h, struct segment *seg, struct slab *s);
+/* A local free emptied s (in one of h's own segments) or hit it full: an
+ * empty slab stays on its partial list until two sweeps found it empty
+ * (with no purge delay it goes at once).  Returns SETTLE_*. */
+int slab_settle_owned(struct heap *h, struct segment *seg, struct slab *s);
+/* The partial slabs of class c (in h's own segments) found empty by two
+ * sweeps are retired; notes what still waits. */
+void slab_sweep_empty(struct heap *h, unsigned c, uint64_t now, bool force, uint64_t *next);
+/* Take over an abandoned segment: drain, file each slab, retire the empty
+ * ones (slab_slot_free). */
+void slab_adopt_segment(struct heap *h, struct segment *seg);
+/* Thread exit: every segment of 'tier' h owns is abandoned. */
+void slab_abandon_segments(struct heap *h, int tier);
+/* Drain every slab of h's segments of 'tier'; those found empty give their
+ * slots back. */
+void slab_segments_drain(struct heap *h, int tier);
+
+/* ======================================================================
+ * The tiers.  Each has the same small interface, called by heap.c:
+ *   X_init()                   geometry, default knobs
+ *   X_default_cap(c)           the cache cap of class c the HAKMEM_*
+ *                              variables give (heap_default_caps)
+ *   X_refill(h, c)             h has no slab of class c with room: make
+ *                              one current (or return a block: large)
+ *   X_settle(h, seg, s)        a local free emptied s or hit a full slab;
+ *                              returns SETTLE_* (what the sweep needs)
+ *   X_sweep(h, now, force, &next)  the delayed work of h's slabs
+ *   X_exit(h)                  thread exit, after the caches are flushed
+ *   X_collect(h)               hak_collect: take over what exited
+ *                              threads left
+ * plus the tier's counters for stats.c.
+ * ==================================================================== */
+/* What X_refill did (0: out of memory). */
+enum {
+	REFILL_FAILED = 0,
+	REFILL_OWN,   /* a slab of h's own is current (or on h's lists) */
+	REFILL_NEW,   /* memory from elsewhere: a sweep may be due */
+};
+enum {
+	SETTLE_NONE,  /* nothing waits */
+	SETTLE_NOTE,  /* something waits: schedule the heap's sweep */
+	SETTLE_SWEEP, /* an empty slab waits: schedule the sweep, or run it if due */
+};
+
+/* ---- tiny.c ---- */
+void tiny_init(void);
+uint32_t tiny_default_cap(unsigned c);
+int tiny_refill(struct heap *h, unsigned c);
+int tiny_settle(struct heap *h, struct segment *seg, struct slab *s);
+void tiny_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next);
+void tiny_exit(struct heap *h);
+void tiny_collect(struct heap *h);
 
 /* ---- pool.c: mid pages, shared between heaps ----
  * Mid segments belong to one of POOL_SHARDS shards (a lock guards their
@@ -316,27 +680,34 @@ void seglist_remove(struct segment **head, struct segment *seg);
  * per class and shard. */
 #define POOL_SHARDS 8
 #define POOL_NCLS (HAK_CLS_LARGE - HAK_CLS_MID)
-/* A new page of class c for h, from the shared stacks or a shard segment;
- * with it up to batch-1 more on h's partial list.  NULL when out of memory. */
-struct slab *pool_refill(struct heap *h, unsigned c);
+void pool_init(void);
+uint32_t pool_default_cap(unsigned c);
+/* A new page of class c for h: an empty page of h's, the shared stacks or
+ * a shard segment; with it up to batch-1 more on h's partial list
+ * (REFILL_*). */
+int pool_refill(struct heap *h, unsigned c);
+int pool_settle(struct heap *h, struct segment *seg, struct slab *s);
+void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next);
+/* Thread exit, after the flush: every mid page of h to the shared stacks;
+ * then whether to clean up every shard now (the last thread heap, or none
+ * did for a purge delay) and do it. */
+void pool_exit(struct heap *h);
+void pool_exit_cleanup(struct heap *h, bool last);
+/* The flush: drain h's mid pages, give back the empty ones. */
+void pool_flush(struct heap *h);
+/* Everything at once: hak_collect (after heap_flush). */
+void pool_collect_all(struct heap *h);
 /* An empty mid page leaves heap h: its slot goes back to the segment, its
  * memory to the OS now (h->purge_now) or a purge delay later. */
 void pool_page_free(struct heap *h, struct segment *seg, struct slab *s);
 /* Give back the memory of free page slots idle a purge delay (all: every
  * shard; force: whatever their age).  True while some wait. */
 bool pool_purge(unsigned shard, bool all, bool force);
-/* Thread exit, after heap_abandon: whether to clean up every shard now
- * (the last thread heap, or none did for a purge delay) and do it. */
-void pool_exit_cleanup(struct heap *h, bool last);
 /* Pages of h's mid class c beyond the cap go to the shared stack. */
 void pool_trim(struct heap *h, unsigned c);
-/* Hand every mid page of h (after heap_flush) to the shared stacks. */
-void pool_abandon(struct heap *h);
 /* Drain the pages on the shared stacks of one shard (all: every shard);
  * pages found empty go back to their segments. */
 void pool_collect(struct heap *h, unsigned shard, bool all);
-/* Everything at once: hak_collect and the cleaning exit. */
-void pool_collect_all(struct heap *h);
 /* Wait until no thread is between reading a stack head and its CAS:
  * then no stale pointer into a released segment is left. */
 void pool_quiesce(void);
@@ -359,8 +730,84 @@ uint64_t pool_tag_pack(struct slab *s, uint64_t tag);
 struct slab *pool_tag_ptr(uint64_t v);
 uint64_t pool_tag_of(uint64_t v);
 
-/* ---- thread.c ---- */
+/* ---- large.c ---- */
+void large_init(void);
+uint32_t large_default_cap(unsigned c);
+/* REFILL_*; or *block holds a block of a larger class within W_MAX (the
+ * bounded round-up) */
+int large_refill(struct heap *h, unsigned c, void **block);
+int large_settle(struct heap *h, struct segment *seg, struct slab *s);
+/* A large refill keeps the sweep of free large blocks going: true when
+ * heap.c should run the sweep if it is due. */
+bool large_sweep_wanted(struct heap *h);
+void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next);
+void large_exit(struct heap *h);
+void large_collect(struct heap *h);
+
+/* ---- huge.c: direct mappings (> 1 MiB) ---- */
+/* grow: the caller is realloc, growing a block */
+void *huge_alloc(size_t n, size_t align, bool zero, bool grow);
+void huge_free(struct segment *seg, void *p);
+void *huge_realloc(struct segment *seg, void *p, size_t n);
+size_t huge_usable(struct segment *seg, const void *p);
+bool huge_owns(struct segment *seg, const void *p);
+void huge_collect(bool force);
+unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
+void huge_fork_child(void);
+void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
+
+/* ======================================================================
+ * heap.c: the thread heap
+ * ==================================================================== */
 extern struct heap heap_empty;
+void heap_setup(struct heap *h);
+void heap_fold_overflows(struct heap *h, unsigned c);
+
+/* Refill bin c and pop one block for a request of n bytes; NULL when out
+ * of memory. */
+void *heap_refill(struct heap *h, unsigned c, size_t n) hak_noinline;
+/* After a local free emptied s or hit a full slab. */
+void heap_local_settle(struct heap *h, struct segment *seg, struct slab *s) hak_noinline;
+void heap_free_local(struct heap *h, struct segment *seg, void *p);
+/* heap_fold_overflows adds a bin's overflow count to the per-class
+ * counters (CC_OVERFLOWS) and clears it: on refills and at the flush;
+ * readers add what is not folded yet. */
+/* A block of another heap: gathered per slab, pushed as one chain. */
+void heap_free_remote(struct heap *h, struct segment *seg, void *p);
+void heap_remote_flush(struct heap *h); /* push the gathered remote frees */
+void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
+void heap_purge(struct heap *h, bool force);
+void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
+/* hak_collect: adopt what exited threads left, give back all that is
+ * free. */
+void heap_collect(struct heap *h);
+/* Copy the cache caps of the knob table into h's bins (their epoch). */
+void heap_read_knobs(struct heap *h);
+/* Recompute every class's default cap from the HAKMEM_* variables (the
+ * tiers' rules) into the knob table. */
+void heap_default_caps(void);
+uint64_t heap_orphan_remote_frees(void);
+void heap_count_foreign(void);
+uint64_t heap_foreign_frees(void);
+
+/* ---- inline fast paths ---- */
+
+/* A block of h goes back on its slab's local list (ss_local); only a slab
+ * that empties or leaves the full list needs the slow settle. */
+hak_inline void slab_push_local(struct heap *h, struct segment *seg, struct slab *s, void *p)
+{
+	blk_set_next(p, s->free);
+	s->free = p;
+	s->nfree++;
+	DCTR_INC(h, ss_local);
+	if (likely(--s->used != 0 && s->state != SLAB_FULL))
+		return;
+	heap_local_settle(h, seg, s);
+}
+
+/* ======================================================================
+ * thread.c: heap life cycle
+ * ==================================================================== */
 extern __thread struct heap *tls_heap __attribute__((tls_model("initial-exec")));
 void hak_init(void);
 /* The calling thread's heap, made on first use; NULL when the thread must
@@ -369,12 +816,9 @@ struct heap *heap_get_slow(void);
 void *heap_fallback_alloc(unsigned c); /* a block of class c */
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
 
-/* ---- counters kept by their modules, summed by stats.c ---- */
-uint64_t slab_orphan_remote_frees(void);
-uint64_t hak_foreign_frees(void);
-void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
-
-/* ---- malloc.c: inline fast paths ---- */
+/* ======================================================================
+ * malloc.c: inline fast paths
+ * ==================================================================== */
 void *hak_alloc_slow(size_t n) hak_noinline;
 void hak_free_slow(void *p) hak_noinline;
 
@@ -385,7 +829,7 @@ hak_inline void *hak_alloc_fast(size_t n)
 		struct tbin *b = &h->bins[ace_small_tab[(n + 15) >> 4]];
 		void *p = b->head;
 		if (likely(p != NULL)) {
-			b->head = *(void **)p;
+			b->head = blk_next(p);
 			b->count--;
 			DCTR_INC(h, alloc_fast);
 			DCTR_ADD(h, req_bytes, n);
@@ -394,19 +838,6 @@ hak_inline void *hak_alloc_fast(size_t n)
 		}
 	}
 	return hak_alloc_slow(n);
-}
-
-/* A block of h goes back on its slab's local list (ss_local); only a slab
- * that empties or leaves the full list needs the slow settle. */
-hak_inline void slab_push_local(struct heap *h, struct segment *seg, struct slab *s, void *p)
-{
-	*(void **)p = s->free;
-	s->free = p;
-	s->nfree++;
-	DCTR_INC(h, ss_local);
-	if (likely(--s->used != 0 && s->state != SLAB_FULL))
-		return;
-	slab_local_settle(h, seg, s);
 }
 
 hak_inline void hak_free_fast(void *p)
@@ -421,12 +852,16 @@ hak_inline void hak_free_fast(void *p)
 		if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
 			struct tbin *b = &h->bins[s->cls];
 			if (likely(b->count < b->cap)) {
-				*(void **)p = b->head;
+				blk_set_next(p, b->head);
 				b->head = p;
 				b->count++;
 				DCTR_INC(h, free_fast);
 				return;
 			}
+			/* counted with the bin's address, still in a register
+			 * (relaxed: readers sum it, heap_counters_sum) */
+			__atomic_store_n(&b->overflows, __atomic_load_n(&b->overflows, __ATOMIC_RELAXED) + 1,
+					 __ATOMIC_RELAXED);
 			slab_push_local(h, seg, s, p); /* bin full: ss_local */
 			return;
 		}

@@ -1,357 +1,133 @@
-/* large.c - large blocks (32 KiB - 1 MiB) and huge ones (> 1 MiB).
+/* large.c - the large tier: blocks of 32 KiB to 1 MiB (classes 40..59).
  *
- * Large: a segment is one run of pages serving one class (40 KiB .. 1 MiB,
- * page multiples), handed out through the slab engine with a small
- * per-thread cache (HAKMEM_LARGE_CACHE_CAP per class).
- *
- * Huge: each block is its own mapping, a whole number of 2 MiB regions,
- * 2 MiB-aligned, with the segment header in its first page and the block
- * at base + huge_off.  A block aligned to 2 MiB or more sits at base + 2
- * MiB and its region is marked SEGMAP_PREV.  Freed mappings wait in a small
- * cache (HAKMEM_HUGE_CACHE, more while a program reuses more: hcache_grow)
- * for reuse by a request they fit within the W_MAX round-up; after the
- * purge delay their pages go back.  realloc
- * grows a huge block in place with mremap, or moves it with mremap: its
- * pages are never copied. */
+ * A large slab is a whole 2 MiB segment that the heap owns, one run of
+ * pages serving one class (40 KiB .. 1 MiB, page multiples), handed out
+ * through the slab engine with a small per-thread cache
+ * (HAKMEM_LARGE_CACHE_CAP blocks per class).  This file holds its policy:
+ *   - ACE's bounded round-up: before a class takes a new slab (a new
+ *     segment, new pages to touch) it borrows a free block of a larger
+ *     class within the large tier's W_MAX (ace.c);
+ *   - free blocks give their pages back too, not only empty slabs: a large
+ *     slab holds few blocks of one class, and blocks freed long ago in a
+ *     class no longer used would stay resident.  Each sweep marks the free
+ *     blocks it sees, and the next one gives back all of a marked block
+ *     but its first page (the free-list link lives there);
+ *   - an empty slab is retired by the second sweep that finds it empty,
+ *     as in the tiny tier.
+ */
 #include "internal.h"
-
-#include <errno.h>
-#include <sys/mman.h>
 
 void large_init(void)
 {
-	tier_descs[TIER_LARGE].slab_shift = HAK_SEG_SHIFT;
-	tier_descs[TIER_LARGE].nslabs = 1;
-	tier_descs[TIER_LARGE].bin_cap = (uint32_t)hak_cfg.large_cache_cap;
 }
 
-/* ---- huge ---- */
-
-#define HUGE_CACHE_MAX 64
-
-/* Held for a few loads and stores: spin a little before sleeping (glibc),
- * or two threads that free and allocate huge blocks hand it over through
- * the kernel on every call. */
-static struct hak_lock huge_mutex = HAK_LOCK_INIT_ADAPTIVE;
-static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
-static unsigned hcache_n;
-/* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
- * (at most HUGE_CACHE_MAX): a program that frees a batch of more huge
- * blocks than that and allocates them again would unmap and map them on
- * every round.  A miss within a purge delay of an eviction doubles it; a
- * mapping that waits a purge delay unused (and is purged) halves it. */
-static unsigned hcache_grow;
-static uint64_t hcache_evicted_ms; /* last eviction for room; 0: none since */
-/* cached_since of the oldest mapping not yet purged (0: none): a free
- * looks through the cache only when that one is a purge delay old, or the
- * cache holds more than its cap. */
-static _Atomic uint64_t hcache_oldest_ms;
-
-static unsigned hcache_cap(void) /* huge_mutex held */
+uint32_t large_default_cap(unsigned c)
 {
-	uint64_t cap = (uint64_t)hak_cfg.huge_cache << hcache_grow;
-	return cap > HUGE_CACHE_MAX ? HUGE_CACHE_MAX : (unsigned)cap;
+	(void)c;
+	return (uint32_t)KNOB(large_cache_cap);
 }
-static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
 
-/* In the child of fork: if a thread that is gone was changing the cache,
- * its mappings are forgotten (leaked in the child). */
-void huge_fork_child(void)
+/* Take a free block of a larger class whose size is within W_MAX of c's,
+ * from a slab that already holds freed, resident blocks.  The block keeps
+ * its own class: its free goes back to its slab. */
+static void *large_borrow(struct heap *h, unsigned c)
 {
-	if (hak_lock_after_fork(&huge_mutex) < 0) {
-		hcache_n = 0;
-		hcache_grow = 0;
-		hcache_evicted_ms = 0;
-		atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
+	uint64_t limit = ace_wmax_limit(TIER_LARGE, ace_class_size[c]);
+	for (unsigned k = c + 1; k < HAK_NCLS && ace_class_size[k] <= limit; k++) {
+		struct slab *s = h->cur[k];
+		if (s == NULL || s->free == NULL)
+			s = h->partial[k];
+		if (s == NULL || s->free == NULL)
+			continue;
+		void *p = s->free;
+		s->free = blk_next(p);
+		s->nfree--;
+		s->used++;
+		DCTR_INC(h, refill_borrow);
+		DCTR_ADD(h, class_bytes, ace_class_size[k] - ace_class_size[c]);
+		return p;
 	}
+	return NULL;
 }
 
-unsigned huge_cache_state(unsigned *cap)
+int large_refill(struct heap *h, unsigned c, void **block)
 {
-	hak_lock(&huge_mutex);
-	unsigned n = hcache_n;
-	*cap = hcache_cap();
-	hak_unlock(&huge_mutex);
-	return n;
-}
-
-void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees)
-{
-	*allocs = atomic_load_explicit(&huge_allocs, memory_order_relaxed);
-	*hits = atomic_load_explicit(&huge_hits, memory_order_relaxed);
-	*frees = atomic_load_explicit(&huge_frees, memory_order_relaxed);
-}
-
-static size_t round_seg(size_t n)
-{
-	return (n + HAK_SEG_MASK) & ~HAK_SEG_MASK;
-}
-
-static void huge_mark(struct segment *seg, unsigned v)
-{
-	uintptr_t p = (uintptr_t)seg + seg->huge_off;
-	segmap_set(p & ~(uintptr_t)HAK_SEG_MASK, v ? ((p - (uintptr_t)seg) < HAK_SEG_SIZE ? SEGMAP_HERE : SEGMAP_PREV) : SEGMAP_NONE);
-}
-
-bool huge_owns(struct segment *seg, const void *p)
-{
-	return seg->magic == HAK_SEG_MAGIC && (const uint8_t *)seg + seg->huge_off == (const uint8_t *)p;
-}
-
-size_t huge_usable(struct segment *seg, const void *p)
-{
-	(void)p;
-	return seg->map_size - seg->huge_off;
-}
-
-/* Take the smallest cached mapping of at least need bytes and at most
- * need * W_MAX, or need * HUGE_GROW_MAX for a block that is growing
- * (realloc): a growing buffer will use the room. */
-#define HUGE_GROW_MAX 4
-static struct segment *hcache_take(size_t need, bool grow)
-{
-	struct segment *best = NULL;
-	unsigned bi = 0;
-	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX
-			      : (uint64_t)need / 100 * (uint64_t)hak_cfg.wmax_pct;
-	if (limit < need)
-		limit = need;
-	hak_lock(&huge_mutex);
-	for (unsigned i = 0; i < hcache_n; i++) {
-		struct segment *s = hcache[i];
-		if (s->map_size >= need && s->map_size <= limit && (!best || s->map_size < best->map_size)) {
-			best = s;
-			bi = i;
-		}
+	struct segment *seg;
+	bool fresh;
+	if ((*block = large_borrow(h, c)) != NULL)
+		return REFILL_OWN;
+	if (h->segs_avail[TIER_LARGE] == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
+		DCTR_INC(h, refill_adopt);
+		slab_adopt_segment(h, seg);
+		return REFILL_OWN;
 	}
-	if (best) {
-		for (unsigned i = bi + 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
-	} else if (hcache_evicted_ms != 0) {
-		/* a mapping evicted a moment ago might have served */
-		if (os_now_ms() - hcache_evicted_ms < (uint64_t)hak_cfg.purge_delay_ms &&
-		    hcache_cap() < HUGE_CACHE_MAX)
-			hcache_grow++;
-		hcache_evicted_ms = 0;
-	}
-	hak_unlock(&huge_mutex);
-	return best;
+	struct slab *s = slab_new(h, TIER_LARGE, HAK_LARGE_SHIFT, c, &fresh);
+	if (s == NULL)
+		return REFILL_FAILED;
+	h->cur[c] = s;
+	return REFILL_NEW;
 }
 
-/* Write the header of a huge mapping (seg->map_size already set); returns
- * the block. */
-static void *huge_header_init(struct segment *seg, size_t off, size_t align)
+bool large_sweep_wanted(struct heap *h)
 {
-	size_t map_size = seg->map_size;
-	memset(seg, 0, sizeof(*seg) - sizeof(seg->slabs));
-	seg->magic = HAK_SEG_MAGIC;
-	seg->tier = TIER_HUGE;
-	/* the free fast path reads slabs[0].owner of any segment: none */
-	seg->slab_shift = HAK_SEG_SHIFT;
-	atomic_store_explicit(&seg->slabs[0].owner, NULL, memory_order_relaxed);
-	seg->map_size = map_size;
-	seg->huge_off = off;
-	seg->huge_align = align;
-	return (uint8_t *)seg + off;
+	if (h->next_purge != 0)
+		return true;
+	h->next_purge = os_now_ms() + purge_delay();
+	return false;
 }
 
-void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
+int large_settle(struct heap *h, struct segment *seg, struct slab *s)
 {
-	hak_init();
-	if (align < 16)
-		align = 16;
-	/* a block of 0 bytes is still a block: at least one byte of its own
-	 * (with align >= 2 MiB it would start past its mapping) */
-	if (n == 0)
-		n = 1;
-	size_t off = align >= HAK_SEG_SIZE ? HAK_SEG_SIZE : (align > HAK_PAGE ? align : HAK_PAGE);
-	if (n > (size_t)PTRDIFF_MAX - 2 * HAK_SEG_SIZE - align) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	size_t need = round_seg(off + n);
-	struct segment *seg = NULL;
-	bool fresh = true;
-	if (align < HAK_SEG_SIZE && hak_cfg.huge_cache > 0) {
-		seg = hcache_take(need, grow);
-		if (seg) {
-			fresh = seg->purged;
-			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
-		}
-	}
-	if (seg == NULL) {
-		if (align < HAK_SEG_SIZE) {
-			seg = os_map_aligned(need, HAK_SEG_SIZE);
+	return slab_settle_owned(h, seg, s);
+}
+
+/* A free block is marked in its second word (the first is the free-list
+ * link) with one of these, xor its address. */
+#define LARGE_SEEN 0x68616b2d7365656eull   /* "hak-seen" */
+#define LARGE_PURGED 0x68616b2d67697665ull /* "hak-give" */
+
+/* Returns true while some block waits for the next sweep. */
+static bool large_free_purge(struct slab *s, bool force)
+{
+	bool pending = false;
+	for (void *b = s->free; b; b = blk_next(b)) {
+		uint64_t *mark = (uint64_t *)b + 1;
+		uint64_t seen = LARGE_SEEN ^ (uintptr_t)b, done = LARGE_PURGED ^ (uintptr_t)b;
+		if (*mark == done)
+			continue;
+		if (force || *mark == seen) {
+			purge_pages((uint8_t *)b + HAK_PAGE, s->block_size - HAK_PAGE);
+			*mark = done;
 		} else {
-			/* header region just below the aligned block */
-			uint8_t *m = os_map_aligned(need - HAK_SEG_SIZE + align, align);
-			if (m) {
-				if (align > HAK_SEG_SIZE)
-					os_unmap(m, align - HAK_SEG_SIZE);
-				seg = (struct segment *)(m + align - HAK_SEG_SIZE);
-			}
+			*mark = seen;
+			pending = true;
 		}
-		if (seg == NULL) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		seg->map_size = need;
 	}
-	void *p = huge_header_init(seg, off, align);
-	if (zero && !fresh)
-		memset(p, 0, n);
-	huge_mark(seg, 1);
-	atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
-	return p;
+	return pending;
 }
 
-void huge_free(struct segment *seg, void *p)
+void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 {
-	(void)p;
-	huge_mark(seg, 0);
-	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
-	struct segment *evict = NULL;
-	bool over = false;
-	if (hak_cfg.huge_cache > 0 && seg->huge_off < HAK_SEG_SIZE) {
-		seg->cached_since = os_now_ms();
-		seg->purged = 0;
-		hak_lock(&huge_mutex);
-		if (hcache_n >= hcache_cap()) {
-			evict = hcache[0];
-			for (unsigned i = 1; i < hcache_n; i++)
-				hcache[i - 1] = hcache[i];
-			hcache_n--;
-			hcache_evicted_ms = seg->cached_since;
-		}
-		hcache[hcache_n++] = seg;
-		if (atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
-			atomic_store_explicit(&hcache_oldest_ms, seg->cached_since, memory_order_relaxed);
-		over = hcache_n > hcache_cap();
-		hak_unlock(&huge_mutex);
-		seg = evict;
-	} else if (hak_cfg.huge_cache == 0) {
-		/* switched off (tests do): what it still holds goes */
-		hak_lock(&huge_mutex);
-		over = hcache_n > 0;
-		hak_unlock(&huge_mutex);
+	for (unsigned c = HAK_CLS_LARGE; c < HAK_NCLS; c++) {
+		if (h->cur[c] && large_free_purge(h->cur[c], force))
+			purge_note(next, now);
+		for (struct slab *s = h->partial[c]; s; s = s->next)
+			if (s->used != 0 && large_free_purge(s, force))
+				purge_note(next, now);
+		if (h->partial[c])
+			slab_sweep_empty(h, c, now, force, next);
 	}
-	if (seg)
-		os_unmap(seg, seg->map_size);
-	uint64_t oldest = atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed);
-	if (over || (oldest != 0 && os_now_ms() - oldest >= (uint64_t)hak_cfg.purge_delay_ms))
-		huge_collect(false);
+	slab_segments_sweep(h, TIER_LARGE, now, force, next);
 }
 
-/* Purge cached mappings older than the purge delay (all: force). */
-void huge_collect(bool force)
+void large_exit(struct heap *h)
 {
-	uint64_t now = os_now_ms();
-	struct segment *gone[HUGE_CACHE_MAX];
-	unsigned ngone = 0;
-	hak_lock(&huge_mutex);
-	uint64_t oldest = 0, delay = (uint64_t)hak_cfg.purge_delay_ms;
-	for (unsigned i = 0; i < hcache_n; i++) {
-		struct segment *s = hcache[i];
-		if (s->purged)
-			continue;
-		if (!force && now - s->cached_since < delay) {
-			if (oldest == 0 || s->cached_since < oldest)
-				oldest = s->cached_since;
-			continue;
-		}
-		os_purge((uint8_t *)s + HAK_PAGE, s->map_size - HAK_PAGE);
-		s->purged = 1;
-		if (hcache_grow > 0) /* unused for a delay: the cache shrinks */
-			hcache_grow--;
-	}
-	atomic_store_explicit(&hcache_oldest_ms, oldest, memory_order_relaxed);
-	if (force)
-		hcache_grow = 0;
-	/* beyond the cap now: the oldest go */
-	while (hcache_n > hcache_cap()) {
-		gone[ngone++] = hcache[0];
-		for (unsigned i = 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
-	}
-	hak_unlock(&huge_mutex);
-	while (ngone > 0) {
-		ngone--;
-		os_unmap(gone[ngone], gone[ngone]->map_size);
-	}
+	slab_abandon_segments(h, TIER_LARGE);
 }
 
-/* Resize a huge block to n > HAK_LARGE_MAX bytes.  NULL (errno ENOMEM)
- * leaves the block as it was. */
-void *huge_realloc(struct segment *seg, void *p, size_t n)
+void large_collect(struct heap *h)
 {
-	size_t usable = huge_usable(seg, p);
-	if (n <= usable && n >= usable / 2)
-		return p;
-	if (n > (size_t)PTRDIFF_MAX - 2 * HAK_SEG_SIZE - seg->huge_align) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	size_t need = round_seg(seg->huge_off + n), old = seg->map_size;
-	if (need < old) {
-		os_unmap((uint8_t *)seg + need, old - need);
-		seg->map_size = need;
-		return p;
-	}
-	int saved = errno;
-	/* grow in place when the pages after the mapping are free */
-	if (mremap(seg, old, need, 0) != MAP_FAILED) {
-		os_account_grow(need - old);
-		seg->map_size = need;
-		errno = saved;
-		return p;
-	}
-	/* a cached mapping with room to grow: its pages are already there */
-	if (seg->huge_align < HAK_SEG_SIZE && hak_cfg.huge_cache > 0) {
-		size_t noff = seg->huge_off;
-		struct segment *c = hcache_take(round_seg(noff + n), true);
-		if (c) {
-			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
-			atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
-			void *q = huge_header_init(c, noff, seg->huge_align);
-			memcpy(q, p, usable);
-			huge_mark(c, 1);
-			huge_free(seg, p);
-			errno = saved;
-			return q;
-		}
-	}
-	/* move: reserve an aligned range, then move the pages onto it */
-	size_t align = seg->huge_align > HAK_SEG_SIZE ? seg->huge_align : HAK_SEG_SIZE;
-	uint8_t *dst = os_map_aligned(need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0), align);
-	errno = saved;
-	if (dst == NULL) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	size_t reserved = need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0);
-	uint8_t *base = dst;
-	if (seg->huge_off >= HAK_SEG_SIZE) {
-		/* keep the block aligned: header region just below an aligned address */
-		base = dst + align - HAK_SEG_SIZE;
-		os_unmap(dst, align - HAK_SEG_SIZE);
-		reserved -= align - HAK_SEG_SIZE;
-		os_unmap(base + need, reserved - need);
-	}
-	huge_mark(seg, 0);
-	void *moved = mremap(seg, old, need, MREMAP_MAYMOVE | MREMAP_FIXED, base);
-	if (moved == MAP_FAILED) {
-		huge_mark(seg, 1);
-		os_unmap(base, need);
-		errno = ENOMEM;
-		return NULL;
-	}
-	/* the old range is gone, the reservation was replaced */
-	atomic_fetch_sub_explicit(&os_ctr.mapped, old, memory_order_relaxed);
-	struct segment *ns = (struct segment *)base;
-	ns->map_size = need;
-	huge_mark(ns, 1);
-	errno = saved;
-	return (uint8_t *)ns + ns->huge_off;
+	struct segment *seg;
+	while ((seg = segment_adopt(TIER_LARGE)) != NULL)
+		slab_adopt_segment(h, seg);
 }

@@ -11,20 +11,11 @@
 #include <limits.h>
 #include <stdio.h>
 
-HAKMEM_EXPORT const char *hak_version(void)
-{
-#define HAK_STR2(x) #x
-#define HAK_STR(x) HAK_STR2(x)
-	return HAK_STR(HAKMEM_VERSION_MAJOR) "." HAK_STR(HAKMEM_VERSION_MINOR) "." HAK_STR(
-		HAKMEM_VERSION_PATCH);
-}
-
 /* ---- slow paths ---- */
 
 /* A block of class c for a request of n bytes. */
-static void *alloc_class(size_t n, unsigned c)
+hak_inline void *alloc_class(size_t n, unsigned c)
 {
-	(void)n; /* for the debug counters only */
 	struct heap *h = tls_heap;
 	if (unlikely(h == &heap_empty)) {
 		h = heap_get_slow();
@@ -36,28 +27,29 @@ static void *alloc_class(size_t n, unsigned c)
 	struct tbin *b = &h->bins[c];
 	void *p = b->head;
 	if (p) { /* large classes come here first */
-		b->head = *(void **)p;
+		b->head = blk_next(p);
 		b->count--;
 		return p;
 	}
-	p = slab_refill_alloc(h, c);
+	p = heap_refill(h, c, n);
 	if (unlikely(p == NULL))
 		errno = ENOMEM;
 	return p;
 }
 
+/* A huge block: the first call of a process may be one (the huge tier
+ * does not pass through the heap, which initialises hakmem). */
+static void *huge_alloc_init(size_t n, size_t align, bool zero)
+{
+	hak_init();
+	return huge_alloc(n, align, zero, false);
+}
+
 void *hak_alloc_slow(size_t n)
 {
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc(n, 0, false, false);
+		return huge_alloc_init(n, 0, false);
 	return alloc_class(n, ace_class(n));
-}
-
-static _Atomic uint64_t foreign_frees;
-
-uint64_t hak_foreign_frees(void)
-{
-	return atomic_load_explicit(&foreign_frees, memory_order_relaxed);
 }
 
 /* Everything the inline free path does not finish: NULL, foreign
@@ -71,12 +63,12 @@ void hak_free_slow(void *p)
 	struct segment *seg = segmap_lookup(p);
 	if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
 		/* not ours: never trusted, never touched */
-		atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
+		heap_count_foreign();
 	} else if (seg->tier == TIER_HUGE) {
 		huge_free(seg, p);
 	} else {
 		/* hak_free_fast finished every block of this thread's heap */
-		slab_free_remote(tls_heap, seg, p);
+		heap_free_remote(tls_heap, seg, p);
 	}
 	errno = saved;
 }
@@ -122,7 +114,7 @@ static void *alloc_aligned(size_t align, size_t n)
 			if (ace_class_size[c] % align == 0)
 				return hak_alloc_fast(ace_class_size[c]);
 	}
-	return huge_alloc(n, align, false, false);
+	return huge_alloc_init(n, align, false);
 }
 
 static bool pow2(size_t a)
@@ -156,7 +148,7 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 		return NULL;
 	}
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc(n, 0, true, false);
+		return huge_alloc_init(n, 0, true);
 	void *p = hak_alloc_fast(n);
 	if (likely(p != NULL))
 		memset(p, 0, n);
@@ -173,7 +165,7 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 	}
 	struct segment *seg = owned_segment(p);
 	if (seg == NULL) {
-		atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
+		heap_count_foreign();
 		errno = EINVAL;
 		return NULL;
 	}
@@ -226,15 +218,8 @@ HAKMEM_EXPORT void hak_collect(void)
 	struct heap *h = tls_heap;
 	if (h == &heap_empty)
 		h = heap_get_slow();
-	if (h != NULL) {
-		/* reclaim what exited threads left, then give back all that is free */
-		for (int t = 0; t < TIER_COUNT; t++) {
-			struct segment *seg;
-			while ((seg = segment_adopt(t)) != NULL)
-				slab_adopt_segment(h, seg);
-		}
-		pool_collect_all(h);
-	}
+	if (h != NULL)
+		heap_collect(h);
 	segment_cache_collect(true);
 	huge_collect(true);
 }

@@ -4,8 +4,11 @@
  * page 0 gives its first 4 KiB to the segment header.  Per class, a thread
  * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP), an
  * active page that hands out blocks by bump and by its local and remote
- * free lists, and a bin of further pages (its partial list); all of that
- * lives in slab.c, shared with the other tiers.  This file holds what the
+ * free lists, and a bin of further pages (its partial list), moved by the
+ * slab engine (slab.c).  This file holds the tier's policy: a heap's
+ * refill (an empty page of its own, then HAKMEM_POOL_REFILL_BATCH pages),
+ * its reserve of empty pages (mid_keep, growing and shrinking with use),
+ * the trim to HAKMEM_POOL_CAP pages per class, the exit, and what the
  * heaps share:
  *
  *  - shards: every mid segment belongs to one of POOL_SHARDS shards, whose
@@ -23,11 +26,30 @@
 
 #include <sched.h>
 
+/* Empty mid pages a heap keeps for reuse (h->mid_keep): mid_keep_min (64
+ * pages, 8 MiB) to start with.  A page that empties beyond them goes back
+ * at once, purged, so a thread that frees its mid blocks and then stops
+ * calling the allocator keeps little.  But a thread that frees a batch
+ * bigger than that and allocates it again would fault every page back in
+ * on every round: when a refill has to take a page from the pool within a
+ * purge delay of such a return, the heap doubles what it keeps (up to
+ * mid_keep_max, 8192 pages, 1 GiB: about the biggest batch it has shown it
+ * reuses).  A sweep lowers it to twice the most empty pages the heap had
+ * since the last sweep, down to mid_keep_min again.  Both bounds are
+ * knobs (config.c). */
+#define MID_EMPTY_MIN 64
+#define MID_EMPTY_MAX 8192
+
 void pool_init(void)
 {
-	tier_descs[TIER_MID].slab_shift = 17;
-	tier_descs[TIER_MID].nslabs = (uint8_t)(HAK_SEG_SIZE >> 17);
-	tier_descs[TIER_MID].bin_cap = (uint32_t)hak_cfg.pool_ring_cap;
+	atomic_store_explicit(&hak_cfg.mid_keep_min, MID_EMPTY_MIN, memory_order_relaxed);
+	atomic_store_explicit(&hak_cfg.mid_keep_max, MID_EMPTY_MAX, memory_order_relaxed);
+}
+
+uint32_t pool_default_cap(unsigned c)
+{
+	(void)c;
+	return (uint32_t)KNOB(pool_ring_cap);
 }
 
 /* ---------------------------------------------------------------------
@@ -263,7 +285,7 @@ static struct pool_shard shards[POOL_SHARDS] = {
 
 static uint32_t mid_full_mask(void)
 {
-	unsigned n = tier_descs[TIER_MID].nslabs;
+	unsigned n = HAK_TIER_NSLABS(HAK_MID_SHIFT);
 	return n >= 32 ? 0xffffffffu : (1u << n) - 1;
 }
 
@@ -275,7 +297,7 @@ static struct slab *page_new(struct heap *h, unsigned c)
 	struct segment *seg = sh->avail;
 	if (seg == NULL) {
 		hak_unlock(&sh->lock);
-		seg = segment_alloc(NULL, TIER_MID);
+		seg = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
 		if (seg == NULL)
 			return NULL;
 		DCTR_INC(h, refill_new_segment);
@@ -302,7 +324,7 @@ static void slot_purge(struct segment *seg, unsigned i)
 {
 	size_t len;
 	uint8_t *a = slab_area(seg, i, &len);
-	os_purge(a, len);
+	purge_pages(a, len);
 }
 
 void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
@@ -311,7 +333,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	size_t len, touched = (size_t)s->carved * s->block_size;
 	uint8_t *a = slab_area(seg, s->index, &len);
 	uint32_t bit = 1u << s->index;
-	bool now = h->purge_now || hak_cfg.purge_delay_ms == 0;
+	bool now = h->purge_now || purge_delay() == 0;
 	s->state = SLAB_FREE;
 	s->free = NULL;
 	s->nfree = s->carved = 0;
@@ -320,7 +342,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	 * dirty: a page taken from it within the purge delay reuses the
 	 * resident memory, pool_purge gives back the rest. */
 	if (now && touched)
-		os_purge(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
+		purge_pages(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
 	struct pool_shard *sh = &shards[seg->shard];
 	hak_lock(&sh->lock);
 	if (unlikely(seg->shard_gen != sh->gen)) {
@@ -334,7 +356,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 		seg->dirty_since = os_now_ms();
 		/* h's sweeps purge its shard; this slot may be another's */
 		if (seg->shard == h->shard && h->next_purge == 0)
-			h->next_purge = seg->dirty_since + (uint64_t)hak_cfg.purge_delay_ms;
+			purge_note(&h->next_purge, seg->dirty_since);
 	}
 	if (seg->in_full) {
 		seg->in_full = 0;
@@ -347,13 +369,16 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	if (release) {
 		/* dirty slots left: the segment cache purges it after a delay */
 		seg->dirty = 0;
+		/* a popper of a shared stack may still be reading one of its
+		 * pages */
+		pool_quiesce();
 		segment_release(seg);
 	}
 }
 
 bool pool_purge(unsigned shard, bool all, bool force)
 {
-	uint64_t now = os_now_ms(), delay = (uint64_t)hak_cfg.purge_delay_ms;
+	uint64_t now = os_now_ms();
 	bool pending = false;
 	for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++) {
 		struct pool_shard *sh = &shards[k];
@@ -363,7 +388,7 @@ bool pool_purge(unsigned shard, bool all, bool force)
 		for (struct segment *seg = sh->avail; seg; seg = seg->next) {
 			if (seg->dirty == 0)
 				continue;
-			if (!force && now - seg->dirty_since < delay) {
+			if (!purge_old(seg->dirty_since, now, force)) {
 				pending = true;
 				continue;
 			}
@@ -389,12 +414,12 @@ void pool_fork_child(void)
 }
 
 /* ---------------------------------------------------------------------
- * Pages moving between heaps.
+ * A heap's mid pages: its refill, pages that empty, the sweep, exit.
  * ------------------------------------------------------------------- */
 
 static uint32_t refill_pages(void)
 {
-	long b = hak_cfg.pool_refill_batch, cap = hak_cfg.pool_cap;
+	long b = KNOB(pool_refill_batch), cap = KNOB(pool_cap);
 	return (uint32_t)(b < cap ? b : cap);
 }
 
@@ -412,19 +437,57 @@ static bool page_has_room(const struct slab *s)
 	return s->nfree || s->carved < s->capacity;
 }
 
-/* Called when h has no page of class c with room (no current page, an
- * empty partial list): so taking up to min(batch, cap) keeps h's pages
- * with room within the cap.  Stacks first (own shard, then the others),
- * then new pages.  A popped page without room goes on h's full list and
- * does not count. */
-struct slab *pool_refill(struct heap *h, unsigned c)
+/* s (no block out) leaves h: off its lists, its slot back. */
+static void page_retire(struct heap *h, struct segment *seg, struct slab *s)
 {
+	hak_assert(s->used == 0);
+	VALIDATE(s);
+	if (s->state == SLAB_EMPTY) {
+		slist_remove(&h->mid_empty, NULL, s);
+		h->nmid_empty--;
+	} else {
+		slab_unlink(h, s);
+	}
+	CTR_INC(h, slabs_retired);
+	pool_page_free(h, seg, s); /* s may be reused from here on */
+}
+
+/* A mid refill needs a page from the pool: if h gave an empty page back
+ * within a purge delay, it would have served here; keep twice as many. */
+static void mid_keep_grow(struct heap *h)
+{
+	if (h->mid_returned_ms == 0 || h->mid_keep >= KNOB(mid_keep_max))
+		return;
+	if (!purge_old(h->mid_returned_ms, os_now_ms(), false))
+		h->mid_keep *= 2;
+	h->mid_returned_ms = 0;
+}
+
+/* Called when h has no page of class c with room (no current page, an
+ * empty partial list).  An empty page of h's own first (cut again for c
+ * when it served another class); else up to min(batch, cap) pages, which
+ * keeps h's pages with room within the cap: the shared stacks first (own
+ * shard, then the others), then new pages.  A popped page without room
+ * goes on h's full list and does not count. */
+int pool_refill(struct heap *h, unsigned c)
+{
+	struct slab *s;
+	if ((s = h->mid_empty) != NULL) {
+		slist_remove(&h->mid_empty, NULL, s);
+		h->nmid_empty--;
+		if (s->cls != c)
+			slab_init(h, seg_of_slab(s), s->index, c);
+		DCTR_INC(h, refill_partial);
+		s->state = SLAB_CURRENT;
+		h->cur[c] = s;
+		return REFILL_OWN;
+	}
+	mid_keep_grow(h);
 	uint32_t want = refill_pages(), got = 0, pops = 0;
 	struct slab *first = NULL;
 	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
 	for (unsigned k = 0; k < POOL_SHARDS && got < want && pops < 2 * want; k++) {
 		unsigned shard = (h->shard + k) % POOL_SHARDS;
-		struct slab *s;
 		while (got < want && pops < 2 * want && (s = pool_stack_pop(c, shard)) != NULL) {
 			pops++;
 			page_adopt(h, s);
@@ -440,7 +503,7 @@ struct slab *pool_refill(struct heap *h, unsigned c)
 		}
 	}
 	while (got < want) {
-		struct slab *s = page_new(h, c);
+		s = page_new(h, c);
 		if (s == NULL)
 			break;
 		if (first == NULL)
@@ -450,12 +513,68 @@ struct slab *pool_refill(struct heap *h, unsigned c)
 		got++;
 	}
 	if (first == NULL)
-		return NULL;
+		return REFILL_FAILED;
 	CTR_INC(h, pool_page_refills);
 	CTR_ADD(h, pool_pages_taken, got);
 	first->state = SLAB_CURRENT;
 	h->cur[c] = first;
-	return first;
+	return REFILL_NEW;
+}
+
+/* s has no block out and is not current: it goes on the heap's list of
+ * empty pages, where a refill of any mid class can take it, and the sweep
+ * retires it if it is still there two sweeps later.  Beyond mid_keep
+ * pages it goes back, with its memory, now: a thread that stops calling
+ * the allocator keeps at most mid_keep of them. */
+static int page_emptied(struct heap *h, struct segment *seg, struct slab *s)
+{
+	if (purge_delay() == 0) {
+		page_retire(h, seg, s);
+		return SETTLE_NONE;
+	}
+	if (h->nmid_empty >= h->mid_keep) {
+		int keep = h->purge_now;
+		h->purge_now = 1;
+		page_retire(h, seg, s);
+		h->purge_now = keep;
+		h->mid_returned_ms = os_now_ms();
+		return SETTLE_NONE;
+	}
+	slab_unlink(h, s);
+	s->state = SLAB_EMPTY;
+	slist_push(&h->mid_empty, s);
+	if (++h->nmid_empty > h->mid_high)
+		h->mid_high = h->nmid_empty;
+	s->empty_seen = 0;
+	return SETTLE_SWEEP;
+}
+
+int pool_settle(struct heap *h, struct segment *seg, struct slab *s)
+{
+	if (s->used == 0 && s->state != SLAB_CURRENT)
+		return page_emptied(h, seg, s);
+	if (s->state == SLAB_FULL) {
+		slab_full_to_partial(h, s);
+		/* the class may now hold more pages than its cap: a sweep trims */
+		return SETTLE_NOTE;
+	}
+	return SETTLE_NONE;
+}
+
+/* A block of h's ring goes back to its page, within a sweep (no settle
+ * that could start another). */
+static void ring_block_back(struct heap *h, void *p)
+{
+	struct segment *seg = segmap_lookup(p);
+	struct slab *s = slab_of(seg, p);
+	hak_assert(atomic_load_explicit(&s->owner, memory_order_relaxed) == h);
+	blk_set_next(p, s->free);
+	s->free = p;
+	s->nfree++;
+	if (--s->used == 0 && s->state != SLAB_CURRENT)
+		page_emptied(h, seg, s);
+	else if (s->state == SLAB_FULL)
+		slab_full_to_partial(h, s);
 }
 
 /* Leave s (owner h, on no list) for the shared stacks: chain it. */
@@ -477,7 +596,7 @@ static void chain_add(struct slab *s, struct slab **first, struct slab **last, u
  * every block in h's ring lies in a page h owns. */
 void pool_trim(struct heap *h, unsigned c)
 {
-	uint32_t keep = (uint32_t)hak_cfg.pool_cap, n = h->cur[c] ? 1 : 0, pushed = 0;
+	uint32_t keep = (uint32_t)KNOB(pool_cap), n = h->cur[c] ? 1 : 0, pushed = 0;
 	struct slab *s, *next, *first = NULL, *last = NULL;
 	for (s = h->partial[c]; s && n <= keep; s = s->next)
 		n++;
@@ -486,38 +605,94 @@ void pool_trim(struct heap *h, unsigned c)
 	/* No page leaves with blocks in h's ring: they go back to their
 	 * pages first (a few dozen at most, once per purge delay). */
 	struct tbin *b = &h->bins[c];
-	for (void *p = b->head, *pn; p; p = pn) {
-		pn = *(void **)p;
-		struct segment *seg = segmap_lookup(p);
-		slab_push_local(h, seg, slab_of(seg, p), p);
-	}
+	void *p = b->head, *pn;
 	b->head = NULL;
 	b->count = 0;
+	for (; p; p = pn) {
+		pn = blk_next(p);
+		ring_block_back(h, p);
+	}
 	n = h->cur[c] ? 1 : 0;
 	for (s = h->partial[c]; s; s = next) {
 		next = s->next;
 		if (++n <= keep)
 			continue;
 		if (s->used == 0) {
-			slab_retire(h, seg_of_slab(s), s);
+			page_retire(h, seg_of_slab(s), s);
 			continue;
 		}
-		/* unlink by hand: slab.c's lists are its own */
-		if (s->prev)
-			s->prev->next = s->next;
-		else
-			h->partial[c] = s->next;
-		if (s->next)
-			s->next->prev = s->prev;
+		slist_remove(&h->partial[c], NULL, s);
 		chain_add(s, &first, &last, &pushed);
 	}
 	if (first)
 		pool_stack_push(c, h->shard, first, last, pushed);
 }
 
-/* Thread exit, after heap_flush: every mid page left holds blocks still
+/* The delayed work of h's mid pages: trim every class to its cap, retire
+ * the empty pages two sweeps found (on a partial list or on the list of
+ * empty pages), let the reserve of empty pages shrink to twice what the
+ * last period needed, and sweep h's shard: its shared stacks and its free
+ * page slots. */
+void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		if (!h->partial[c])
+			continue;
+		pool_trim(h, c);
+		for (struct slab *s = h->partial[c], *snext; s; s = snext) {
+			snext = s->next;
+			if (s->used != 0)
+				s->empty_seen = 0;
+			else if (purge_second_look(&s->empty_seen, force))
+				page_retire(h, seg_of_slab(s), s);
+			else
+				purge_note(next, now);
+		}
+	}
+	uint32_t min = (uint32_t)KNOB(mid_keep_min);
+	if (h->mid_keep > 2 * h->mid_high)
+		h->mid_keep = 2 * h->mid_high > min ? 2 * h->mid_high : min;
+	h->mid_high = h->nmid_empty;
+	for (struct slab *s = h->mid_empty, *snext; s; s = snext) {
+		snext = s->next;
+		if (purge_second_look(&s->empty_seen, force))
+			page_retire(h, seg_of_slab(s), s);
+		else
+			purge_note(next, now);
+	}
+	/* the shared stacks and free page slots of h's shard: after the
+	 * retires above, whose slots wait there for their purge */
+	pool_collect(h, h->shard, false);
+	if (pool_purge(h->shard, false, force && h->purge_now))
+		purge_note(next, now);
+}
+
+/* The exit flush, after the rings went back: drain the pages of h's mid
+ * classes; empty ones go back. */
+void pool_flush(struct heap *h)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		struct slab *s, *next;
+		for (s = h->full_head[c]; s; s = next) {
+			next = s->next;
+			slab_drain(s);
+			if (s->used == 0)
+				page_retire(h, seg_of_slab(s), s);
+			else if (s->nfree)
+				slab_full_to_partial(h, s);
+		}
+		for (s = h->partial[c]; s; s = next) {
+			next = s->next;
+			slab_drain(s);
+			if (s->used == 0)
+				page_retire(h, seg_of_slab(s), s);
+		}
+	}
+}
+
+/* Thread exit, after the flush: every mid page left holds blocks still
  * out; each goes to the shared stack of its class. */
-void pool_abandon(struct heap *h)
+void pool_exit(struct heap *h)
 {
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
 		struct slab *lists[3] = { h->cur[c], h->partial[c], h->full_head[c] };
@@ -568,26 +743,23 @@ void pool_collect(struct heap *h, unsigned shard, bool all)
 
 void pool_collect_all(struct heap *h)
 {
-	h->purge_now = 1;
-	heap_flush(h);
 	pool_collect(h, 0, true);
 	pool_purge(0, true, true);
-	h->purge_now = 0;
 }
 
-/* A thread exit hands its pages to the stacks (pool_abandon).  The pages
- * on the stacks that other threads emptied meanwhile, and the free slots
- * not yet purged, are cleaned up by an exit too, but at most once per
- * purge delay (programs that start and end threads all the time, like
- * larson, would otherwise purge and fault in the same pages again and
- * again), and always by the exit that leaves at most one thread heap: once
- * the workers of a program are gone, its memory goes back without waiting
- * for a later call into the allocator. */
+/* A thread exit hands its pages to the stacks (pool_exit).  The pages on
+ * the stacks that other threads emptied meanwhile, and the free slots not
+ * yet purged, are cleaned up by an exit too, but at most once per purge
+ * delay (programs that start and end threads all the time, like larson,
+ * would otherwise purge and fault in the same pages again and again), and
+ * always by the exit that leaves at most one thread heap: once the
+ * workers of a program are gone, its memory goes back without waiting for
+ * a later call into the allocator. */
 void pool_exit_cleanup(struct heap *h, bool last)
 {
 	static _Atomic uint64_t last_full;
 	uint64_t now = os_now_ms(), prev = atomic_load_explicit(&last_full, memory_order_relaxed);
-	bool full = last || (now - prev >= (uint64_t)hak_cfg.purge_delay_ms &&
+	bool full = last || (purge_old(prev, now, false) &&
 			     atomic_compare_exchange_strong(&last_full, &prev, now));
 	if (full) {
 		h->purge_now = 1;

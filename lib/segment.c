@@ -66,19 +66,19 @@ static void seg_count(int64_t d)
 		;
 }
 
-static void segment_init(struct segment *seg, struct heap *h, int tier)
+static void segment_init(struct segment *seg, struct heap *h, int tier, unsigned slab_shift)
 {
 	memset(seg, 0, sizeof(*seg));
 	seg->magic = HAK_SEG_MAGIC;
 	seg->tier = (uint8_t)tier;
-	seg->slab_shift = tier_descs[tier].slab_shift;
-	seg->nslabs = tier_descs[tier].nslabs;
+	seg->slab_shift = (uint8_t)slab_shift;
+	seg->nslabs = (uint8_t)HAK_TIER_NSLABS(slab_shift);
 	for (unsigned i = 0; i < seg->nslabs; i++)
 		seg->slabs[i].index = (uint8_t)i;
 	atomic_store_explicit(&seg->owner, h, memory_order_release);
 }
 
-struct segment *segment_alloc(struct heap *h, int tier)
+struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 {
 	struct segment *seg = NULL;
 	hak_lock(&cache_lock);
@@ -93,7 +93,7 @@ struct segment *segment_alloc(struct heap *h, int tier)
 		if (seg == NULL)
 			return NULL;
 	}
-	segment_init(seg, h, tier);
+	segment_init(seg, h, tier, slab_shift);
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
 	seg_count(1);
 	return seg;
@@ -104,15 +104,12 @@ struct segment *segment_alloc(struct heap *h, int tier)
 void segment_release(struct segment *seg)
 {
 	hak_assert(seg->used_mask == 0);
-	/* a popper of a shared stack may still be reading one of its pages */
-	if (seg->tier == TIER_MID)
-		pool_quiesce();
 	segmap_set((uintptr_t)seg, SEGMAP_NONE);
 	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
 	seg_count(-1);
 	uint64_t now = os_now_ms();
 	hak_lock(&cache_lock);
-	if (cache_count < (uint64_t)hak_cfg.segment_cache) {
+	if (cache_count < (uint64_t)KNOB(segment_cache)) {
 		/* Slabs that were never purged make the whole segment dirty. */
 		seg->purged = 0;
 		seg->cached_since = now;
@@ -134,10 +131,10 @@ void segment_cache_collect(bool force)
 	uint64_t now = os_now_ms();
 	hak_lock(&cache_lock);
 	for (struct segment *s = cache_head; s; s = s->next) {
-		if (s->purged || (!force && now - s->cached_since < (uint64_t)hak_cfg.purge_delay_ms))
+		if (s->purged || !purge_old(s->cached_since, now, force))
 			continue;
 		/* keep the header page: it holds the cache link */
-		os_purge((uint8_t *)s + HAK_PAGE, HAK_SEG_SIZE - HAK_PAGE);
+		purge_pages((uint8_t *)s + HAK_PAGE, HAK_SEG_SIZE - HAK_PAGE);
 		s->purged = 1;
 	}
 	hak_unlock(&cache_lock);
@@ -192,4 +189,26 @@ void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t
 	hak_lock(&abandoned_lock);
 	*nabandoned = abandoned_count;
 	hak_unlock(&abandoned_lock);
+}
+
+/* ---- doubly linked lists of segments (a heap's, a pool shard's) ---- */
+
+void seglist_push(struct segment **head, struct segment *seg)
+{
+	seg->prev = NULL;
+	seg->next = *head;
+	if (*head)
+		(*head)->prev = seg;
+	*head = seg;
+}
+
+void seglist_remove(struct segment **head, struct segment *seg)
+{
+	if (seg->prev)
+		seg->prev->next = seg->next;
+	else
+		*head = seg->next;
+	if (seg->next)
+		seg->next->prev = seg->prev;
+	seg->next = seg->prev = NULL;
 }

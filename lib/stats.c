@@ -7,55 +7,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-size_t fmt_u64(char *buf, uint64_t v)
-{
-	char tmp[24];
-	size_t n = 0, i = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		buf[i++] = tmp[--n];
-	buf[i] = '\0';
-	return i;
-}
-
-static void write_all(int fd, const char *s, size_t n)
-{
-	int saved = errno;
-	while (n > 0) {
-		ssize_t w = write(fd, s, n);
-		if (w <= 0) {
-			if (w < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		s += w;
-		n -= (size_t)w;
-	}
-	errno = saved;
-}
-
-void hak_write_err(const char *s)
-{
-	write_all(2, s, strlen(s));
-}
-
-void hak_fatal(const char *file, int line, const char *what)
-{
-	char num[24];
-	fmt_u64(num, (uint64_t)line);
-	hak_write_err("hakmem: assertion failed: ");
-	hak_write_err(what);
-	hak_write_err(" at ");
-	hak_write_err(file);
-	hak_write_err(":");
-	hak_write_err(num);
-	hak_write_err("\n");
-	abort();
-}
-
 HAKMEM_EXPORT int hak_stats_get(struct hak_stats *st)
 {
 	if (st == NULL) {
@@ -77,15 +28,18 @@ HAKMEM_EXPORT int hak_stats_get(struct hak_stats *st)
 	st->os_purged = atomic_load_explicit(&os_ctr.purged, memory_order_relaxed);
 	segment_counts(&st->segments, &st->segments_peak, &st->segments_cached,
 		       &st->segments_abandoned);
-	st->tiny_refills = c.refills[TIER_TINY];
-	st->mid_refills = c.refills[TIER_MID];
-	st->large_refills = c.refills[TIER_LARGE];
+	uint64_t refills[TIER_COUNT] = { 0 };
+	for (unsigned k = 0; k < HAK_NBINS; k++)
+		refills[ace_tier_of_class(k)] += c.cls[k][CC_REFILLS];
+	st->tiny_refills = refills[TIER_TINY];
+	st->mid_refills = refills[TIER_MID];
+	st->large_refills = refills[TIER_LARGE];
 	st->slabs_new = c.slabs_new;
 	st->slabs_retired = c.slabs_retired;
 	st->segments_adopted = c.segments_adopted;
-	st->remote_frees = c.remote_frees + slab_orphan_remote_frees();
+	st->remote_frees = c.remote_frees + heap_orphan_remote_frees();
 	huge_counts(&st->huge_allocs, &st->huge_cache_hits, &st->huge_frees);
-	st->foreign_frees = hak_foreign_frees();
+	st->foreign_frees = heap_foreign_frees();
 	st->threads_started = started;
 	st->threads_exited = exited;
 	st->pool_page_refills = c.pool_page_refills;
@@ -117,7 +71,7 @@ static void pb_flush(struct pbuf *b)
 	if (b->out)
 		b->out(b->arg, b->buf);
 	else
-		write_all(2, b->buf, b->len);
+		hak_write_fd(2, b->buf, b->len);
 	b->len = 0;
 }
 
@@ -233,25 +187,26 @@ HAKMEM_EXPORT void hak_stats_print(hak_print_fn out, void *arg)
 #endif
 }
 
-/* HAKMEM_STATS=1 prints at exit to a copy of standard error taken at
- * initialisation: some programs (coreutils) close fd 2 in an atexit
+/* HAKMEM_STATS=1 prints at exit to a copy of standard error taken when
+ * the library starts: some programs (coreutils) close fd 2 in an atexit
  * handler, which runs before this destructor. */
 static int stats_fd = -1;
 
-void stats_init(void)
+__attribute__((constructor)) static void stats_init(void)
 {
-	if (hak_cfg.stats && stats_fd < 0)
+	hak_init();
+	if (KNOB(stats) && stats_fd < 0)
 		stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
 }
 
 static void stats_to_fd(void *arg, const char *text)
 {
-	write_all(*(int *)arg, text, strlen(text));
+	hak_write_fd(*(int *)arg, text, strlen(text));
 }
 
 __attribute__((destructor)) static void stats_at_exit(void)
 {
-	if (!hak_cfg.stats)
+	if (!KNOB(stats))
 		return;
 	int fd = stats_fd >= 0 ? stats_fd : 2;
 	hak_stats_print(stats_to_fd, &fd);

@@ -14,12 +14,9 @@
 #include <errno.h>
 #include <sched.h>
 
-struct heap heap_empty;
 __thread struct heap *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_empty;
 static __thread int tls_dead __attribute__((tls_model("initial-exec")));
 static __thread int tls_in_init __attribute__((tls_model("initial-exec")));
-/* Its address names the thread that holds a hak_lock (internal.h). */
-__thread char tls_self __attribute__((tls_model("initial-exec")));
 
 static _Atomic int init_state; /* 0: not yet, 1: running, 2: done */
 static pthread_key_t heap_key;
@@ -104,10 +101,10 @@ void *heap_fallback_alloc(unsigned c)
 	struct tbin *b = &h->bins[c];
 	void *p = b->head;
 	if (p) {
-		b->head = *(void **)p;
+		b->head = blk_next(p);
 		b->count--;
 	} else {
-		p = slab_refill_alloc(h, c);
+		p = heap_refill(h, c, ace_class_size[c]);
 	}
 	hak_unlock(&fallback_lock);
 	if (p == NULL)
@@ -124,6 +121,10 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
 		const uint64_t *src = (const uint64_t *)&h->ctr;
 		for (size_t i = 0; i < HAK_NCOUNTERS; i++)
 			out[i] += __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+		/* overflows not folded into ctr yet (types.h, struct tbin) */
+		for (unsigned c = 0; c < HAK_NBINS; c++)
+			out[offsetof(struct heap_counters, cls[c][CC_OVERFLOWS]) / sizeof(uint64_t)] +=
+				__atomic_load_n(&h->bins[c].overflows, __ATOMIC_RELAXED);
 	}
 	*started = threads_started;
 	*exited = threads_exited;
@@ -137,26 +138,6 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
  * each module checks its locks and resets what a thread that is gone was
  * changing.  The heaps of the other threads stay as they were (their
  * blocks are simply never freed in the child). */
-
-int hak_lock_after_fork(struct hak_lock *l)
-{
-	if (atomic_load_explicit(&l->holder, memory_order_relaxed) == (uintptr_t)&tls_self)
-		return 0;
-	if (pthread_mutex_trylock(&l->m) == 0) {
-		pthread_mutex_unlock(&l->m);
-		return 1;
-	}
-	pthread_mutexattr_t a;
-	pthread_mutexattr_init(&a);
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-	if (l->adaptive)
-		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
-#endif
-	pthread_mutex_init(&l->m, &a);
-	pthread_mutexattr_destroy(&a);
-	atomic_store_explicit(&l->holder, 0, memory_order_relaxed);
-	return -1;
-}
 
 static void atfork_child(void)
 {
@@ -178,10 +159,10 @@ void hak_init(void)
 	if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		tls_in_init = 1;
 		config_init();
-		stats_init();
 		tiny_init();
 		pool_init();
 		large_init();
+		heap_default_caps();
 		/* the fallback heap: ready before anyone can need it, and on
 		 * the registry (without nesting heap_lock in fallback_lock,
 		 * which atfork takes in the other order) */

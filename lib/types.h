@@ -1,8 +1,11 @@
 /* types.h - hakmem's core structures, each with its invariants beside it.
  *
- * Layering (see DESIGN.md): malloc.c -> ace.c -> slab engine (tiny, mid,
- * large tiers) and large.c (huge) -> segment.c -> os.c.  Nothing below calls
- * up.  This header holds data only; prototypes live in internal.h.
+ * Layers (internal.h says which file is where): calls only point down,
+ * from malloc.c and stats.c through thread.c and heap.c to the tiers
+ * (tiny.c, pool.c, large.c, huge.c), which never call each other, to the
+ * slab engine (slab.c) and the purge service (purge.c), segment.c, os.c,
+ * and ace.c, config.c and util.c at the bottom.  This header holds data
+ * only; prototypes live in internal.h.
  */
 #ifndef HAKMEM_TYPES_H
 #define HAKMEM_TYPES_H
@@ -71,6 +74,15 @@ enum {
 #define HAK_COLOUR_ALIGN ((size_t)64) /* alignment of every block of a coloured slab */
 
 enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIER_HUGE = 3 };
+#define TIER_NWMAX 4 /* W_MAX knobs, indexed by tier (tiny's is unused) */
+
+/* Geometry of the slab tiers: log2 of the slab size and slabs per 2 MiB
+ * segment.  Tiny: 32 slabs of 64 KiB; mid: 16 pages of 128 KiB; large:
+ * one run of 2 MiB. */
+#define HAK_TINY_SHIFT 16
+#define HAK_MID_SHIFT 17
+#define HAK_LARGE_SHIFT 21
+#define HAK_TIER_NSLABS(shift) ((unsigned)(HAK_SEG_SIZE >> (shift)))
 
 /* ---------------------------------------------------------------------
  * Slabs: a segment of a slab tier is cut into equal slabs (tiny: 32 x 64
@@ -170,18 +182,37 @@ struct segment {
  * ------------------------------------------------------------------- */
 
 /* The thread-local singly linked free list (TLS SLL) of one class.
- * Invariant: count == length(head); the owner pushes only while
- * count < cap (a full list sends the block back to its slab). */
+ * Invariant: count == length(head) <= cap <= HAK_BIN_CAP_MAX; the owner
+ * pushes only while count < cap (a full list sends the block back to its
+ * slab, and counts it in overflows: the per-class counter CC_OVERFLOWS,
+ * kept here so that the free path counts it with the bin's own address).
+ * 16 bytes: the fast paths index the bins with one shift. */
+#define HAK_BIN_CAP_MAX 65535u
 struct tbin {
 	void *head;
-	uint32_t count;
-	uint32_t cap;
+	uint16_t count;
+	uint16_t cap;
+	uint32_t overflows; /* since the last fold into ctr (heap_fold_overflows) */
 };
 
 /* Per-thread counters: written by the owner only (relaxed, no RMW), summed
  * by readers. */
+/* Per-class counters a tuner needs (the knob and counter seam, internal.h):
+ * always on, written by the owner on slow paths only, summed by readers.
+ *   CC_REFILLS   allocations that found the class's cache (bin) empty
+ *   CC_BLOCKS    blocks those refills put into the bin
+ *   CC_OVERFLOWS frees that found the bin full (the block went to its slab)
+ *   CC_MISSES    refills that found no slab with room in the heap and took
+ *                memory from elsewhere (a new slab, the mid pool, an
+ *                abandoned segment, the OS)
+ *   CC_REQ_BYTES bytes asked for by the allocations that missed: a sample
+ *                (one per miss) of ACE's round-up; the bytes given for
+ *                them are CC_MISSES * the class size, so the sampled
+ *                waste is that minus CC_REQ_BYTES */
+enum { CC_REFILLS, CC_BLOCKS, CC_OVERFLOWS, CC_MISSES, CC_REQ_BYTES, CC_N };
+
 struct heap_counters {
-	uint64_t refills[TIER_COUNT];
+	uint64_t cls[HAK_NBINS][CC_N];
 	uint64_t slabs_new, slabs_retired, segments_adopted, remote_frees;
 	uint64_t pool_page_refills, pool_pages_taken; /* mid pages per refill */
 #ifdef HAKMEM_DEBUG_COUNTERS
@@ -207,12 +238,14 @@ struct heap {
 	 * two purge checks. */
 	struct slab *mid_empty;
 	uint32_t nmid_empty;            /* pages on mid_empty (<= mid_keep) */
-	uint32_t mid_keep;              /* empty mid pages kept (slab.c, MID_EMPTY_*) */
+	uint32_t mid_keep;              /* empty mid pages kept (pool.c, between the knobs mid_keep_min and mid_keep_max) */
 	uint32_t mid_high;              /* most pages on mid_empty since the last sweep */
 	uint64_t mid_returned_ms;       /* last page given back beyond mid_keep; 0: none since */
+	/* segments the heap owns (tiny and large: slab.c's segment sets) */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
-	uint64_t next_purge;            /* ms; 0 = nothing dirty */
+	uint64_t next_purge;            /* ms: the heap's sweep is due (purge.c); 0: nothing waits */
+	uint32_t knob_epoch;            /* of the knobs the bins' caps were read at */
 	/* Frees of other heaps' blocks, gathered per slab and pushed as one
 	 * chain (one CAS) when the slab changes, the chain is full, or this
 	 * heap refills or flushes.  Invariant: rf_count == length(rf_head..
@@ -231,7 +264,7 @@ struct heap {
 	/* Set while heap_flush or heap_purge runs.  Both walk lists of blocks
 	 * taken out of a ring (the flush every ring, a sweep's trim a mid
 	 * class's) and push them to their pages one by one; a page that
-	 * empties on the way would start a sweep (slab_emptied), whose trim
+	 * empties on the way would start a sweep (heap_local_settle), whose trim
 	 * lets pages with room leave the heap, among them pages whose blocks
 	 * are still on the list being walked.  Invariant: while sweeping, no
 	 * page leaves h except empty ones (used == 0). */

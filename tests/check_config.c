@@ -60,7 +60,7 @@ static unsigned count_lines(const char *s)
 
 struct var {
 	const char *name;
-	long *field;
+	_Atomic long *field;
 	long min, max, def;
 	int decimals;
 };
@@ -68,7 +68,7 @@ struct var {
 static const struct var vars[] = {
 	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, 0 },
 	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 1, 0 },
-	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65536, 1024, 0 },
+	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65535, 1024, 0 },
 	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 32, 0 },
 	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 2, 0 },
 	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 4, 0 },
@@ -219,6 +219,9 @@ START_TEST(test_apply_valid)
 	ck_assert_int_eq(hak_cfg.wmax_pct, 200);
 	ck_assert_int_eq(config_apply("HAKMEM_WMAX", " 1.5 "), 0);
 	ck_assert_int_eq(hak_cfg.wmax_pct, 150);
+	/* the variable sets W_MAX of every tier (the knobs ace.c reads) */
+	for (int t = 0; t < TIER_NWMAX; t++)
+		ck_assert_uint_eq(hak_cfg.wmax[t], 150);
 	ck_assert_int_eq(config_apply("HAKMEM_TINY_SLL_CAP", " 7 "), 0);
 	ck_assert_int_eq(hak_cfg.tiny_sll_cap, 7);
 }

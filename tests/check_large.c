@@ -198,7 +198,7 @@ END_TEST
 START_TEST(test_huge_cache)
 {
 	hak_cfg.huge_cache = 4;
-	hak_cfg.wmax_pct = 125;
+	knob_set_wmax(TIER_HUGE, 125);
 	hak_cfg.purge_delay_ms = 3600000;
 	struct hak_stats st0 = stats();
 	uint8_t *p = hak_malloc(5 * MiB); /* maps 6 MiB */
@@ -223,7 +223,7 @@ START_TEST(test_huge_cache)
 	ck_assert_uint_eq(stats().huge_cache_hits, st2.huge_cache_hits);
 	hak_free(q);
 	/* with W_MAX 4.00 it is */
-	hak_cfg.wmax_pct = 400;
+	knob_set_wmax(TIER_HUGE, 400);
 	q = hak_malloc(2 * MiB - 4096); /* needs 2 MiB, the 2 MiB mapping is cached */
 	uint8_t *r = hak_malloc(MiB + 100); /* 6 MiB <= 2 MiB * 4 */
 	ck_assert_uint_eq(stats().huge_cache_hits, st2.huge_cache_hits + 2);

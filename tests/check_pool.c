@@ -204,7 +204,7 @@ static unsigned pages_with_room(struct heap *h, unsigned c)
 #define BLK 8192
 #define NBLK 400
 /* blocks of BLK a page holds: page 0 gives 4 KiB to the segment header */
-#define PER_PAGE ((size_t)1 << (tier_descs[TIER_MID].slab_shift - 13))
+#define PER_PAGE ((size_t)1 << (HAK_MID_SHIFT - 13))
 
 static void *batch_thread(void *arg)
 {
@@ -313,7 +313,7 @@ START_TEST(test_trim_reuse_collect)
 {
 	hak_cfg.pool_cap = 2;
 	hak_cfg.pool_refill_batch = 2;
-	tier_descs[TIER_MID].bin_cap = 0; /* frees reach the pages at once */
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
 	hak_collect();
 	run_thread(trim_thread, NULL);
 	struct hak_stats st_b = stats();
@@ -585,7 +585,7 @@ START_TEST(test_flush_keeps_pages)
 {
 	hak_cfg.pool_cap = 1;
 	hak_cfg.pool_refill_batch = 1;
-	tier_descs[TIER_MID].bin_cap = 4096; /* every free stays in the ring */
+	set_tier_cap(TIER_MID, 4096); /* every free stays in the ring */
 	run_thread(flush_thread, NULL);
 }
 END_TEST

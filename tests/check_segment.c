@@ -159,7 +159,7 @@ START_TEST(test_segment_alloc_tiers)
 	struct hak_stats st0 = stats();
 	struct segment *segs[3];
 	for (int i = 0; i < 3; i++) {
-		struct segment *seg = segment_alloc(&test_heap, t[i].tier);
+		struct segment *seg = segment_alloc(&test_heap, t[i].tier, tier_shift(t[i].tier));
 		ck_assert_ptr_nonnull(seg);
 		segs[i] = seg;
 		ck_assert_uint_eq((uintptr_t)seg & HAK_SEG_MASK, 0);
@@ -197,8 +197,8 @@ START_TEST(test_segment_cache_reuse)
 	hak_cfg.segment_cache = 1024;
 	hak_cfg.purge_delay_ms = 3600000;
 	struct hak_stats st0 = stats();
-	struct segment *a = segment_alloc(&test_heap, TIER_TINY);
-	struct segment *b = segment_alloc(&test_heap, TIER_MID);
+	struct segment *a = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
+	struct segment *b = segment_alloc(&test_heap, TIER_MID, tier_shift(TIER_MID));
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
 	ck_assert_ptr_ne(a, b);
@@ -218,13 +218,13 @@ START_TEST(test_segment_cache_reuse)
 	ck_assert_uint_eq(a->purged, 0); /* the purge delay has not passed */
 
 	/* most recently released first, no new mapping, any tier */
-	struct segment *c = segment_alloc(&test_heap, TIER_LARGE);
+	struct segment *c = segment_alloc(&test_heap, TIER_LARGE, tier_shift(TIER_LARGE));
 	ck_assert_ptr_eq(c, b);
 	ck_assert_uint_eq(c->tier, TIER_LARGE);
 	ck_assert_uint_eq(c->nslabs, 1);
 	ck_assert_uint_eq(c->magic, HAK_SEG_MAGIC);
 	ck_assert_ptr_eq(segmap_lookup(c), c);
-	struct segment *d = segment_alloc(&test_heap, TIER_TINY);
+	struct segment *d = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
 	ck_assert_ptr_eq(d, a);
 	ck_assert_uint_eq(atomic_load(&os_ctr.map_calls), maps);
 	ck_assert_uint_eq(stats().segments_cached, st0.segments_cached);
@@ -241,8 +241,8 @@ START_TEST(test_segment_cache_full)
 	hak_cfg.purge_delay_ms = 3600000;
 	struct hak_stats st0 = stats();
 	hak_cfg.segment_cache = (long)st0.segments_cached + 1; /* room for one */
-	struct segment *a = segment_alloc(&test_heap, TIER_TINY);
-	struct segment *b = segment_alloc(&test_heap, TIER_TINY);
+	struct segment *a = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
+	struct segment *b = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
 	/* allocation took from the cache: room for more now */
 	hak_cfg.segment_cache = (long)stats().segments_cached + 1;
 	uint64_t unmaps = atomic_load(&os_ctr.unmap_calls), mapped = atomic_load(&os_ctr.mapped);
@@ -258,7 +258,7 @@ START_TEST(test_segment_cache_full)
 
 	/* HAKMEM_SEGMENT_CACHE=0: nothing is kept */
 	hak_cfg.segment_cache = 0;
-	struct segment *c = segment_alloc(&test_heap, TIER_MID);
+	struct segment *c = segment_alloc(&test_heap, TIER_MID, tier_shift(TIER_MID));
 	uint64_t cached = stats().segments_cached;
 	unmaps = atomic_load(&os_ctr.unmap_calls);
 	segment_release(c);
@@ -273,13 +273,13 @@ START_TEST(test_segment_cache_purge)
 {
 	hak_cfg.segment_cache = 1024;
 	hak_cfg.purge_delay_ms = 0;
-	struct segment *a = segment_alloc(&test_heap, TIER_TINY);
+	struct segment *a = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
 	memset((uint8_t *)a + HAK_SEG_HDR, 0x77, HAK_SEG_SIZE - HAK_SEG_HDR);
 	uint64_t purged = atomic_load(&os_ctr.purged);
 	segment_release(a);
 	ck_assert_uint_eq(a->purged, 1);
 	ck_assert_uint_eq(atomic_load(&os_ctr.purged), purged + HAK_SEG_SIZE - HAK_PAGE);
-	struct segment *b = segment_alloc(&test_heap, TIER_TINY);
+	struct segment *b = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
 	ck_assert_ptr_eq(b, a);
 	/* the pages came back zero */
 	for (size_t off = HAK_SEG_HDR; off < HAK_SEG_SIZE; off += 4096)
@@ -310,9 +310,9 @@ START_TEST(test_abandon_adopt)
 {
 	struct hak_stats st0 = stats();
 	/* nothing was abandoned in this fresh process for the mid tier */
-	struct segment *a = segment_alloc(&test_heap, TIER_MID);
-	struct segment *b = segment_alloc(&test_heap, TIER_MID);
-	struct segment *c = segment_alloc(&test_heap, TIER_LARGE);
+	struct segment *a = segment_alloc(&test_heap, TIER_MID, tier_shift(TIER_MID));
+	struct segment *b = segment_alloc(&test_heap, TIER_MID, tier_shift(TIER_MID));
+	struct segment *c = segment_alloc(&test_heap, TIER_LARGE, tier_shift(TIER_LARGE));
 	ck_assert_uint_eq(st0.segments_abandoned, 0);
 	segment_abandon(a);
 	segment_abandon(b);

@@ -388,7 +388,7 @@ static void *sll_cap_thread(void *arg)
 		/* tiny, HAKMEM_TINY_SLL_CAP not given: at least a slab's blocks */
 		if (c < HAK_CLS_MID && !hak_cfg.tiny_sll_cap_set && want < (long)(65536 / ace_class_size[c]))
 			want = (long)(65536 / ace_class_size[c]);
-		if (cap != (uint32_t)want || cap != tier_bin_cap(c)) {
+		if (cap != (uint32_t)want || cap != knob_cap(c)) {
 			TFAIL("class %u: bin cap %u, configured %ld", c, cap, want);
 			return NULL;
 		}
@@ -458,7 +458,7 @@ static void *borrow_thread(void *arg)
 	long wmax = (long)(intptr_t)arg;
 	const size_t big = 114688, small = 98304; /* 112 KiB, 96 KiB: 1.17x */
 	void *b[4];
-	hak_cfg.wmax_pct = wmax;
+	knob_set_wmax(TIER_LARGE, (uint32_t)wmax);
 	for (int i = 0; i < 4; i++)
 		b[i] = hak_malloc(big);
 	for (int i = 0; i < 4; i++)
@@ -473,7 +473,7 @@ static void *borrow_thread(void *arg)
 	if (wmax == 100 && (got != small || reused))
 		TFAIL("W_MAX 1.00: malloc(%zu) got %zu bytes, reused %d", small, got, reused);
 	hak_free(p);
-	hak_cfg.wmax_pct = 125;
+	knob_set_wmax(TIER_LARGE, 125);
 	return NULL;
 }
 
@@ -488,6 +488,7 @@ START_TEST(test_sll_cap)
 {
 	/* 0: the default (48 B: 1365, a slab's blocks); 1: the cap given */
 	hak_cfg.tiny_sll_cap_set = _i;
+	heap_default_caps(); /* the tiers' rule, from the variables */
 	run_thread(sll_cap_thread, NULL);
 }
 END_TEST
@@ -671,7 +672,7 @@ static void *mix_thread(void *arg)
 					return NULL;
 				}
 			} else if (b->c < HAK_CLS_LARGE ? u != want
-						: (u < want || u > want * (size_t)hak_cfg.wmax_pct / 100)) {
+						: (u < want || u > want * (size_t)hak_cfg.wmax[TIER_LARGE] / 100)) {
 				/* its class; a large one may borrow a block of a
 				 * larger class within W_MAX */
 				TFAIL("usable size of a %zu B block: %zu", b->n, hak_usable_size(b->p));
@@ -1208,7 +1209,7 @@ END_TEST
 
 START_TEST(test_retire_purge_delay)
 {
-	tier_descs[TIER_MID].bin_cap = 0;
+	set_tier_cap(TIER_MID, 0);
 	hak_cfg.purge_delay_ms = _i ? 50 : 0;
 	run_thread(purge_thread, (void *)(intptr_t)hak_cfg.purge_delay_ms);
 }

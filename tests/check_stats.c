@@ -334,7 +334,9 @@ static void take_snap(struct alloc_snap *s)
 		s->count[c] = tls_heap->bins[c].count;
 	}
 	for (int t = 0; t < TIER_COUNT; t++)
-		s->refills[t] = tls_heap->ctr.refills[t];
+		s->refills[t] = 0;
+	for (unsigned c = 0; c < HAK_NBINS; c++)
+		s->refills[ace_tier_of_class(c)] += tls_heap->ctr.cls[c][CC_REFILLS];
 	s->map_calls = atomic_load(&os_ctr.map_calls);
 	huge_counts(&s->huge, &hits, &frees);
 	heap_counters_sum(ctr, &s->threads, &exited);

@@ -67,7 +67,10 @@ static void check_flushed(struct heap *h)
 		ck_assert_ptr_null(h->full_head[c]);
 	}
 	/* its counters went to the totals */
-	ck_assert_uint_eq(h->ctr.refills[TIER_TINY], 0);
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		ck_assert_uint_eq(h->ctr.cls[c][CC_REFILLS], 0);
+		ck_assert_uint_eq(h->bins[c].overflows, 0);
+	}
 	ck_assert_uint_eq(h->ctr.slabs_new, 0);
 }
 

@@ -96,8 +96,8 @@ expect_silence() {
 }
 
 # ---- bad values --------------------------------------------------------------
-for v in abc -5 99999999 65537 12abc 99999999999999999999999999 -99999999999999999999999; do
-	expect_warning HAKMEM_TINY_SLL_CAP "$v" 0 65536 1024
+for v in abc -5 99999999 65536 12abc 99999999999999999999999999 -99999999999999999999999; do
+	expect_warning HAKMEM_TINY_SLL_CAP "$v" 0 65535 1024
 done
 for v in 9 0.5 0.99 4.01 abc -1.25 1.2.3; do
 	expect_warning HAKMEM_WMAX "$v" 1 4 1.25
@@ -144,7 +144,7 @@ fi
 expect_silence
 expect_silence HAKMEM_STATS=0
 expect_silence HAKMEM_TINY_SLL_CAP=0
-expect_silence HAKMEM_TINY_SLL_CAP=65536
+expect_silence HAKMEM_TINY_SLL_CAP=65535
 expect_silence HAKMEM_TINY_SLL_CAP=256
 expect_silence HAKMEM_POOL_RING_CAP=0 HAKMEM_LARGE_CACHE_CAP=0 HAKMEM_SEGMENT_CACHE=0 HAKMEM_HUGE_CACHE=0
 expect_silence HAKMEM_POOL_RING_CAP=4096 HAKMEM_LARGE_CACHE_CAP=256 HAKMEM_SEGMENT_CACHE=1024 HAKMEM_HUGE_CACHE=64

@@ -25,7 +25,8 @@ HAKMEM_INTERNAL_TESTS = \
 	tests/check_large \
 	tests/check_os \
 	tests/check_stats \
-	tests/check_thread
+	tests/check_thread \
+	tests/check_heap
 
 check_PROGRAMS += $(HAKMEM_INTERNAL_TESTS)
 TESTS += $(HAKMEM_INTERNAL_TESTS)
@@ -73,6 +74,11 @@ tests_check_stats_SOURCES = tests/check_stats.c tests/itest.h
 tests_check_stats_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_stats_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_stats_LDADD = $(HAKMEM_ITEST_LDADD)
+
+tests_check_heap_SOURCES = tests/check_heap.c tests/itest.h
+tests_check_heap_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
+tests_check_heap_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
+tests_check_heap_LDADD = $(HAKMEM_ITEST_LDADD)
 
 tests_check_thread_SOURCES = tests/check_thread.c tests/itest.h
 tests_check_thread_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)

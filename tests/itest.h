@@ -33,6 +33,21 @@ static inline void run_thread(void *(*fn)(void *), void *arg)
 	ck_assert_msg(terr[0] == '\0', "%s", terr);
 }
 
+/* The slab shift of a tier's segments (segment_alloc's argument). */
+static inline unsigned tier_shift(int tier)
+{
+	return tier == TIER_TINY ? HAK_TINY_SHIFT : tier == TIER_MID ? HAK_MID_SHIFT : HAK_LARGE_SHIFT;
+}
+
+/* The cache cap of every class of a tier, through the knob table: heaps
+ * pick it up at their next refill (new heaps at once). */
+static inline void set_tier_cap(int tier, uint32_t cap)
+{
+	for (unsigned c = 0; c < HAK_NBINS; c++)
+		if (ace_tier_of_class(c) == tier)
+			knob_set_cap(c, cap);
+}
+
 static inline struct hak_stats stats(void)
 {
 	struct hak_stats st;

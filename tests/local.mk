@@ -218,6 +218,7 @@ tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 # ---------------------------------------------------------------------------
 
 tests_scripts = \
+	tests/layers.sh \
 	tests/symbols.sh \
 	tests/env.sh \
 	tests/early.sh \

@@ -1,0 +1,330 @@
+/* heap.c - the thread heap: bins, dispatch to the tiers, the exit flush,
+ * the sweep, collect.
+ *
+ * A heap is one thread's: its bins (the thread-local free lists that the
+ * inline fast paths pop and push), its slab lists and segments, the frees
+ * of other heaps' blocks it gathers, its counters.  This file runs what
+ * involves every tier: a refill (the slab engine's local stages, then the
+ * tier of the class), a local free that emptied or unfilled a slab (the
+ * tier's settle), the delayed sweep (each tier's, driven by the purge
+ * service's clock, purge.c), the flush at thread exit, and hak_collect.
+ * Dispatch is by the class's tier (ace.c) or the segment's.
+ */
+#include "internal.h"
+
+/* The heap of a thread that has none yet: every bin is empty and it owns
+ * no slab, so the fast paths need no "initialised?" test. */
+struct heap heap_empty;
+
+static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
+static _Atomic uint64_t foreign_frees;       /* pointers hakmem never gave */
+
+uint64_t heap_orphan_remote_frees(void)
+{
+	return atomic_load_explicit(&orphan_remote_frees, memory_order_relaxed);
+}
+
+void heap_count_foreign(void)
+{
+	atomic_fetch_add_explicit(&foreign_frees, 1, memory_order_relaxed);
+}
+
+uint64_t heap_foreign_frees(void)
+{
+	return atomic_load_explicit(&foreign_frees, memory_order_relaxed);
+}
+
+/* ---- knobs ---- */
+
+void heap_default_caps(void)
+{
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		uint32_t cap;
+		switch (ace_tier_of_class(c)) {
+		case TIER_MID:
+			cap = pool_default_cap(c);
+			break;
+		case TIER_LARGE:
+			cap = large_default_cap(c);
+			break;
+		default:
+			cap = tiny_default_cap(c);
+			break;
+		}
+		knob_set_cap(c, cap);
+	}
+}
+
+/* Read the epoch first: a cap published after it is seen at the next
+ * refill (knob_set_cap writes the cap, then the epoch). */
+void heap_read_knobs(struct heap *h)
+{
+	uint32_t epoch = knob_epoch();
+	for (unsigned c = 0; c < HAK_NBINS; c++)
+		h->bins[c].cap = knob_cap(c);
+	h->knob_epoch = epoch;
+}
+
+void heap_setup(struct heap *h)
+{
+	memset(h, 0, offsetof(struct heap, reg_next));
+	heap_read_knobs(h);
+	h->mid_keep = (uint32_t)KNOB(mid_keep_min);
+	h->live = 1;
+	static _Atomic unsigned next_shard;
+	h->shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % POOL_SHARDS;
+}
+
+/* ---- refill ---- */
+
+void heap_fold_overflows(struct heap *h, unsigned c)
+{
+	struct tbin *b = &h->bins[c];
+	uint32_t n = __atomic_load_n(&b->overflows, __ATOMIC_RELAXED);
+	if (n) {
+		CC_ADD(h, c, CC_OVERFLOWS, n);
+		__atomic_store_n(&b->overflows, 0, __ATOMIC_RELAXED);
+	}
+}
+
+/* The bin of class c is full beyond a new, lower cap: the excess goes back
+ * to its slabs (the next frees then find the bin full, as they should). */
+static void bin_trim_to_cap(struct heap *h, unsigned c)
+{
+	struct tbin *b = &h->bins[c];
+	while (b->count > b->cap) {
+		void *p = b->head;
+		b->head = blk_next(p);
+		b->count--;
+		struct segment *seg = segmap_lookup(p);
+		slab_push_local(h, seg, slab_of(seg, p), p);
+	}
+}
+
+/* What a refill does before its local stages, when it has to: push the
+ * gathered remote frees, read changed knobs, keep the large tier's sweep
+ * going.  Then the local stages; then the tier. */
+static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n, bool local_done)
+{
+	int tier = ace_tier_of_class(c);
+	void *p;
+	if (!local_done) {
+		if (h->rf_slab != NULL)
+			heap_remote_flush(h);
+		if (h->knob_epoch != knob_epoch()) {
+			heap_read_knobs(h);
+			for (unsigned k = 0; k < HAK_NBINS; k++)
+				if (k != c && h->bins[k].count > h->bins[k].cap)
+					bin_trim_to_cap(h, k);
+		}
+		if (tier == TIER_LARGE && large_sweep_wanted(h))
+			heap_purge(h, false);
+	}
+	for (;;) {
+		if (local_done)
+			local_done = false;
+		else if ((p = slab_refill_local(h, c)) != NULL)
+			return p;
+		/* no slab of c with room in h: the tier finds one; one
+		 * sample of ACE's round-up per miss (types.h, CC_*) */
+		int r;
+		CC_ADD(h, c, CC_MISSES, 1);
+		CC_ADD(h, c, CC_REQ_BYTES, n);
+		switch (tier) {
+		case TIER_MID:
+			r = pool_refill(h, c);
+			break;
+		case TIER_LARGE:
+			r = large_refill(h, c, &p);
+			if (p != NULL)
+				return p; /* a borrowed block of a larger class */
+			break;
+		default:
+			r = tiny_refill(h, c);
+			break;
+		}
+		if (r == REFILL_FAILED)
+			return NULL;
+		if (r == REFILL_NEW)
+			heap_purge(h, false);
+	}
+}
+
+void *heap_refill(struct heap *h, unsigned c, size_t n)
+{
+	CC_ADD(h, c, CC_REFILLS, 1);
+	if (h->bins[c].overflows)
+		heap_fold_overflows(h, c);
+	if (unlikely(h->rf_slab != NULL || h->knob_epoch != knob_epoch() ||
+		     (unsigned)(c - HAK_CLS_LARGE) < HAK_NCLS - HAK_CLS_LARGE))
+		return heap_refill_slow(h, c, n, false);
+	void *p = slab_refill_local(h, c);
+	return likely(p != NULL) ? p : heap_refill_slow(h, c, n, true);
+}
+
+
+/* ---- local frees that change a slab's state ---- */
+
+void heap_local_settle(struct heap *h, struct segment *seg, struct slab *s)
+{
+	int r;
+	switch (seg->tier) {
+	case TIER_MID:
+		r = pool_settle(h, seg, s);
+		break;
+	case TIER_LARGE:
+		r = large_settle(h, seg, s);
+		break;
+	default:
+		r = tiny_settle(h, seg, s);
+		break;
+	}
+	/* the clock only when it matters: a full slab with room again just
+	 * makes sure a sweep is scheduled */
+	if (r == SETTLE_NONE || (r == SETTLE_NOTE && h->next_purge != 0))
+		return;
+	uint64_t now = os_now_ms();
+	if (h->next_purge == 0)
+		purge_note(&h->next_purge, now);
+	else if (purge_due(h->next_purge, now))
+		heap_purge(h, false);
+}
+
+void heap_free_local(struct heap *h, struct segment *seg, void *p)
+{
+	slab_push_local(h, seg, slab_of(seg, p), p);
+}
+
+/* ---- frees of other heaps' blocks ---- */
+
+#define RF_BATCH 32 /* blocks gathered before one push */
+
+void heap_remote_flush(struct heap *h)
+{
+	if (h->rf_slab == NULL)
+		return;
+	slab_remote_push(h->rf_slab, h->rf_head, h->rf_tail);
+	h->rf_slab = NULL;
+	h->rf_head = h->rf_tail = NULL;
+	h->rf_count = 0;
+}
+
+/* Gather it with the others of the same slab, or push it alone when this
+ * thread has no heap. */
+void heap_free_remote(struct heap *h, struct segment *seg, void *p)
+{
+	struct slab *s = slab_of(seg, p);
+	if (h == &heap_empty) {
+		slab_remote_push(s, p, p);
+		atomic_fetch_add_explicit(&orphan_remote_frees, 1, memory_order_relaxed);
+		return;
+	}
+	CTR_INC(h, remote_frees);
+	DCTR_INC(h, ss_remote);
+	if (h->rf_slab == s) {
+		blk_set_next(p, h->rf_head);
+		h->rf_head = p;
+		if (++h->rf_count >= RF_BATCH)
+			heap_remote_flush(h);
+		return;
+	}
+	heap_remote_flush(h);
+	blk_set_next(p, NULL);
+	h->rf_slab = s;
+	h->rf_head = h->rf_tail = p;
+	h->rf_count = 1;
+}
+
+/* ---- the delayed sweep ---- */
+
+/* Run when h->next_purge is due (or forced), on slow paths only: each
+ * tier's delayed work (purge.c).  Not inside a flush or another sweep:
+ * both walk lists of blocks taken out of a ring (heap.sweeping, types.h). */
+void heap_purge(struct heap *h, bool force)
+{
+	if (!force && h->next_purge == 0)
+		return; /* nothing waits: no need for the clock */
+	uint64_t now = os_now_ms(), next = 0;
+	if (!force && !purge_due(h->next_purge, now))
+		return;
+	if (h->sweeping)
+		return;
+	h->sweeping = 1;
+	h->next_purge = 0;
+	pool_sweep(h, now, force, &next);
+	tiny_sweep(h, now, force, &next);
+	large_sweep(h, now, force, &next);
+	/* what the sweeps scheduled meanwhile (a slot freed: purge_note) */
+	if (h->next_purge && (next == 0 || h->next_purge < next))
+		next = h->next_purge;
+	h->next_purge = next;
+	h->sweeping = 0;
+}
+
+/* ---- exit, collect ---- */
+
+/* Every cached block goes back to its slab; every slab is drained; empty
+ * slabs and segments go back. */
+void heap_flush(struct heap *h)
+{
+	/* While blocks go back to their pages, a page that empties must not
+	 * start a sweep: its trim would send pages whose blocks are still on
+	 * the list below to the shared stacks (heap.sweeping). */
+	hak_assert(!h->sweeping);
+	h->sweeping = 1;
+	heap_remote_flush(h);
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		struct slab *s = h->cur[c];
+		if (s) {
+			h->cur[c] = NULL;
+			s->state = SLAB_PARTIAL;
+			slist_push(&h->partial[c], s);
+		}
+	}
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		struct tbin *b = &h->bins[c];
+		void *p = b->head;
+		heap_fold_overflows(h, c);
+		b->head = NULL;
+		b->count = 0;
+		while (p) {
+			void *next = blk_next(p);
+			struct segment *seg = segmap_lookup(p);
+			/* pool_trim empties a ring before its pages leave */
+			hak_assert(atomic_load_explicit(&slab_of(seg, p)->owner, memory_order_relaxed) == h);
+			heap_free_local(h, seg, p);
+			p = next;
+		}
+	}
+	pool_flush(h);
+	slab_segments_drain(h, TIER_TINY);
+	slab_segments_drain(h, TIER_LARGE);
+	h->sweeping = 0;
+	heap_purge(h, true);
+}
+
+/* Thread exit: flush, then hand every slab still in use to the others:
+ * mid pages to the shared stacks, tiny and large segments to the list of
+ * abandoned segments, where other threads adopt them. */
+void heap_abandon(struct heap *h)
+{
+	heap_flush(h);
+	pool_exit(h);
+	tiny_exit(h);
+	large_exit(h);
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
+		h->cur[c] = NULL;
+	}
+}
+
+void heap_collect(struct heap *h)
+{
+	/* reclaim what exited threads left, then give back all that is free */
+	tiny_collect(h);
+	large_collect(h);
+	h->purge_now = 1;
+	heap_flush(h);
+	pool_collect_all(h);
+	h->purge_now = 0;
+}

@@ -1,0 +1,91 @@
+/* util.c - the bottom layer: text without malloc, fatal errors, the
+ * library's version, and the lock that knows its holder.
+ *
+ * Nothing here calls another file of lib/. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+HAKMEM_EXPORT const char *hak_version(void)
+{
+#define HAK_STR2(x) #x
+#define HAK_STR(x) HAK_STR2(x)
+	return HAK_STR(HAKMEM_VERSION_MAJOR) "." HAK_STR(HAKMEM_VERSION_MINOR) "." HAK_STR(
+		HAKMEM_VERSION_PATCH);
+}
+
+size_t fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0, i = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		buf[i++] = tmp[--n];
+	buf[i] = '\0';
+	return i;
+}
+
+void hak_write_fd(int fd, const char *s, size_t n)
+{
+	int saved = errno;
+	while (n > 0) {
+		ssize_t w = write(fd, s, n);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	errno = saved;
+}
+
+void hak_write_err(const char *s)
+{
+	hak_write_fd(2, s, strlen(s));
+}
+
+void hak_fatal(const char *file, int line, const char *what)
+{
+	char num[24];
+	fmt_u64(num, (uint64_t)line);
+	hak_write_err("hakmem: assertion failed: ");
+	hak_write_err(what);
+	hak_write_err(" at ");
+	hak_write_err(file);
+	hak_write_err(":");
+	hak_write_err(num);
+	hak_write_err("\n");
+	abort();
+}
+
+/* ---- locks (internal.h, "locks") ---- */
+
+/* Its address names the thread that holds a hak_lock. */
+__thread char tls_self __attribute__((tls_model("initial-exec")));
+
+int hak_lock_after_fork(struct hak_lock *l)
+{
+	if (atomic_load_explicit(&l->holder, memory_order_relaxed) == (uintptr_t)&tls_self)
+		return 0;
+	if (pthread_mutex_trylock(&l->m) == 0) {
+		pthread_mutex_unlock(&l->m);
+		return 1;
+	}
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	if (l->adaptive)
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+#endif
+	pthread_mutex_init(&l->m, &a);
+	pthread_mutexattr_destroy(&a);
+	atomic_store_explicit(&l->holder, 0, memory_order_relaxed);
+	return -1;
+}
