@@ -13,7 +13,8 @@
 #            programs built must print the same;
 #   sort     500,000 generated lines, several ways (sha256 of the outputs);
 #   ls       a generated tree (fixed names, sizes, modes, times) listed
-#            eight ways, and /usr/lib and /usr/bin; ls links libselinux,
+#            eight ways (not a system directory: a package installed
+#            between the two runs would change it); ls links libselinux,
 #            whose constructor allocates before hakmem's;
 #   sqlite3  the shell runs an SQL script of its own on a database file
 #            (60,000 rows from recursive CTEs, indexes, joins, window and
@@ -405,10 +406,9 @@ ls_tests() {
 				ls -R -C --color=always -w 160 .
 			run env LC_ALL=C ls -laR --time-style=+%s --sort=extension --group-directories-first .
 			run env LC_ALL=C ls -l -d ./*/*/* ./*/*/*/*7*
-			run env LC_ALL=C ls -l -i --time-style=+%s /usr/lib /usr/bin
 		) >"$work/ls.$mode" 2>&1
 	done
-	same "ls (a generated tree of $(find "$t" | wc -l) entries listed 8 ways, /usr/lib, /usr/bin)" \
+	same "ls (a generated tree of $(find "$t" | wc -l) entries listed 8 ways)" \
 		"$work/ls.plain" "$work/ls.hak"
 }
 
