@@ -71,40 +71,11 @@ cleanup() { if [ "${HARD_KEEP:-0}" = 1 ]; then echo "kept $tmp"; else rm -rf "$t
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---------------------------------------------------------------------------
-# Snapshot of the sources, as in tests/sanitizers.sh: everything but VCS
-# data, autotools caches and build products (objects, libraries, logs,
-# config.status, the top-level Makefile, config.h, and executables, found
-# by their ELF header - a stale tests/check_* in the source tree would
-# otherwise be found through VPATH and run instead of the hardened one).
-# ---------------------------------------------------------------------------
+# Snapshot of the sources (tests/snapshot.sh): never written to, built
+# from a copy without build products.
+. "$here/snapshot.sh"
 snap=$tmp/src
-mkdir -p "$snap"
-(
-	cd "$src" || exit 1
-	find . \( -name .git -o -name .libs -o -name .deps -o -name autom4te.cache \
-		-o -path './hakmem-*' \) -prune -o -type f -print |
-	while IFS= read -r f; do
-		case $f in
-		*.o|*.lo|*.la|*.a|*.so|*.so.*|*.log|*.trs|*.dirstamp) continue ;;
-		./config.status|./config.h|./libtool|./stamp-h1|./Makefile|./hakmem.pc) continue ;;
-		esac
-		if [ -x "$f" ] && [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
-			continue
-		fi
-		printf '%s\n' "$f"
-	done > "$tmp/files"
-	tar -cf - -T "$tmp/files"
-) | (cd "$snap" && tar -xf -) || { echo "hardened.sh: could not copy $src" >&2; exit 2; }
-
-if [ ! -x "$snap/configure" ]; then
-	echo "== autogen.sh (no configure script in $src)"
-	(cd "$snap" && ./autogen.sh) > "$tmp/autogen.log" 2>&1 || {
-		cat "$tmp/autogen.log" >&2
-		echo "hardened.sh: ./autogen.sh failed" >&2
-		exit 2
-	}
-fi
+hak_snapshot "$src" "$snap" hardened.sh || exit 2
 
 # ---------------------------------------------------------------------------
 # The flags.  dpkg-buildflags runs in the snapshot, so that its

@@ -8,7 +8,7 @@
 # cross-thread stress, slab and thread suites in each (tests/sanitizers.sh;
 # about 10 minutes on 2 cores).  Not part of `make check`.
 
-EXTRA_DIST += tests/sanitizers.sh tests/sanitizers.mk
+EXTRA_DIST += tests/sanitizers.sh tests/sanitizers.mk tests/snapshot.sh
 
 check-sanitizers:
 	$(SHELL) $(srcdir)/tests/sanitizers.sh $(abs_top_srcdir)
