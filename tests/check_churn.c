@@ -231,9 +231,12 @@ START_TEST(test_churn)
 		scale = 1;
 	t = calloc((size_t)threads, sizeof(*t));
 	ck_assert_ptr_nonnull(t);
-	printf("check_churn: %ld threads x %s%ld rounds, scale %ld, seed %llu\n", threads,
-	       duration > 0 ? "(for the duration) " : "", duration > 0 ? 0L : rounds, scale,
-	       (unsigned long long)base_seed);
+	if (duration > 0)
+		printf("check_churn: %ld threads a round for %ld s, scale %ld, seed %llu\n", threads,
+		       duration, scale, (unsigned long long)base_seed);
+	else
+		printf("check_churn: %ld threads x %ld rounds, scale %ld, seed %llu\n", threads, rounds,
+		       scale, (unsigned long long)base_seed);
 	fflush(stdout);
 	for (r = 0; duration > 0 ? tu_now() < end : r < rounds; r++) {
 		for (long i = 0; i < threads; i++)
