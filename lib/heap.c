@@ -104,9 +104,21 @@ static void bin_trim_to_cap(struct heap *h, unsigned c)
 /* What a refill does before its local stages, when it has to: push the
  * gathered remote frees, read changed knobs, keep the large tier's sweep
  * going.  Then the local stages; then the tier. */
+/* Out of memory: everything free that holds address space goes back
+ * now, h's empty slabs and pages first (their segments then empty into
+ * the cache), then the caches of segments and huge mappings. */
+void heap_release_for_oom(struct heap *h)
+{
+	heap_purge(h, true);
+	pool_collect_all(h);
+	segment_cache_release();
+	huge_cache_release();
+}
+
 static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n, bool local_done)
 {
 	int tier = ace_tier_of_class(c);
+	bool oom_retried = false;
 	void *p;
 	if (!local_done) {
 		if (h->rf_slab != NULL)
@@ -143,8 +155,15 @@ static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n,
 			r = tiny_refill(h, c);
 			break;
 		}
-		if (r == REFILL_FAILED)
-			return NULL;
+		if (r == REFILL_FAILED) {
+			/* the kernel refused memory: give back what is free and
+			 * cached (its address space) and try once more */
+			if (oom_retried)
+				return NULL;
+			oom_retried = true;
+			heap_release_for_oom(h);
+			continue;
+		}
 		if (r == REFILL_NEW)
 			heap_purge(h, false);
 	}

@@ -130,6 +130,36 @@ static struct segment *hcache_take(size_t need, bool grow)
 	return best;
 }
 
+bool huge_cache_release(void)
+{
+	struct segment *gone[HUGE_CACHE_MAX];
+	unsigned ngone;
+	hak_lock(&huge_mutex);
+	ngone = hcache_n;
+	for (unsigned i = 0; i < hcache_n; i++)
+		gone[i] = hcache[i];
+	hcache_n = 0;
+	hcache_grow = 0;
+	atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
+	hak_unlock(&huge_mutex);
+	for (unsigned i = 0; i < ngone; i++)
+		os_unmap(gone[i], gone[i]->map_size);
+	return ngone > 0;
+}
+
+/* A mapping the kernel refused: give back the address space the caches
+ * hold (free memory must be usable) and say whether trying again can
+ * help. */
+static bool huge_map_retry(bool *retried)
+{
+	if (*retried)
+		return false;
+	*retried = true;
+	bool a = huge_cache_release();
+	bool b = segment_cache_release();
+	return a || b;
+}
+
 /* Write the header of a huge mapping (seg->map_size already set); returns
  * the block. */
 static void *huge_header_init(struct segment *seg, size_t off, size_t align)
@@ -170,7 +200,8 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
 		}
 	}
-	if (seg == NULL) {
+	bool retried = false;
+	while (seg == NULL) {
 		if (align < HAK_SEG_SIZE) {
 			seg = os_map_aligned(need, HAK_SEG_SIZE);
 		} else {
@@ -182,11 +213,12 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 				seg = (struct segment *)(m + align - HAK_SEG_SIZE);
 			}
 		}
-		if (seg == NULL) {
+		if (seg == NULL && !huge_map_retry(&retried)) {
 			errno = ENOMEM;
 			return NULL;
 		}
-		seg->map_size = need;
+		if (seg)
+			seg->map_size = need;
 	}
 	void *p = huge_header_init(seg, off, align);
 	if (zero && !fresh)
@@ -314,7 +346,11 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	}
 	/* move: reserve an aligned range, then move the pages onto it */
 	size_t align = seg->huge_align > HAK_SEG_SIZE ? seg->huge_align : HAK_SEG_SIZE;
-	uint8_t *dst = os_map_aligned(need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0), align);
+	uint8_t *dst;
+	bool retried = false;
+	while ((dst = os_map_aligned(need + (seg->huge_off >= HAK_SEG_SIZE ? align : 0), align)) == NULL &&
+	       huge_map_retry(&retried))
+		;
 	errno = saved;
 	if (dst == NULL) {
 		errno = ENOMEM;

@@ -343,6 +343,9 @@ void segment_release(struct segment *seg);
 void segment_abandon(struct segment *seg);
 struct segment *segment_adopt(int tier);
 void segment_cache_collect(bool force);
+/* Unmap every cached segment now; true when one went (after the kernel
+ * refused a mapping: free memory must be usable). */
+bool segment_cache_release(void);
 /* In the child of fork: abandoned and cached segments that a thread that
  * is gone was moving are forgotten (leaked in the child). */
 void segment_fork_child(void);
@@ -752,6 +755,8 @@ void *huge_realloc(struct segment *seg, void *p, size_t n);
 size_t huge_usable(struct segment *seg, const void *p);
 bool huge_owns(struct segment *seg, const void *p);
 void huge_collect(bool force);
+/* Unmap every cached mapping now; true when one went. */
+bool huge_cache_release(void);
 unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
 void huge_fork_child(void);
 void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
@@ -781,6 +786,10 @@ void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
 /* hak_collect: adopt what exited threads left, give back all that is
  * free. */
 void heap_collect(struct heap *h);
+/* The kernel refused a mapping: h's empty slabs and pages go back now, and
+ * the caches of segments and huge mappings give back their address
+ * space, so that free memory is usable again. */
+void heap_release_for_oom(struct heap *h);
 /* Copy the cache caps of the knob table into h's bins (their epoch). */
 void heap_read_knobs(struct heap *h);
 /* Recompute every class's default cap from the HAKMEM_* variables (the

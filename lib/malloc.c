@@ -39,16 +39,30 @@ hak_inline void *alloc_class(size_t n, unsigned c)
 
 /* A huge block: the first call of a process may be one (the huge tier
  * does not pass through the heap, which initialises hakmem). */
-static void *huge_alloc_init(size_t n, size_t align, bool zero)
+/* The kernel refused the memory of a huge block: the huge tier has given
+ * back its cache already; the heap's empty memory may hold the address
+ * space too.  True when trying again can help. */
+static bool huge_oom_release(void)
+{
+	if (tls_heap == &heap_empty)
+		return false;
+	heap_release_for_oom(tls_heap);
+	return true;
+}
+
+static void *huge_alloc_init(size_t n, size_t align, bool zero, bool grow)
 {
 	hak_init();
-	return huge_alloc(n, align, zero, false);
+	void *p = huge_alloc(n, align, zero, grow);
+	if (unlikely(p == NULL) && huge_oom_release())
+		p = huge_alloc(n, align, zero, grow);
+	return p;
 }
 
 void *hak_alloc_slow(size_t n)
 {
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc_init(n, 0, false);
+		return huge_alloc_init(n, 0, false, false);
 	return alloc_class(n, ace_class(n));
 }
 
@@ -114,7 +128,7 @@ static void *alloc_aligned(size_t align, size_t n)
 			if (ace_class_size[c] % align == 0)
 				return hak_alloc_fast(ace_class_size[c]);
 	}
-	return huge_alloc_init(n, align, false);
+	return huge_alloc_init(n, align, false, false);
 }
 
 static bool pow2(size_t a)
@@ -148,7 +162,7 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 		return NULL;
 	}
 	if (n > HAK_LARGE_MAX)
-		return huge_alloc_init(n, 0, true);
+		return huge_alloc_init(n, 0, true, false);
 	void *p = hak_alloc_fast(n);
 	if (likely(p != NULL))
 		memset(p, 0, n);
@@ -169,12 +183,16 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		errno = EINVAL;
 		return NULL;
 	}
-	if (seg->tier == TIER_HUGE && n > HAK_LARGE_MAX)
-		return huge_realloc(seg, p, n);
+	if (seg->tier == TIER_HUGE && n > HAK_LARGE_MAX) {
+		void *q = huge_realloc(seg, p, n);
+		if (unlikely(q == NULL) && huge_oom_release())
+			q = huge_realloc(seg, p, n);
+		return q;
+	}
 	size_t old = usable_in(seg, p);
 	if (n <= old && (n > old / 2 || old <= 128))
 		return p;
-	void *q = n > HAK_LARGE_MAX && n > old ? huge_alloc(n, 0, false, true) : hak_alloc_fast(n);
+	void *q = n > HAK_LARGE_MAX && n > old ? huge_alloc_init(n, 0, false, true) : hak_alloc_fast(n);
 	if (q == NULL)
 		return NULL; /* errno is ENOMEM; p is untouched */
 	memcpy(q, p, n < old ? n : old);

@@ -140,6 +140,22 @@ void segment_cache_collect(bool force)
 	hak_unlock(&cache_lock);
 }
 
+bool segment_cache_release(void)
+{
+	hak_lock(&cache_lock);
+	struct segment *list = cache_head;
+	cache_head = NULL;
+	cache_count = 0;
+	hak_unlock(&cache_lock);
+	bool any = list != NULL;
+	while (list) {
+		struct segment *next = list->next;
+		os_unmap(list, HAK_SEG_SIZE);
+		list = next;
+	}
+	return any;
+}
+
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);

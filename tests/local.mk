@@ -81,6 +81,13 @@ check_PROGRAMS += tests/check_semantics tests/check_extras
 TESTS += tests/check_semantics$(EXEEXT) tests/check_extras$(EXEEXT)
 endif
 
+# Under RLIMIT_AS: not with a sanitizer, whose shadow memory needs the
+# address space.
+if !SANITIZER
+check_PROGRAMS += tests/check_oom
+TESTS += tests/check_oom$(EXEEXT)
+endif
+
 endif HAVE_CHECK
 
 # The contract of the malloc family, through the override ...
@@ -132,6 +139,11 @@ tests_check_churn_SOURCES = tests/check_churn.c tests/testutil.h
 tests_check_churn_CPPFLAGS = $(tests_family_cppflags)
 tests_check_churn_CFLAGS = $(tests_cflags)
 tests_check_churn_LDADD = $(tests_ldadd)
+
+tests_check_oom_SOURCES = tests/check_oom.c tests/testutil.h
+tests_check_oom_CPPFLAGS = $(tests_family_cppflags)
+tests_check_oom_CFLAGS = $(tests_cflags)
+tests_check_oom_LDADD = $(tests_ldadd)
 
 tests_check_atfork_SOURCES = tests/check_atfork.c tests/testutil.h
 tests_check_atfork_CPPFLAGS = $(tests_family_cppflags)
