@@ -44,10 +44,11 @@ kinds=${SAN_KINDS:-thread address undefined}
 # The multi-thread cross-thread transfer stress (hak_* API with the override
 # off), the mid pool's 16-thread stress, the slab engine's and the pool's
 # white-box suites (the pool's lock-free stacks with 16 threads), the
-# thread/heap life cycle and fork, the thread create/exit churn, and the
-# churn with cross-thread frees after the owner's exit (check_churn; about
-# three minutes under TSan).
-tests=${SAN_TESTS:-tests/check_stress tests/check_pool_stress tests/check_slab tests/check_pool tests/check_thread tests/check_threads tests/check_churn}
+# thread/heap life cycle and fork, the thread create/exit churn, the churn
+# with cross-thread frees after the owner's exit (check_churn), and the
+# knob seam, where one thread writes knobs that a running thread reads
+# (check_heap; about three minutes under TSan in all).
+tests=${SAN_TESTS:-tests/check_stress tests/check_pool_stress tests/check_slab tests/check_pool tests/check_thread tests/check_threads tests/check_churn tests/check_heap}
 jobs=${SAN_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
 export CK_TIMEOUT_MULTIPLIER
