@@ -197,6 +197,13 @@ tests_early_main_SOURCES = tests/early_main.c
 tests_early_main_LDADD = tests/libearlyprobe.la
 tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 
+# A program built against the C library alone, its malloc bound to
+# malloc@GLIBC_*: tests/interpose.sh preloads hakmem under it.
+check_PROGRAMS += tests/interpose_prog
+tests_interpose_prog_SOURCES = tests/interpose_prog.c
+tests_interpose_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_interpose_prog_LDADD = $(DL_LIBS)
+
 # A static program that defines hakmem's internal names (pool_init,
 # os_map, tls_heap, ...) as its own links and runs: in libhakmem.a they
 # are local (scripts/localize-archive.sh).  The same two links.  With or
@@ -232,6 +239,7 @@ tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 tests_scripts = \
 	tests/layers.sh \
 	tests/symbols.sh \
+	tests/interpose.sh \
 	tests/env.sh \
 	tests/early.sh \
 	tests/preload.sh \
@@ -242,6 +250,12 @@ TESTS += $(tests_scripts)
 
 TEST_EXTENSIONS = .sh
 SH_LOG_COMPILER = $(SHELL)
+
+if HAVE_LD_VERSION_SCRIPT
+tests_version_script = 1
+else
+tests_version_script = 0
+endif
 
 # What every test sees.  CK_DEFAULT_TIMEOUT only covers test cases that do
 # not set their own timeout; CK_TIMEOUT_MULTIPLIER (from the caller's
@@ -254,11 +268,12 @@ AM_TESTS_ENVIRONMENT = \
 	top_builddir='$(top_builddir)'; abs_top_builddir='$(abs_top_builddir)'; \
 	top_srcdir='$(top_srcdir)'; abs_top_srcdir='$(abs_top_srcdir)'; \
 	EXEEXT='$(EXEEXT)'; HAK_TEST_OVERRIDE='$(tests_override)'; \
+	HAK_TEST_VERSION_SCRIPT='$(tests_version_script)'; \
 	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60}; \
 	ASAN_OPTIONS=$${ASAN_OPTIONS-detect_leaks=0}; \
 	TSAN_OPTIONS=$${TSAN_OPTIONS-die_after_fork=0}; \
 	export top_builddir abs_top_builddir top_srcdir abs_top_srcdir EXEEXT \
-		HAK_TEST_OVERRIDE CK_DEFAULT_TIMEOUT ASAN_OPTIONS TSAN_OPTIONS;
+		HAK_TEST_OVERRIDE HAK_TEST_VERSION_SCRIPT CK_DEFAULT_TIMEOUT ASAN_OPTIONS TSAN_OPTIONS;
 
 # ---------------------------------------------------------------------------
 # make stress: the long form of the transfer stress.

@@ -20,7 +20,16 @@
 # --disable-static) is skipped with a message; the test is skipped when
 # neither was.
 #
-# Run by make check, which exports abs_top_builddir.
+# Symbol versions (when the linker took lib/hakmem.map, HAK_TEST_VERSION_
+# SCRIPT=1): the map names exactly the hak_* API, and in the shared
+# library's dynamic symbol table (objdump -T) every hak_* symbol carries
+# the version node the map gives it, as its default version (name@@NODE),
+# while the malloc family and the glibc names stay unversioned (Base): a
+# version there would keep LD_PRELOAD from replacing malloc@GLIBC_2.2.5
+# (lib/hakmem.map).  The nodes' own symbols (HAKMEM_0.1) are allowed in
+# the export list.
+#
+# Run by make check, which exports abs_top_builddir and abs_top_srcdir.
 
 # Word splitting of the symbol lists is intended.
 # shellcheck disable=SC2086
@@ -28,6 +37,8 @@ set -u
 : "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
 
 so="$abs_top_builddir/lib/.libs/libhakmem.so"
+map="${abs_top_srcdir:-$abs_top_builddir}/lib/hakmem.map"
+OBJDUMP=${OBJDUMP_PROG:-objdump}
 archive="$abs_top_builddir/lib/.libs/libhakmem.a"
 config_h="$abs_top_builddir/config.h"
 NM=${NM_PROG:-nm}
@@ -76,8 +87,41 @@ fi
 tmp=${TMPDIR:-/tmp}/hakmem-symbols.$$
 trap 'rm -f "$tmp".*' EXIT INT TERM
 
+# The version script: "SYMBOL NODE" for each name it lists (comments
+# stripped; a node's braces hold its names, "} PARENT;" names no symbol).
+if test ! -f "$map"; then
+	echo "FAIL: $map not found"
+	exit 1
+fi
+awk '
+{
+	line = $0; out = ""
+	while (line != "") {
+		if (incomment) {
+			i = index(line, "*/")
+			if (!i) { line = ""; break }
+			line = substr(line, i + 2); incomment = 0
+		} else {
+			i = index(line, "/*")
+			if (!i) { out = out line; line = "" }
+			else { out = out substr(line, 1, i - 1); line = substr(line, i + 2); incomment = 1 }
+		}
+	}
+	gsub(/[{};]/, " & ", out)
+	n = split(out, w, /[ \t]+/)
+	for (k = 1; k <= n; k++) {
+		t = w[k]
+		if (t == "") continue
+		if (t == "{") { node = prev; continue }
+		if (t == "}") { node = ""; continue }
+		if (t != ";" && t != "global:" && t != "local:" && node != "") print t, node
+		prev = t
+	}
+}' "$map" | sort >"$tmp.map"
+awk '{ print $2 }' "$tmp.map" | sort -u >"$tmp.nodes"
+
 printf '%s\n' $expected | sort -u >"$tmp.expected"
-printf '%s\n' $toolchain | sort -u >"$tmp.toolchain"
+{ printf '%s\n' $toolchain; cat "$tmp.nodes"; } | sort -u >"$tmp.toolchain"
 n=$(wc -l <"$tmp.expected")
 
 # check FILE WHAT ALLOWED NM-OPTION...: compare the symbols nm lists for
@@ -123,9 +167,72 @@ check()
 	return $st
 }
 
+# versions: the map against the API list, then objdump -T of the library.
+versions()
+{
+	st=0
+	printf '%s\n' $api | sort -u >"$tmp.api"
+	awk '{ print $1 }' "$tmp.map" | sort >"$tmp.mapnames"
+	if ! cmp -s "$tmp.api" "$tmp.mapnames"; then
+		echo "FAIL: $map does not list exactly the hak_* API once each:"
+		diff "$tmp.api" "$tmp.mapnames" | sed -n 's/^</  missing from the map:/p; s/^>/  in the map, not in the API (or twice):/p'
+		st=1
+	fi
+	if ! "$OBJDUMP" -T "$so" >"$tmp.objdump"; then
+		echo "FAIL: $OBJDUMP -T $so failed"
+		return 1
+	fi
+	# "NAME VERSION" of each defined symbol: the last two fields of a
+	# line that starts with an address and is not *UND*.
+	awk '/^[0-9a-f]+ / && !/\*UND\*/ { print $NF, $(NF - 1) }' "$tmp.objdump" |
+		sort >"$tmp.symver"
+	bad=$(awk '
+		FILENAME == ARGV[1] { node[$1] = $2; next }
+		FILENAME == ARGV[2] { family[$1] = 1; next }
+		($1 in family) {
+			if ($2 != "Base")
+				printf "  %s has version %s; the malloc family must be unversioned (Base)\n", $1, $2
+			next
+		}
+		($1 in node) {
+			if ($2 != node[$1])
+				printf "  %s has version %s, not %s\n", $1, $2, node[$1]
+			seen[$1] = 1
+			next
+		}
+		/^hak_/ {
+			printf "  %s has version %s and is in no node of the map\n", $1, $2
+		}
+		END {
+			for (s in node)
+				if (!(s in seen) && !(s in family))
+					printf "  %s is not in the dynamic symbol table\n", s
+		}' "$tmp.map" "$tmp.family" "$tmp.symver")
+	if test -n "$bad"; then
+		echo "FAIL: symbol versions of $so ($OBJDUMP -T):"
+		printf '%s\n' "$bad"
+		st=1
+	fi
+	if test $st = 0; then
+		nodes=$(tr '\n' ' ' <"$tmp.nodes")
+		echo "PASS: $so: every hak_* symbol has its version node (${nodes% }), the malloc family none"
+	fi
+	return $st
+}
+
 status=0
 if test -f "$so"; then
 	check "$so" exported "$tmp.toolchain" -D --defined-only || status=1
+	if test "${HAK_TEST_VERSION_SCRIPT:-1}" = 1; then
+		if test "$override" = 1; then
+			printf '%s\n' $family $extras | sort -u >"$tmp.family"
+		else
+			: >"$tmp.family"
+		fi
+		versions || status=1
+	else
+		echo "SKIP: symbol versions (the linker took no version script; see configure)"
+	fi
 else
 	echo "SKIP: $so was not built (configured with --disable-shared?)"
 fi
