@@ -4,6 +4,13 @@
  * The variables are read once at initialisation straight from environ: no
  * getenv copies, no allocation.  A bad value prints one line naming the
  * variable, the value and what is accepted, and the default stays.
+ * Numbers are decimal; a boolean is 1/0, true/false, yes/no or on/off in
+ * any case.  Three variables say how the others are read: HAKMEM_WARN=0
+ * silences the warnings, HAKMEM_STRICT=1 turns them into errors that end
+ * the process once all are printed (jemalloc's abort_conf), and
+ * HAKMEM_VERBOSE=1 prints every setting in effect and where it came from
+ * (the default or the environment).  config_init applies HAKMEM_STRICT
+ * and HAKMEM_WARN first, wherever they stand in the environment.
  *
  * Every tunable lives in hak_cfg, a table of atomics (internal.h, "the
  * knob and counter seam"): the HAKMEM_* values, the cache cap of each
@@ -33,6 +40,9 @@ struct hak_config hak_cfg = {
 	.pool_cap = 4,
 };
 
+/* How config_init reports (HAKMEM_VERBOSE, HAKMEM_STRICT, HAKMEM_WARN). */
+_Atomic long config_verbose = 0, config_strict = 0, config_warn = 1;
+
 struct cfg_desc {
 	const char *name;
 	_Atomic long *dst;
@@ -55,8 +65,41 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0, NULL },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0, NULL },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2, NULL },
+	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, NULL },
+	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, NULL },
+	{ "HAKMEM_WARN", &config_warn, 0, 1, 0, NULL },
 };
 #define CFG_N (sizeof(cfg_table) / sizeof(cfg_table[0]))
+
+/* The variables that are not numbers (CONFIG_NUM): booleans, and
+ * HAKMEM_STATS, whose 1 (or true, ..., or text) may also be json (2). */
+static const struct {
+	_Atomic long *dst;
+	int kind;
+} cfg_kinds[] = {
+	{ &hak_cfg.stats, CONFIG_STATS },
+	{ &hak_cfg.tiny_superslab, CONFIG_BOOL },
+	{ &config_verbose, CONFIG_BOOL },
+	{ &config_strict, CONFIG_BOOL },
+	{ &config_warn, CONFIG_BOOL },
+};
+
+static int cfg_kind(const struct cfg_desc *d)
+{
+	for (unsigned i = 0; i < sizeof(cfg_kinds) / sizeof(cfg_kinds[0]); i++)
+		if (cfg_kinds[i].dst == d->dst)
+			return cfg_kinds[i].kind;
+	return CONFIG_NUM;
+}
+
+static size_t config_value_text(const struct cfg_desc *d, long v, char *buf);
+static void config_accepted_text(const struct cfg_desc *d, char *buf);
+
+/* Where each variable's value came from: 1 once the environment (or a
+ * test, through config_apply) gave an accepted value. */
+static _Atomic unsigned char cfg_from_env[CFG_N];
+/* Bad values and unknown names config_apply has reported. */
+static _Atomic unsigned cfg_errors;
 
 /* Decimal digits with an optional fraction of up to 'decimals' places;
  * the result is scaled by 10^decimals.  Surrounding blanks are allowed. */
@@ -90,6 +133,59 @@ int config_parse(const char *s, int decimals, long *out)
 	return 0;
 }
 
+/* A word of a boolean (or of HAKMEM_STATS), any case, blanks around it:
+ * 0 on success, with its value in *out. */
+static const struct {
+	const char *word;
+	long value;
+	int kinds; /* where it is accepted: 1 << CONFIG_BOOL, 1 << CONFIG_STATS */
+} cfg_words[] = {
+#define W_ANY ((1 << CONFIG_BOOL) | (1 << CONFIG_STATS))
+#define W_STATS (1 << CONFIG_STATS)
+	{ "true", 1, W_ANY }, { "false", 0, W_ANY },	{ "yes", 1, W_ANY },
+	{ "no", 0, W_ANY },   { "on", 1, W_ANY },	{ "off", 0, W_ANY },
+	{ "text", 1, W_STATS }, { "json", 2, W_STATS },
+#undef W_ANY
+#undef W_STATS
+};
+
+static int config_parse_word(const char *s, int kind, long *out)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = 0;
+	while (s[n] && s[n] != ' ' && s[n] != '\t')
+		n++;
+	for (const char *q = s + n; *q; q++)
+		if (*q != ' ' && *q != '\t')
+			return -1;
+	for (unsigned i = 0; i < sizeof(cfg_words) / sizeof(cfg_words[0]); i++) {
+		const char *w = cfg_words[i].word;
+		if (!(cfg_words[i].kinds & (1 << kind)) || strlen(w) != n)
+			continue;
+		size_t k = 0;
+		while (k < n && (s[k] | 0x20) == w[k])
+			k++;
+		if (k == n) {
+			*out = cfg_words[i].value;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int config_parse_bool(const char *s, long *out)
+{
+	long v;
+	if (config_parse(s, 0, &v) == 0) {
+		if (v > 1)
+			return 1; /* a number, but not 0 or 1 */
+		*out = v;
+		return 0;
+	}
+	return config_parse_word(s, CONFIG_BOOL, out) == 0 ? 0 : -1;
+}
+
 /* Append a scaled value as text. */
 static size_t fmt_scaled(char *buf, long v, int decimals)
 {
@@ -108,7 +204,13 @@ static void warn3(const char *a, const char *b, const char *c)
 {
 	char line[512];
 	size_t n = 0;
-	const char *parts[] = { "hakmem: warning: ", a, b, c, "\n" };
+	const char *parts[] = { atomic_load_explicit(&config_strict, memory_order_relaxed)
+					? "hakmem: error: "
+					: "hakmem: warning: ",
+				a, b, c, "\n" };
+	if (!atomic_load_explicit(&config_strict, memory_order_relaxed) &&
+	    !atomic_load_explicit(&config_warn, memory_order_relaxed))
+		return;
 	for (unsigned i = 0; i < 5; i++)
 		for (const char *q = parts[i]; *q && n < sizeof(line) - 2; q++)
 			line[n++] = *q;
@@ -125,14 +227,28 @@ int config_apply(const char *name, const char *value)
 		if (strcmp(d->name, name) != 0)
 			continue;
 		long v;
-		int bad = config_parse(value, d->decimals, &v);
+		int bad, kind = cfg_kind(d);
 		const char *why = "not a number";
-		if (!bad && (v < d->min || v > d->max)) {
+		if (kind == CONFIG_NUM) {
+			bad = config_parse(value, d->decimals, &v);
+		} else {
+			/* 0 or 1, or a word; a number above 1 is out of range */
+			bad = config_parse_bool(value, &v);
+			if (bad < 0 && kind == CONFIG_STATS)
+				bad = config_parse_word(value, CONFIG_STATS, &v);
+			if (bad > 0)
+				why = "out of range";
+			else if (bad < 0)
+				why = kind == CONFIG_STATS ? "not a boolean, text or json"
+							   : "not a boolean";
+		}
+		if (!bad && (v < d->min || v > d->max) && !(kind == CONFIG_STATS && v == 2)) {
 			bad = 1;
 			why = "out of range";
 		}
 		if (!bad) {
 			atomic_store_explicit(d->dst, v, memory_order_relaxed);
+			atomic_store_explicit(&cfg_from_env[i], 1, memory_order_relaxed);
 			if (d->set)
 				atomic_store_explicit(d->set, 1, memory_order_relaxed);
 			/* a per-tier W_MAX follows the variable (knob_set_wmax) */
@@ -151,28 +267,30 @@ int config_apply(const char *name, const char *value)
 			sl += 3;
 		}
 		shown[sl] = '\0';
-		char msg[256], lo[32], hi[32], def[32];
-		fmt_scaled(lo, d->min, d->decimals);
-		fmt_scaled(hi, d->max, d->decimals);
-		fmt_scaled(def, atomic_load_explicit(d->dst, memory_order_relaxed), d->decimals);
+		char msg[256], accepted[96], def[32];
+		config_accepted_text(d, accepted);
+		config_value_text(d, atomic_load_explicit(d->dst, memory_order_relaxed), def);
+		bool strict = atomic_load_explicit(&config_strict, memory_order_relaxed);
 		size_t n = 0;
-		const char *parts[] = { "=", shown, ": ", why, "; accepted: ", lo, "-", hi,
-					"; using default ", def };
+		const char *parts[] = { "=", shown, ": ", why, "; accepted: ", accepted,
+					strict ? "" : "; using default ", strict ? "" : def };
 		for (unsigned k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
 			for (const char *q = parts[k]; *q && n < sizeof(msg) - 1; q++)
 				msg[n++] = *q;
 		msg[n] = '\0';
+		atomic_fetch_add_explicit(&cfg_errors, 1, memory_order_relaxed);
 		warn3(d->name, msg, "");
 		return -1;
 	}
-	warn3("unknown variable ", name, " ignored");
+	atomic_fetch_add_explicit(&cfg_errors, 1, memory_order_relaxed);
+	warn3("unknown variable ", name,
+	      atomic_load_explicit(&config_strict, memory_order_relaxed) ? "" : " ignored");
 	return -1;
 }
 
-void config_init(void)
+/* Pass 0 applies HAKMEM_STRICT and HAKMEM_WARN, pass 1 the others. */
+static void config_scan(int pass)
 {
-	if (environ == NULL)
-		return;
 	for (char **e = environ; *e; e++) {
 		const char *kv = *e;
 		if (strncmp(kv, "HAKMEM_", 7) != 0)
@@ -189,7 +307,103 @@ void config_init(void)
 		for (size_t i = 0; i < len; i++)
 			if (name[i] < 0x20 || name[i] >= 0x7f)
 				name[i] = '?';
-		config_apply(name, eq + 1);
+		bool first = strcmp(name, "HAKMEM_STRICT") == 0 || strcmp(name, "HAKMEM_WARN") == 0;
+		if (first == (pass == 0))
+			config_apply(name, eq + 1);
+	}
+}
+
+void config_init(void)
+{
+	if (environ == NULL)
+		return;
+	config_scan(0);
+	config_scan(1);
+	if (atomic_load_explicit(&config_strict, memory_order_relaxed) &&
+	    atomic_load_explicit(&cfg_errors, memory_order_relaxed) != 0) {
+		hak_write_err("hakmem: error: bad HAKMEM_* settings and HAKMEM_STRICT=1: exiting\n");
+		_exit(1);
+	}
+	if (atomic_load_explicit(&config_verbose, memory_order_relaxed))
+		config_print_settings();
+}
+
+/* ---- the settings in effect (HAKMEM_VERBOSE, the statistics) ---- */
+
+unsigned config_count(void)
+{
+	return CFG_N;
+}
+
+void config_get(unsigned i, struct config_setting *out)
+{
+	const struct cfg_desc *d = &cfg_table[i < CFG_N ? i : 0];
+	out->name = d->name;
+	out->value = atomic_load_explicit(d->dst, memory_order_relaxed);
+	out->decimals = d->decimals;
+	out->kind = cfg_kind(d);
+	out->from_env = atomic_load_explicit(&cfg_from_env[i < CFG_N ? i : 0], memory_order_relaxed);
+	config_value_text(d, out->value, out->text);
+}
+
+/* The value as the environment would give it: "1024", "1.25", "0", "1",
+ * "json".  buf holds at least 32 bytes. */
+static size_t config_value_text(const struct cfg_desc *d, long v, char *buf)
+{
+	int kind = cfg_kind(d);
+	if (kind == CONFIG_STATS && v == 2) {
+		memcpy(buf, "json", 5);
+		return 4;
+	}
+	return fmt_scaled(buf, v, kind == CONFIG_NUM ? d->decimals : 0);
+}
+
+/* What a variable accepts, for its warning: "0-64", "1.00-4.00",
+ * "0-1, false/true, no/yes, off/on", "1, true, yes, on", ... */
+static void config_accepted_text(const struct cfg_desc *d, char *buf)
+{
+	char lo[32], hi[32];
+	size_t n = 0;
+	int kind = cfg_kind(d);
+	fmt_scaled(lo, d->min, kind == CONFIG_NUM ? d->decimals : 0);
+	fmt_scaled(hi, d->max, kind == CONFIG_NUM ? d->decimals : 0);
+	const char *parts[] = { lo, "-", hi, "", "" };
+	if (kind != CONFIG_NUM && d->min == d->max)
+		parts[1] = parts[2] = "", parts[3] = d->max ? ", true, yes, on" : ", false, no, off";
+	else if (kind != CONFIG_NUM)
+		parts[3] = ", false/true, no/yes, off/on";
+	if (kind == CONFIG_STATS)
+		parts[4] = ", text, json";
+	for (unsigned k = 0; k < 5; k++)
+		for (const char *q = parts[k]; *q && n < 95; q++)
+			buf[n++] = *q;
+	buf[n] = '\0';
+}
+
+/* HAKMEM_VERBOSE=1: one line per variable, on standard error. */
+void config_print_settings(void)
+{
+	char line[160], num[24];
+	fmt_u64(num, (uint64_t)getpid());
+	const char *head[] = { "hakmem: version ", hak_version(), ", pid ", num,
+			       ": the settings in effect\n" };
+	size_t n = 0;
+	for (unsigned k = 0; k < 5; k++)
+		for (const char *q = head[k]; *q && n < sizeof(line) - 1; q++)
+			line[n++] = *q;
+	line[n] = '\0';
+	hak_write_err(line);
+	for (unsigned i = 0; i < CFG_N; i++) {
+		struct config_setting cs;
+		config_get(i, &cs);
+		const char *parts[] = { "hakmem:   ", cs.name, "=", cs.text,
+					cs.from_env ? " (environment)\n" : " (default)\n" };
+		n = 0;
+		for (unsigned k = 0; k < 5; k++)
+			for (const char *q = parts[k]; *q && n < sizeof(line) - 1; q++)
+				line[n++] = *q;
+		line[n] = '\0';
+		hak_write_err(line);
 	}
 }
 

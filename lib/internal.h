@@ -206,6 +206,26 @@ int config_parse(const char *text, int decimals, long *out);
 /* Apply one NAME=VALUE as config_init would (warns on stderr on error);
  * returns 0 if accepted. */
 int config_apply(const char *name, const char *value);
+/* The kinds of value a HAKMEM_* variable takes: a number, a boolean, or
+ * HAKMEM_STATS's (a boolean, text: 1, json: 2). */
+enum { CONFIG_NUM = 0, CONFIG_BOOL = 1, CONFIG_STATS = 2 };
+/* A boolean: 1/0, true/false, yes/no, on/off (any case, blanks around);
+ * 0 on success, 1 for a number other than 0 and 1, -1 otherwise. */
+int config_parse_bool(const char *text, long *out);
+/* How config_init reports: HAKMEM_VERBOSE, HAKMEM_STRICT, HAKMEM_WARN. */
+extern _Atomic long config_verbose, config_strict, config_warn;
+/* The settings in effect, for HAKMEM_VERBOSE and the statistics. */
+struct config_setting {
+	const char *name;
+	long value;    /* scaled by 10^decimals */
+	int decimals;
+	int kind;      /* CONFIG_* */
+	bool from_env; /* the environment gave it; else it is the default */
+	char text[32]; /* the value as the environment writes it */
+};
+unsigned config_count(void);
+void config_get(unsigned i, struct config_setting *out);
+void config_print_settings(void); /* on stderr, one line per variable */
 hak_inline uint32_t knob_epoch(void)
 {
 	return atomic_load_explicit(&hak_cfg.epoch, memory_order_acquire);

@@ -3,11 +3,15 @@
  * Copyright (c) 2026 The hakmem authors.  MIT licence (see COPYING).
  *
  * config_parse: integers and two-place decimals, blanks around the value,
- * rejection of everything else.  config_apply: each variable takes its
+ * rejection of everything else.  config_parse_bool: 1/0, true/false,
+ * yes/no, on/off in any case.  config_apply: each variable takes its
  * whole range and stores it in hak_cfg; a bad value or an unknown name
  * prints exactly one line on standard error (captured here through a pipe
  * put on fd 2) that names the variable, the value and the accepted range,
- * and the old value stays.
+ * and the old value stays.  HAKMEM_STATS also takes text and json.
+ * HAKMEM_WARN=0 silences the warnings; HAKMEM_STRICT=1 makes config_init
+ * print every bad variable and exit with status 1; HAKMEM_VERBOSE=1
+ * prints the settings in effect and their source (config_get).
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -63,22 +68,41 @@ struct var {
 	_Atomic long *field;
 	long min, max, def;
 	int decimals;
+	int kind; /* CONFIG_NUM unless given */
 };
 
 static const struct var vars[] = {
-	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, 0 },
-	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 1, 0 },
-	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65535, 1024, 0 },
-	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 32, 0 },
-	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 2, 0 },
-	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 4, 0 },
-	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 1, 0 },
-	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 100, 0 },
-	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 8, 0 },
-	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 8, 0 },
-	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 125, 2 },
+	{ "HAKMEM_STATS", &hak_cfg.stats, 0, 1, 0, 0, CONFIG_STATS },
+	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 1, 0, CONFIG_BOOL },
+	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65535, 1024, 0, CONFIG_NUM },
+	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 32, 0, CONFIG_NUM },
+	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 2, 0, CONFIG_NUM },
+	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 4, 0, CONFIG_NUM },
+	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 1, 0, CONFIG_NUM },
+	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 100, 0, CONFIG_NUM },
+	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 8, 0, CONFIG_NUM },
+	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 8, 0, CONFIG_NUM },
+	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 125, 2, CONFIG_NUM },
+	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, 0, CONFIG_BOOL },
+	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, 0, CONFIG_BOOL },
+	{ "HAKMEM_WARN", &config_warn, 0, 1, 1, 0, CONFIG_BOOL },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
+
+/* What the warning says a variable accepts. */
+static void accepted(const struct var *v, char *buf, size_t len)
+{
+	if (v->kind == CONFIG_NUM && v->decimals)
+		snprintf(buf, len, "%ld.%02ld-%ld.%02ld", v->min / 100, v->min % 100, v->max / 100,
+			 v->max % 100);
+	else if (v->kind == CONFIG_NUM)
+		snprintf(buf, len, "%ld-%ld", v->min, v->max);
+	else if (v->min == v->max)
+		snprintf(buf, len, "1, true, yes, on");
+	else
+		snprintf(buf, len, "0-1, false/true, no/yes, off/on%s",
+			 v->kind == CONFIG_STATS ? ", text, json" : "");
+}
 
 /* The text config_apply should print for a scaled value. */
 static void fmt_val(char *buf, size_t len, long v, int decimals)
@@ -180,6 +204,38 @@ START_TEST(test_parse_rejects)
 }
 END_TEST
 
+START_TEST(test_parse_bool)
+{
+	static const struct {
+		const char *s;
+		long v;
+	} ok[] = {
+		{ "1", 1 },	{ "0", 0 },	  { "true", 1 },   { "false", 0 }, { "yes", 1 },
+		{ "no", 0 },	{ "on", 1 },	  { "off", 0 },	   { "TRUE", 1 },  { "False", 0 },
+		{ "YeS", 1 },	{ "NO", 0 },	  { "On", 1 },	   { "oFF", 0 },   { " yes ", 1 },
+		{ "\toff", 0 }, { "001", 1 },	  { " 0 ", 0 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		long v = -7;
+		ck_assert_msg(config_parse_bool(ok[i].s, &v) == 0, "\"%s\" rejected", ok[i].s);
+		ck_assert_msg(v == ok[i].v, "\"%s\" gave %ld", ok[i].s, v);
+	}
+	static const char *const bad[] = { "",	  " ",	  "tru", "yess", "y",	 "n",	"of",
+					   "onn", "yes no", "-1", "0x1", "1.0", "text", "json",
+					   "oui", "t rue" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		long v = -7;
+		ck_assert_msg(config_parse_bool(bad[i], &v) < 0, "\"%s\" accepted", bad[i]);
+		ck_assert_int_eq(v, -7);
+	}
+	/* a number other than 0 and 1: out of range, not "not a boolean" */
+	long v = -7;
+	ck_assert_int_eq(config_parse_bool("2", &v), 1);
+	ck_assert_int_eq(config_parse_bool("65536", &v), 1);
+	ck_assert_int_eq(v, -7);
+}
+END_TEST
+
 /* ---- config_apply ---- */
 
 START_TEST(test_defaults)
@@ -230,13 +286,12 @@ END_TEST
 /* One bad value: exactly one line, in the documented format, old value kept. */
 static void apply_bad(const struct var *v, const char *value, const char *why)
 {
-	char want[512], lo[32], hi[32], old[32];
+	char want[512], range[96], old[32];
 	long before = *v->field;
-	fmt_val(lo, sizeof(lo), v->min, v->decimals);
-	fmt_val(hi, sizeof(hi), v->max, v->decimals);
 	fmt_val(old, sizeof(old), before, v->decimals);
-	snprintf(want, sizeof(want), "hakmem: warning: %s=%s: %s; accepted: %s-%s; using default %s\n",
-		 v->name, value, why, lo, hi, old);
+	accepted(v, range, sizeof(range));
+	snprintf(want, sizeof(want), "hakmem: warning: %s=%s: %s; accepted: %s; using default %s\n",
+		 v->name, value, why, range, old);
 	capture_begin();
 	int r = config_apply(v->name, value);
 	const char *err = capture_end();
@@ -252,6 +307,9 @@ START_TEST(test_apply_invalid)
 	reset_defaults();
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
+		const char *nan = v->kind == CONFIG_NUM	   ? "not a number"
+				  : v->kind == CONFIG_BOOL ? "not a boolean"
+							   : "not a boolean, text or json";
 		char text[64];
 		fmt_val(text, sizeof(text), v->max + 1, v->decimals);
 		apply_bad(v, text, "out of range");
@@ -259,11 +317,26 @@ START_TEST(test_apply_invalid)
 			fmt_val(text, sizeof(text), v->min - 1, v->decimals);
 			apply_bad(v, text, "out of range");
 		}
-		apply_bad(v, "abc", "not a number");
-		apply_bad(v, "-5", "not a number");
-		apply_bad(v, "", "not a number");
-		apply_bad(v, "99999999999999999999", "not a number");
-		apply_bad(v, v->decimals ? "1.234" : "1.5", "not a number");
+		apply_bad(v, "abc", nan);
+		apply_bad(v, "-5", nan);
+		apply_bad(v, "", nan);
+		apply_bad(v, "99999999999999999999", nan);
+		apply_bad(v, v->decimals ? "1.234" : "1.5", nan);
+		if (v->kind != CONFIG_NUM) {
+			apply_bad(v, "tru", nan);
+			apply_bad(v, "yes please", nan);
+			apply_bad(v, "0x1", nan);
+		}
+		if (v->kind == CONFIG_BOOL && v->min == 1) {
+			apply_bad(v, "false", "out of range");
+			apply_bad(v, "Off", "out of range");
+		}
+		if (v->kind == CONFIG_NUM) {
+			apply_bad(v, "true", nan);
+			apply_bad(v, "json", nan);
+		}
+		if (v->kind == CONFIG_BOOL)
+			apply_bad(v, "json", nan);
 	}
 	/* the kept value is the old one, and the warning says so */
 	ck_assert_int_eq(config_apply("HAKMEM_SEGMENT_CACHE", "5"), 0);
@@ -294,6 +367,203 @@ START_TEST(test_apply_unknown)
 	ck_assert_int_ne(r, 0);
 	ck_assert_uint_eq(count_lines(err), 1);
 	ck_assert_int_eq(hak_cfg.stats, 0);
+}
+END_TEST
+
+/* Booleans in words; HAKMEM_STATS's text and json. */
+START_TEST(test_apply_words)
+{
+	reset_defaults();
+	static const struct {
+		const char *name, *value;
+		_Atomic long *field;
+		long want;
+	} cases[] = {
+		{ "HAKMEM_STATS", "yes", &hak_cfg.stats, 1 },
+		{ "HAKMEM_STATS", "off", &hak_cfg.stats, 0 },
+		{ "HAKMEM_STATS", "JSON", &hak_cfg.stats, 2 },
+		{ "HAKMEM_STATS", "text", &hak_cfg.stats, 1 },
+		{ "HAKMEM_STATS", " json ", &hak_cfg.stats, 2 },
+		{ "HAKMEM_STATS", "false", &hak_cfg.stats, 0 },
+		{ "HAKMEM_TINY_USE_SUPERSLAB", "on", &hak_cfg.tiny_superslab, 1 },
+		{ "HAKMEM_VERBOSE", "True", &config_verbose, 1 },
+		{ "HAKMEM_VERBOSE", "no", &config_verbose, 0 },
+		{ "HAKMEM_WARN", "off", &config_warn, 0 },
+		{ "HAKMEM_WARN", "YES", &config_warn, 1 },
+		{ "HAKMEM_STRICT", "on", &config_strict, 1 },
+		{ "HAKMEM_STRICT", "0", &config_strict, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		capture_begin();
+		int r = config_apply(cases[i].name, cases[i].value);
+		const char *err = capture_end();
+		ck_assert_msg(r == 0, "%s=%s rejected: %s", cases[i].name, cases[i].value, err);
+		ck_assert_msg(*cases[i].field == cases[i].want, "%s=%s stored %ld", cases[i].name,
+			      cases[i].value, *cases[i].field);
+		ck_assert_str_eq(err, "");
+	}
+	/* json is shown as such, and warned about as the value kept */
+	ck_assert_int_eq(config_apply("HAKMEM_STATS", "json"), 0);
+	capture_begin();
+	ck_assert_int_ne(config_apply("HAKMEM_STATS", "2"), 0);
+	ck_assert_str_eq(capture_end(), "hakmem: warning: HAKMEM_STATS=2: out of range; accepted: 0-1, "
+					 "false/true, no/yes, off/on, text, json; using default json\n");
+	ck_assert_int_eq(hak_cfg.stats, 2);
+}
+END_TEST
+
+/* HAKMEM_WARN=0: bad values and unknown names are refused in silence. */
+START_TEST(test_warn_off)
+{
+	reset_defaults();
+	config_warn = 0;
+	capture_begin();
+	int r1 = config_apply("HAKMEM_HUGE_CACHE", "65");
+	int r2 = config_apply("HAKMEM_NO_SUCH_THING", "1");
+	int r3 = config_apply("HAKMEM_STATS", "maybe");
+	const char *err = capture_end();
+	ck_assert_int_ne(r1, 0);
+	ck_assert_int_ne(r2, 0);
+	ck_assert_int_ne(r3, 0);
+	ck_assert_int_eq(hak_cfg.huge_cache, 8);
+	ck_assert_int_eq(hak_cfg.stats, 0);
+	ck_assert_str_eq(err, "");
+	/* good values still apply */
+	ck_assert_int_eq(config_apply("HAKMEM_HUGE_CACHE", "5"), 0);
+	ck_assert_int_eq(hak_cfg.huge_cache, 5);
+}
+END_TEST
+
+/* Runs config_init in a child with the given environment (NAME=VALUE
+ * strings, NULL-terminated; HAKMEM_* of the test's own are removed); its
+ * stderr in cap_buf; returns the wait status. */
+static int init_in_child(const char *const *env)
+{
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		for (size_t i = 0; i < NVARS; i++)
+			unsetenv(vars[i].name);
+		reset_defaults();
+		for (const char *const *e = env; *e; e++)
+			putenv((char *)*e);
+		config_init();
+		_exit(0);
+	}
+	close(fds[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n < sizeof(cap_buf) - 1 && (r = read(fds[0], cap_buf + n, sizeof(cap_buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	cap_buf[n] = '\0';
+	close(fds[0]);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* HAKMEM_STRICT=1: every bad variable is an error, then exit(1); it may
+ * come after the bad ones in the environment; HAKMEM_WARN=0 does not
+ * hide the errors. */
+START_TEST(test_strict)
+{
+	static const char *const bad[] = { "HAKMEM_BOGUS=1", "HAKMEM_WMAX=9", "HAKMEM_WARN=0",
+					   "HAKMEM_STRICT=yes", NULL };
+	int st = init_in_child(bad);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %#x, stderr \"%s\"", st, cap_buf);
+	ck_assert_uint_eq(count_lines(cap_buf), 3);
+	ck_assert_ptr_nonnull(strstr(cap_buf, "hakmem: error: unknown variable HAKMEM_BOGUS\n"));
+	ck_assert_ptr_nonnull(strstr(cap_buf, "hakmem: error: HAKMEM_WMAX=9: out of range; "
+					      "accepted: 1.00-4.00\n"));
+	ck_assert_ptr_nonnull(strstr(cap_buf, "hakmem: error: bad HAKMEM_* settings and "
+					      "HAKMEM_STRICT=1: exiting\n"));
+
+	/* good values only: nothing printed, no exit */
+	static const char *const good[] = { "HAKMEM_STRICT=1", "HAKMEM_WMAX=2", "HAKMEM_STATS=off",
+					    NULL };
+	st = init_in_child(good);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, stderr \"%s\"", st, cap_buf);
+	ck_assert_str_eq(cap_buf, "");
+
+	/* a bad HAKMEM_STRICT is a warning like any other, and leaves it off */
+	static const char *const badstrict[] = { "HAKMEM_STRICT=sure", "HAKMEM_WMAX=9", NULL };
+	st = init_in_child(badstrict);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, stderr \"%s\"", st, cap_buf);
+	ck_assert_uint_eq(count_lines(cap_buf), 2);
+	ck_assert_ptr_nonnull(strstr(cap_buf, "hakmem: warning: HAKMEM_STRICT=sure: not a boolean"));
+}
+END_TEST
+
+/* HAKMEM_VERBOSE=1: one line per variable, its value and its source;
+ * config_get says the same. */
+START_TEST(test_verbose)
+{
+	static const char *const env[] = { "HAKMEM_VERBOSE=1", "HAKMEM_WMAX=2.5",
+					   "HAKMEM_STATS=json", NULL };
+	int st = init_in_child(env);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	char head[128];
+	snprintf(head, sizeof(head), "hakmem: version %s, pid ", hak_version());
+	ck_assert_msg(strncmp(cap_buf, head, strlen(head)) == 0, "begins \"%.60s\"", cap_buf);
+	ck_assert_uint_eq(count_lines(cap_buf), 1 + config_count());
+	ck_assert_uint_eq(config_count(), NVARS);
+	for (size_t i = 0; i < NVARS; i++) {
+		const struct var *v = &vars[i];
+		char want[160], val[32];
+		bool given = strcmp(v->name, "HAKMEM_VERBOSE") == 0 || strcmp(v->name, "HAKMEM_WMAX") == 0 ||
+			     strcmp(v->name, "HAKMEM_STATS") == 0;
+		if (strcmp(v->name, "HAKMEM_WMAX") == 0)
+			snprintf(val, sizeof(val), "2.50");
+		else if (strcmp(v->name, "HAKMEM_STATS") == 0)
+			snprintf(val, sizeof(val), "json");
+		else if (strcmp(v->name, "HAKMEM_VERBOSE") == 0)
+			snprintf(val, sizeof(val), "1");
+		else
+			fmt_val(val, sizeof(val), v->def, v->decimals);
+		snprintf(want, sizeof(want), "\nhakmem:   %s=%s (%s)\n", v->name, val,
+			 given ? "environment" : "default");
+		ck_assert_msg(strstr(cap_buf, want) != NULL, "no line \"%s\" in:\n%s", want + 1, cap_buf);
+	}
+	/* nothing without it */
+	static const char *const quiet[] = { "HAKMEM_VERBOSE=0", NULL };
+	init_in_child(quiet);
+	ck_assert_str_eq(cap_buf, "");
+}
+END_TEST
+
+START_TEST(test_config_get)
+{
+	reset_defaults();
+	ck_assert_int_eq(config_apply("HAKMEM_SEGMENT_CACHE", "3"), 0);
+	bool seen_seg = false, seen_wmax = false;
+	for (unsigned i = 0; i < config_count(); i++) {
+		struct config_setting cs;
+		config_get(i, &cs);
+		ck_assert_ptr_nonnull(cs.name);
+		ck_assert(strncmp(cs.name, "HAKMEM_", 7) == 0);
+		if (strcmp(cs.name, "HAKMEM_SEGMENT_CACHE") == 0) {
+			seen_seg = true;
+			ck_assert(cs.from_env);
+			ck_assert_int_eq(cs.value, 3);
+			ck_assert_str_eq(cs.text, "3");
+			ck_assert_int_eq(cs.kind, CONFIG_NUM);
+		}
+		if (strcmp(cs.name, "HAKMEM_WMAX") == 0) {
+			seen_wmax = true;
+			ck_assert(!cs.from_env);
+			ck_assert_int_eq(cs.value, 125);
+			ck_assert_int_eq(cs.decimals, 2);
+			ck_assert_str_eq(cs.text, "1.25");
+		}
+		if (strcmp(cs.name, "HAKMEM_WARN") == 0)
+			ck_assert_int_eq(cs.kind, CONFIG_BOOL);
+	}
+	ck_assert(seen_seg && seen_wmax);
 }
 END_TEST
 
@@ -367,6 +637,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_parse_integers);
 	tcase_add_test(tc, test_parse_decimals);
 	tcase_add_test(tc, test_parse_rejects);
+	tcase_add_test(tc, test_parse_bool);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("apply");
@@ -378,6 +649,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_warning_long_value);
 	tcase_add_test(tc, test_warning_one_line_control_chars);
 	tcase_add_test(tc, test_init_from_environ);
+	tcase_add_test(tc, test_apply_words);
+	tcase_add_test(tc, test_warn_off);
+	tcase_add_test(tc, test_strict);
+	tcase_add_test(tc, test_verbose);
+	tcase_add_test(tc, test_config_get);
 	suite_add_tcase(s, tc);
 	return s;
 }

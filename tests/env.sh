@@ -8,9 +8,13 @@
 # print exactly one line on standard error,
 #   hakmem: warning: HAKMEM_X=value: <reason>; accepted: <range>; using default <d>
 #   hakmem: warning: unknown variable HAKMEM_X ignored
-# and the program must still run and exit 0.  Good values print nothing.
-# HAKMEM_STATS=1 prints the statistics (a block that begins with the line
-# "hakmem statistics") on standard error at exit; HAKMEM_STATS=0 does not.
+# and the program must still run and exit 0.  Good values print nothing;
+# booleans take 1/0, true/false, yes/no, on/off in any case.
+# HAKMEM_STATS=1 (or true, yes, on, text) prints the statistics (a block
+# that begins with the line "hakmem statistics") on standard error at
+# exit; HAKMEM_STATS=0 does not.  HAKMEM_WARN=0 silences the warnings;
+# HAKMEM_STRICT=1 turns them into errors and exits with status 1 before
+# the program runs; HAKMEM_VERBOSE=1 prints the settings in effect.
 #
 # Run by make check, which exports abs_top_builddir.
 
@@ -103,7 +107,12 @@ for v in 9 0.5 0.99 4.01 abc -1.25 1.2.3; do
 	expect_warning HAKMEM_WMAX "$v" 1 4 1.25
 done
 expect_warning HAKMEM_STATS 2 0 1 0
-expect_warning HAKMEM_STATS yes 0 1 0
+expect_warning HAKMEM_STATS maybe 0 1 0
+expect_warning HAKMEM_STATS yes_please 0 1 0
+expect_warning HAKMEM_VERBOSE 2 0 1 0
+expect_warning HAKMEM_VERBOSE loud 0 1 0
+expect_warning HAKMEM_STRICT tru 0 1 0
+expect_warning HAKMEM_WARN 7 0 1 1
 expect_warning HAKMEM_POOL_RING_CAP 4097 0 4096 32
 expect_warning HAKMEM_POOL_REFILL_BATCH 0 1 4 2
 expect_warning HAKMEM_POOL_REFILL_BATCH 5 1 4 2
@@ -157,6 +166,76 @@ expect_silence HAKMEM_WMAX=4.00
 expect_silence HAKMEM_WMAX=1
 expect_silence HAKMEM_WMAX=2.5
 expect_silence HAKMEM_WMAX=1.25
+for v in 0 off OFF no No false FALSE; do
+	expect_silence HAKMEM_STATS=$v
+done
+expect_silence HAKMEM_TINY_USE_SUPERSLAB=1 HAKMEM_VERBOSE=off HAKMEM_WARN=yes
+expect_silence HAKMEM_TINY_USE_SUPERSLAB=On HAKMEM_VERBOSE=0 HAKMEM_WARN=TRUE
+expect_silence HAKMEM_TINY_USE_SUPERSLAB=yes HAKMEM_STRICT=1 HAKMEM_WMAX=2 HAKMEM_POOL_CAP=8
+
+# ---- HAKMEM_WARN=0: bad values and unknown names in silence ---------------------
+expect_silence HAKMEM_WARN=0 HAKMEM_FOO=1 HAKMEM_WMAX=9 HAKMEM_STATS=maybe
+expect_silence HAKMEM_WMAX=9 HAKMEM_FOO=1 HAKMEM_WARN=off
+
+# ---- HAKMEM_STRICT=1: errors, then exit 1 before the program runs --------------
+# strict NAME=VALUE...: the program must not run; every bad variable gets
+# an error line, then one line says why hakmem exits.
+strict() {
+	checks=$((checks + 1))
+	env "$@" "$prog" >"$tmp.out" 2>"$tmp.err"
+	rc=$?
+	if test $rc -ne 1; then
+		fail "$*: exit status $rc, not 1"
+		sed 's/^/  stderr: /' "$tmp.err"
+		return
+	fi
+	if test -s "$tmp.out"; then
+		fail "$*: the program ran:"
+		sed 's/^/  stdout: /' "$tmp.out"
+		return
+	fi
+	last=$(tail -n 1 "$tmp.err")
+	if test "$last" != "hakmem: error: bad HAKMEM_* settings and HAKMEM_STRICT=1: exiting"; then
+		fail "$*: the last line on stderr is '$last'"
+		return
+	fi
+	if grep -v '^hakmem: error: ' "$tmp.err" >/dev/null; then
+		fail "$*: a line on stderr is not an error:"
+		sed 's/^/  stderr: /' "$tmp.err"
+		return
+	fi
+	echo "ok: $* -> $(($(wc -l <"$tmp.err") - 1)) error(s), exit 1"
+}
+strict HAKMEM_STRICT=1 HAKMEM_FOO=1
+strict HAKMEM_FOO=1 HAKMEM_STRICT=on
+strict HAKMEM_STRICT=YES HAKMEM_STATS=maybe HAKMEM_POOL_CAP=0
+# HAKMEM_WARN=0 does not hide the errors, which name value and range
+strict HAKMEM_STRICT=1 HAKMEM_WMAX=9 HAKMEM_WARN=0
+if grep -q '^hakmem: error: HAKMEM_WMAX=9: out of range; accepted: 1.00-4.00$' "$tmp.err"; then
+	echo "ok: HAKMEM_STRICT=1 HAKMEM_WMAX=9 -> the error names the value and the range"
+else
+	fail "HAKMEM_STRICT=1 HAKMEM_WMAX=9: no line 'hakmem: error: HAKMEM_WMAX=9: out of range; accepted: 1.00-4.00':"
+	sed 's/^/  stderr: /' "$tmp.err"
+fi
+
+# ---- HAKMEM_VERBOSE=1: the settings in effect ------------------------------------
+if run HAKMEM_VERBOSE=1 HAKMEM_SEGMENT_CACHE=3; then
+	n=$(grep -c '^hakmem:   HAKMEM_[A-Z_]*=[^ ]* (\(default\|environment\))$' "$tmp.err")
+	if ! sed -n 1p "$tmp.err" | grep -q '^hakmem: version .*, pid [0-9]*: the settings in effect$'; then
+		fail "HAKMEM_VERBOSE=1: the first line is not the header:"
+		sed 's/^/  stderr: /' "$tmp.err"
+	elif test "$n" -lt 14 || test "$n" -ne $(($(wc -l <"$tmp.err") - 1)); then
+		fail "HAKMEM_VERBOSE=1: $n setting lines:"
+		sed 's/^/  stderr: /' "$tmp.err"
+	elif ! grep -q '^hakmem:   HAKMEM_SEGMENT_CACHE=3 (environment)$' "$tmp.err" ||
+	     ! grep -q '^hakmem:   HAKMEM_WMAX=1.25 (default)$' "$tmp.err" ||
+	     ! grep -q '^hakmem:   HAKMEM_VERBOSE=1 (environment)$' "$tmp.err"; then
+		fail "HAKMEM_VERBOSE=1: values or sources wrong:"
+		sed 's/^/  stderr: /' "$tmp.err"
+	else
+		echo "ok: HAKMEM_VERBOSE=1 -> $n settings with their source"
+	fi
+fi
 
 # ---- HAKMEM_STATS ----------------------------------------------------------------
 if run HAKMEM_STATS=1; then
@@ -179,6 +258,15 @@ if run HAKMEM_STATS=0; then
 		echo "ok: HAKMEM_STATS=0 -> no statistics"
 	fi
 fi
+for v in true YES on Text; do
+	if run HAKMEM_STATS=$v; then
+		if sed -n 1p "$tmp.err" | grep -q '^hakmem statistics'; then
+			echo "ok: HAKMEM_STATS=$v -> statistics on stderr"
+		else
+			fail "HAKMEM_STATS=$v printed no statistics"
+		fi
+	fi
+done
 
 # The pool's variables take effect: the program starts with no mid page,
 # so each of its mid refills takes min(batch, cap) new pages, and the
