@@ -76,6 +76,7 @@ void hak_fatal(const char *file, int line, const char *what) __attribute__((nore
  * util.c
  * ==================================================================== */
 size_t fmt_u64(char *buf, uint64_t v);
+size_t fmt_bytes(char *buf, uint64_t v); /* "4.0 MiB"; buf: 16 bytes */
 void hak_write_fd(int fd, const char *s, size_t n);
 void hak_write_err(const char *s);
 

@@ -30,6 +30,35 @@ size_t fmt_u64(char *buf, uint64_t v)
 	return i;
 }
 
+/* A byte count for people: "512 B", "1.5 KiB", "4.0 MiB", ... "16.0 EiB";
+ * one decimal, rounded, below 1024 of its unit.  buf holds 16 bytes. */
+size_t fmt_bytes(char *buf, uint64_t v)
+{
+	static const char units[][4] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	size_t n;
+	if (v < 1024) {
+		n = fmt_u64(buf, v);
+		memcpy(buf + n, " B", 3);
+		return n + 2;
+	}
+	unsigned u = 0;
+	uint64_t unit = 1024, tenths;
+	for (;;) {
+		/* v / unit in tenths, rounded half up, without overflow */
+		tenths = v / unit * 10 + (v % unit * 10 + unit / 2) / unit;
+		if (tenths < 10240 || u == 5)
+			break;
+		unit <<= 10;
+		u++;
+	}
+	n = fmt_u64(buf, tenths / 10);
+	buf[n++] = '.';
+	buf[n++] = (char)('0' + tenths % 10);
+	buf[n++] = ' ';
+	memcpy(buf + n, units[u], 4);
+	return n + 3;
+}
+
 void hak_write_fd(int fd, const char *s, size_t n)
 {
 	int saved = errno;

@@ -265,6 +265,63 @@ START_TEST(stats_print_to_stderr)
 }
 END_TEST
 
+/* ---- hak_stats_print_opts -------------------------------------------------- */
+
+START_TEST(stats_print_json)
+{
+	void *p = hak_malloc(5 << 20);
+
+	reset_text();
+	ck_assert_int_eq(hak_stats_print_opts(collect_text, &text, HAK_STATS_JSON), 0);
+	ck_assert_msg(!print_bad_arg, "the callback did not get its argument");
+	ck_assert_msg(strncmp(text, "{\n", 2) == 0, "the JSON begins \"%.40s\"", text);
+	ck_assert_msg(text_len > 3 && strcmp(text + text_len - 3, "\n}\n") == 0,
+		      "the JSON does not end with a closing brace");
+	ck_assert_ptr_nonnull(strstr(text, "\"counters\": {"));
+	ck_assert_ptr_nonnull(strstr(text, "\"huge_allocs\": "));
+	ck_assert_ptr_null(strstr(text, "hakmem statistics"));
+	/* 0 is the text of hak_stats_print */
+	reset_text();
+	ck_assert_int_eq(hak_stats_print_opts(collect_text, &text, 0), 0);
+	ck_assert_msg(strncmp(text, "hakmem statistics", 17) == 0, "flags 0 wrote \"%.40s\"", text);
+	hak_free(p);
+}
+END_TEST
+
+START_TEST(stats_print_unknown_flag)
+{
+	reset_text();
+	errno = 0;
+	ck_assert_int_eq(hak_stats_print_opts(collect_text, &text, HAK_STATS_JSON << 1), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	ck_assert_int_eq(print_calls, 0);
+}
+END_TEST
+
+static void *print_json_in_fresh_thread(void *arg)
+{
+	(void)arg;
+	hak_stats_get(&print_s0);
+	hak_stats_print_opts(collect_text, &text, HAK_STATS_JSON);
+	hak_stats_get(&print_s1);
+	return NULL;
+}
+
+START_TEST(stats_print_json_does_not_allocate)
+{
+	pthread_t t;
+
+	reset_text();
+	ck_assert_int_eq(pthread_create(&t, NULL, print_json_in_fresh_thread, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\"counters\": {"));
+	ck_assert_msg(print_s1.threads_started == print_s0.threads_started,
+		      "hak_stats_print_opts allocated (a thread heap was made while printing)");
+	ck_assert_uint_eq(print_s1.tiny_refills, print_s0.tiny_refills);
+	ck_assert_uint_eq(print_s1.os_map_calls, print_s0.os_map_calls);
+}
+END_TEST
+
 /* ---- hak_collect --------------------------------------------------------- */
 
 START_TEST(collect_returns_memory)
@@ -383,6 +440,9 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, stats_print_callback);
 	tcase_add_test(tc, stats_print_does_not_allocate);
 	tcase_add_test(tc, stats_print_to_stderr);
+	tcase_add_test(tc, stats_print_json);
+	tcase_add_test(tc, stats_print_unknown_flag);
+	tcase_add_test(tc, stats_print_json_does_not_allocate);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("collect");

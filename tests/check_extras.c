@@ -292,8 +292,9 @@ START_TEST(stats_to_stderr)
 	fclose(f);
 	ck_assert_msg(starts_with(text, "first\nhakmem statistics (version "),
 		      "malloc_stats wrote \"%.80s\"", text);
-	ck_assert_ptr_nonnull(strstr(text, "\n  os_mapped "));
-	ck_assert_ptr_nonnull(strstr(text, "\n  pool_cas_retries "));
+	ck_assert_ptr_nonnull(strstr(text, "\nMemory: "));
+	ck_assert_ptr_nonnull(strstr(text, "\n  mapped "));
+	ck_assert_ptr_nonnull(strstr(text, "\nSettings: "));
 }
 END_TEST
 

@@ -4,11 +4,15 @@
  *
  * hak_stats_get: version, size, reserved words, the counters' relations
  * and that they move with the events they count.  hak_stats_print: the
- * lines and their values, output to fd 2 with a NULL callback, the
- * HAKMEM_STATS=1 report at exit, and that printing never allocates: the
+ * groups of the text and their values (bytes with units, per tier, per
+ * class, the settings and their source), output to fd 2 with a NULL
+ * callback, the HAKMEM_STATS=1 and HAKMEM_STATS=json reports at exit;
+ * hak_stats_print_opts: the JSON form (every counter, balanced), EINVAL
+ * for unknown flags; and that printing never allocates, in either form: the
  * callback compares the calling thread's bins and refill counters (and the
  * process's mapping counters) with a snapshot taken before printing; a
- * malloc anywhere in the printer would change one of them.  fmt_u64.
+ * malloc anywhere in the printer would change one of them.  fmt_u64,
+ * fmt_bytes.
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -160,7 +164,7 @@ END_TEST
 
 /* ---- hak_stats_print ---- */
 
-static char out_buf[16384];
+static char out_buf[65536];
 static size_t out_len;
 static unsigned out_calls;
 
@@ -176,63 +180,419 @@ static void collect(void *arg, const char *text)
 	out_calls++;
 }
 
-/* The report in buf: its header and one line per counter, with values. */
-static void check_report(const char *buf, const struct hak_stats *st)
+/* The line of text_line in stats.c: "  name value  note\n". */
+static void want_line(char *want, size_t len, const char *name, const char *value, const char *note)
 {
-	char head[128];
-	snprintf(head, sizeof(head), "hakmem statistics (version %s)\n", hak_version());
-	ck_assert_msg(strncmp(buf, head, strlen(head)) == 0, "report begins \"%.60s\"", buf);
-	const char *line = buf + strlen(head);
-	for (unsigned i = 0; i < NFIELDS; i++) {
-		char want[128];
-		snprintf(want, sizeof(want), "  %-22s%llu\n", fields[i].name, (unsigned long long)field(st, i));
-		ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "line %u: \"%.*s\", expected \"%s\"",
-			      i + 1, (int)strcspn(line, "\n"), line, want);
-		line += strlen(want);
-	}
-	/* two ratios, two decimals, rounded */
-	const struct {
-		const char *name;
-		uint64_t num, den;
-	} ratios[] = {
-		{ "pool_pages_per_refill", st->pool_pages_taken, st->pool_page_refills },
-		{ "pool_cas_retry_pct", st->pool_cas_retries * 100, st->pool_cas },
-	};
-	for (unsigned i = 0; i < 2; i++) {
-		char want[128], val[40];
-		uint64_t v = ratios[i].den ? (ratios[i].num * 100 + ratios[i].den / 2) / ratios[i].den : 0;
-		if (ratios[i].den)
-			snprintf(val, sizeof(val), "%llu.%02llu", (unsigned long long)(v / 100),
-				 (unsigned long long)(v % 100));
-		else
-			snprintf(val, sizeof(val), "-");
-		snprintf(want, sizeof(want), "  %-22s%s\n", ratios[i].name, val);
-		ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "ratio line: \"%.*s\", expected \"%s\"",
-			      (int)strcspn(line, "\n"), line, want);
-		line += strlen(want);
-	}
-#ifdef HAKMEM_DEBUG_COUNTERS
-	ck_assert_msg(strncmp(line, "debug counters\n", 15) == 0, "after the counters: \"%.40s\"", line);
-#else
-	ck_assert_msg(*line == '\0', "trailing text: \"%.40s\"", line);
-#endif
+	snprintf(want, len, "\n  %-18s%10s  %s\n", name, value, note);
 }
 
-START_TEST(test_print_callback)
+static void want_in(const char *buf, const char *want)
+{
+	ck_assert_msg(strstr(buf, want) != NULL, "no line \"%.*s\" in the report:\n%.2000s",
+		      (int)strlen(want) - 2, want + 1, buf);
+}
+
+static const char *const tier_name[TIER_COUNT] = { "tiny", "mid", "large" };
+
+/* Round-up as the report writes it: one decimal, "%"; "-" without a sample. */
+static void want_roundup(char *text, size_t len, uint64_t req, uint64_t given)
+{
+	if (req == 0 || given < req) {
+		snprintf(text, len, "-");
+		return;
+	}
+	uint64_t t = ((given - req) * 1000 + req / 2) / req;
+	snprintf(text, len, "%llu.%llu%%", (unsigned long long)(t / 10), (unsigned long long)(t % 10));
+}
+
+/* The text report in buf, against the counters st (read just before it
+ * was printed, with nothing allocated in between). */
+static void check_report(const char *buf, const struct hak_stats *st)
+{
+	char want[512], v[32], a[32], note[256];
+
+	snprintf(want, sizeof(want), "hakmem statistics (version %s, pid %d)\n", hak_version(),
+		 (int)getpid());
+	ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "report begins \"%.60s\"", buf);
+
+	/* the groups, each with its sentence, in this order */
+	static const char *const groups[] = {
+		"\nMemory: what hakmem has mapped from the kernel, now.\n",
+		"\nTiers: a thread's cache of a size class is refilled when empty; a\n",
+		"\nSize classes, busiest first (cap: the most blocks a thread's cache keeps):\n",
+		"\nMid pages: 128 KiB pages of the mid tier, which move between threads\n",
+		"\nThreads: their heaps, and blocks that cross from one to another.\n",
+		"\nSettings: the HAKMEM_* variables in effect, and where each came from.\n",
+	};
+	const char *at = buf;
+	for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+		const char *q = strstr(at, groups[g]);
+		ck_assert_msg(q != NULL, "group %zu (\"%.20s\") missing or out of order", g, groups[g] + 1);
+		at = q + 1;
+	}
+
+	/* memory, with units */
+	uint64_t cached = st->segments_cached * HAK_SEG_SIZE;
+	uint64_t in_use = st->os_mapped - cached, in_segs = st->segments * HAK_SEG_SIZE;
+	fmt_bytes(v, st->os_mapped);
+	fmt_bytes(a, st->os_mapped_peak);
+	snprintf(note, sizeof(note), "peak %s; %llu mmap and %llu munmap calls", a,
+		 (unsigned long long)st->os_map_calls, (unsigned long long)st->os_unmap_calls);
+	want_line(want, sizeof(want), "mapped", v, note);
+	want_in(buf, want);
+	fmt_bytes(v, in_use);
+	want_line(want, sizeof(want), "in use", v, "mapped less cached: blocks, free room in slabs");
+	want_in(buf, want);
+	fmt_bytes(v, cached);
+	snprintf(note, sizeof(note), "%llu empty 2 MiB segments kept (at most %ld)",
+		 (unsigned long long)st->segments_cached, (long)hak_cfg.segment_cache);
+	want_line(want, sizeof(want), "cached", v, note);
+	want_in(buf, want);
+	fmt_bytes(v, in_segs);
+	snprintf(note, sizeof(note), "%llu segments of tiny, mid, large blocks; peak %llu",
+		 (unsigned long long)st->segments, (unsigned long long)st->segments_peak);
+	want_line(want, sizeof(want), "in segments", v, note);
+	want_in(buf, want);
+	fmt_bytes(v, in_use - in_segs);
+	want_line(want, sizeof(want), "huge and tables", v,
+		  "huge blocks, cached huge mappings, thread heaps");
+	want_in(buf, want);
+	fmt_bytes(v, st->os_purged);
+	want_line(want, sizeof(want), "purged", v, "given back (madvise) since the start, in total");
+	want_in(buf, want);
+
+	/* a line per tier, summed from the per-class counters */
+	uint64_t ctr[HAK_NCOUNTERS], started, exited;
+	heap_counters_sum(ctr, &started, &exited);
+	struct heap_counters c;
+	memcpy(&c, ctr, sizeof(c));
+	uint64_t sum[TIER_COUNT][CC_N + 1];
+	memset(sum, 0, sizeof(sum));
+	for (unsigned k = 0; k < HAK_NBINS; k++) {
+		int t = ace_tier_of_class(k);
+		for (int w = 0; w < CC_N; w++)
+			sum[t][w] += c.cls[k][w];
+		sum[t][CC_N] += c.cls[k][CC_MISSES] * ace_class_size[k];
+	}
+	ck_assert_uint_eq(sum[TIER_TINY][CC_REFILLS], st->tiny_refills);
+	ck_assert_uint_eq(sum[TIER_MID][CC_REFILLS], st->mid_refills);
+	ck_assert_uint_eq(sum[TIER_LARGE][CC_REFILLS], st->large_refills);
+	for (int t = 0; t < TIER_COUNT; t++) {
+		want_roundup(v, sizeof(v), sum[t][CC_REQ_BYTES], sum[t][CC_N]);
+		snprintf(want, sizeof(want), "\n  %-8s%12llu%12llu%12llu%12llu%10s\n", tier_name[t],
+			 (unsigned long long)sum[t][CC_REFILLS], (unsigned long long)sum[t][CC_BLOCKS],
+			 (unsigned long long)sum[t][CC_OVERFLOWS], (unsigned long long)sum[t][CC_MISSES], v);
+		want_in(buf, want);
+	}
+	snprintf(want, sizeof(want), "\n  huge: %llu blocks in use (%llu handed out, %llu of them from the cache, %llu freed);\n",
+		 (unsigned long long)(st->huge_allocs - st->huge_frees), (unsigned long long)st->huge_allocs,
+		 (unsigned long long)st->huge_cache_hits, (unsigned long long)st->huge_frees);
+	want_in(buf, want);
+
+	/* the 10 classes with the most refills (ties: the smaller class),
+	 * busiest first, then how many more were used */
+	bool used[HAK_NBINS], taken[HAK_NBINS];
+	unsigned nused = 0;
+	for (unsigned k = 0; k < HAK_NBINS; k++) {
+		const uint64_t *cc = c.cls[k];
+		used[k] = cc[CC_REFILLS] || cc[CC_BLOCKS] || cc[CC_OVERFLOWS] || cc[CC_MISSES];
+		taken[k] = false;
+		nused += used[k];
+	}
+	const char *prev = strstr(buf, "\n  class      size  tier     cap    refills     blocks  overflows     misses\n");
+	ck_assert_ptr_nonnull(prev);
+	unsigned nshow = nused < 10 ? nused : 10;
+	for (unsigned i = 0; i < nshow; i++) {
+		unsigned k = HAK_NBINS;
+		for (unsigned x = 0; x < HAK_NBINS; x++)
+			if (used[x] && !taken[x] && (k == HAK_NBINS || c.cls[x][CC_REFILLS] > c.cls[k][CC_REFILLS]))
+				k = x;
+		taken[k] = true;
+		const uint64_t *cc = c.cls[k];
+		fmt_bytes(v, ace_class_size[k]);
+		snprintf(want, sizeof(want), "\n%7u%10s  %-5s%7u%11llu%11llu%11llu%11llu\n", k, v,
+			 tier_name[ace_tier_of_class(k)], (unsigned)knob_cap(k),
+			 (unsigned long long)cc[CC_REFILLS], (unsigned long long)cc[CC_BLOCKS],
+			 (unsigned long long)cc[CC_OVERFLOWS], (unsigned long long)cc[CC_MISSES]);
+		const char *q = strstr(buf, want);
+		ck_assert_msg(q != NULL, "no line \"%.*s\" (class %u, the busiest but %u) in:\n%.2000s",
+			      (int)strlen(want) - 2, want + 1, k, i, buf);
+		ck_assert_msg(q > prev, "class %u out of order", k);
+		prev = q + 1;
+	}
+	for (unsigned k = 0; k < HAK_NBINS; k++) {
+		if (taken[k])
+			continue;
+		fmt_bytes(v, ace_class_size[k]);
+		snprintf(want, sizeof(want), "\n%7u%10s  ", k, v);
+		ck_assert_msg(strstr(buf, want) == NULL, "a line for class %u, which is %s", k,
+			      used[k] ? "not among the busiest" : "unused");
+	}
+	if (nused > 10) {
+		snprintf(want, sizeof(want), "\n  and %u more used (the JSON form lists every class)\n",
+			 nused - 10);
+		want_in(buf, want);
+	} else {
+		ck_assert_ptr_null(strstr(buf, "more used (the JSON"));
+	}
+
+	/* the mid pages: mean pages per refill, two decimals, rounded */
+	uint64_t r = st->pool_page_refills;
+	if (r)
+		snprintf(v, sizeof(v), "%llu.%02llu", (unsigned long long)((st->pool_pages_taken * 100 + r / 2) / r / 100),
+			 (unsigned long long)((st->pool_pages_taken * 100 + r / 2) / r % 100));
+	else
+		snprintf(v, sizeof(v), "-");
+	snprintf(note, sizeof(note), "%llu pages taken by %llu refills",
+		 (unsigned long long)st->pool_pages_taken, (unsigned long long)r);
+	want_line(want, sizeof(want), "pages per refill", v, note);
+	want_in(buf, want);
+
+	/* threads */
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)st->threads_started);
+	snprintf(note, sizeof(note), "thread heaps made; %llu flushed at thread exit",
+		 (unsigned long long)st->threads_exited);
+	want_line(want, sizeof(want), "heaps", v, note);
+	want_in(buf, want);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)st->remote_frees);
+	want_line(want, sizeof(want), "remote frees", v, "blocks freed by a thread other than their owner");
+	want_in(buf, want);
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)st->foreign_frees);
+	want_line(want, sizeof(want), "foreign frees", v, "pointers hakmem never handed out, left alone");
+	want_in(buf, want);
+
+	/* every setting, its value and its source */
+	for (unsigned i = 0; i < config_count(); i++) {
+		struct config_setting cs;
+		config_get(i, &cs);
+		snprintf(want, sizeof(want), "\n  %-26s%8s  %s\n", cs.name, cs.text,
+			 cs.from_env ? "environment" : "default");
+		want_in(buf, want);
+	}
+	want_in(buf, "\n  HAKMEM_WMAX                   1.25  default\n");
+
+	/* lines for a terminal of 80 columns */
+	for (const char *l = buf; *l;) {
+		size_t n = strcspn(l, "\n");
+		ck_assert_msg(n <= 79, "a line of %zu characters: \"%.*s\"", n, (int)n, l);
+		l += n + (l[n] == '\n');
+	}
+#ifdef HAKMEM_DEBUG_COUNTERS
+	ck_assert_ptr_nonnull(strstr(buf, "\nDebug counters (--enable-debug-counters):\n"));
+#else
+	ck_assert_ptr_null(strstr(buf, "Debug counters"));
+#endif
+	ck_assert_msg(buf[strlen(buf) - 1] == '\n', "the report does not end a line");
+}
+
+/* The JSON form: one object, a member per line, every counter of
+ * struct hak_stats by its name, the memory group and the settings. */
+static void check_json(const char *buf, const struct hak_stats *st)
+{
+	char want[256];
+	size_t n = strlen(buf);
+	ck_assert_msg(strncmp(buf, "{\n  \"hakmem\": {\n", 16) == 0, "JSON begins \"%.40s\"", buf);
+	ck_assert_msg(n > 3 && strcmp(buf + n - 3, "\n}\n") == 0, "JSON ends \"%s\"", buf + (n > 20 ? n - 20 : 0));
+	/* brackets balance, outside strings, and never go below zero */
+	int depth = 0;
+	bool instr = false;
+	for (const char *q = buf; *q; q++) {
+		if (*q == '"')
+			instr = !instr;
+		else if (!instr && (*q == '{' || *q == '['))
+			depth++;
+		else if (!instr && (*q == '}' || *q == ']'))
+			ck_assert_int_ge(--depth, 0);
+	}
+	ck_assert_int_eq(depth, 0);
+	ck_assert(!instr);
+	snprintf(want, sizeof(want), "\"version\": \"%s\",\n", hak_version());
+	ck_assert_ptr_nonnull(strstr(buf, want));
+	snprintf(want, sizeof(want), "\"pid\": %d\n", (int)getpid());
+	ck_assert_ptr_nonnull(strstr(buf, want));
+	for (unsigned i = 0; i < NFIELDS; i++) {
+		snprintf(want, sizeof(want), "\n    \"%s\": %llu", fields[i].name,
+			 (unsigned long long)field(st, i));
+		const char *q = strstr(buf, want);
+		ck_assert_msg(q != NULL, "no counter %s in the JSON", want + 1);
+		q += strlen(want);
+		ck_assert_msg(*q == ',' || *q == '\n', "%s followed by '%c'", want + 1, *q);
+	}
+	snprintf(want, sizeof(want), "\n    \"mapped\": %llu,\n", (unsigned long long)st->os_mapped);
+	ck_assert_ptr_nonnull(strstr(buf, want));
+	snprintf(want, sizeof(want), "\n    \"in_use\": %llu,\n",
+		 (unsigned long long)(st->os_mapped - st->segments_cached * HAK_SEG_SIZE));
+	ck_assert_ptr_nonnull(strstr(buf, want));
+	ck_assert_ptr_nonnull(strstr(buf, "\n    \"HAKMEM_WMAX\": {\"value\": 1.25, \"source\": \"default\"}"));
+	ck_assert_ptr_nonnull(strstr(buf, "\n    \"HAKMEM_WARN\": {\"value\": true, \"source\": \"default\"}"));
+	for (const char *g = "memory\0tiers\0classes\0mid_pool\0threads\0counters\0settings\0"; *g;
+	     g += strlen(g) + 1) {
+		snprintf(want, sizeof(want), "\n  \"%s\": ", g);
+		ck_assert_msg(strstr(buf, want) != NULL, "no group \"%s\"", g);
+	}
+}
+
+/* Print with these flags to the collecting callback; every piece handed
+ * over ends a line. */
+static void print_collect(unsigned flags, struct hak_stats *st)
 {
 	out_len = 0;
 	out_calls = 0;
 	out_buf[0] = '\0';
-	struct hak_stats st;
-	hak_stats_get(&st);
-	hak_stats_print(collect, NULL);
-	check_report(out_buf, &st);
-	ck_assert_uint_ge(out_calls, 23);
-	/* every piece handed over ends a line */
+	hak_stats_get(st);
+	ck_assert_int_eq(hak_stats_print_opts(collect, NULL, flags), 0);
+	ck_assert_msg(out_len < sizeof(out_buf) - 1024, "out_buf is too small");
 	unsigned lines = 0;
 	for (const char *p = out_buf; *p; p++)
 		lines += *p == '\n';
 	ck_assert_uint_eq(lines, out_calls);
+	ck_assert_uint_ge(out_calls, 40);
+}
+
+/* Something in every line: a huge block in use, frees that overflow a
+ * thread cache (3000 blocks of 200 bytes, cap 1024), a setting from the
+ * environment (config_apply is what config_init calls). */
+static void *stats_scene(void)
+{
+	static void *p[3000];
+	for (int i = 0; i < 3000; i++)
+		p[i] = hak_malloc(200);
+	for (int i = 0; i < 3000; i++)
+		hak_free(p[i]);
+	/* more classes than the text lists: 20 sizes, 16 B to 320 KiB */
+	for (int i = 0; i < 20; i++) {
+		void *q = hak_malloc((size_t)16 << (i * 3 / 4));
+		ck_assert_ptr_nonnull(q);
+		hak_free(q);
+	}
+	ck_assert_int_eq(config_apply("HAKMEM_SEGMENT_CACHE", "8"), 0);
+	return hak_malloc(3 * MiB);
+}
+
+START_TEST(test_print_callback)
+{
+	struct hak_stats st;
+	void *h = stats_scene();
+	/* hak_stats_print is flags 0: the same text, printed right after
+	 * (no Check assertion in between: Check allocates, which moves the
+	 * debug counters) */
+	static char first[sizeof(out_buf)];
+	out_len = 0;
+	out_buf[0] = '\0';
+	hak_stats_get(&st);
+	int r = hak_stats_print_opts(collect, NULL, 0);
+	memcpy(first, out_buf, out_len + 1);
+	out_len = 0;
+	out_buf[0] = '\0';
+	hak_stats_print(collect, NULL);
+	ck_assert_int_eq(r, 0);
+	size_t d = 0;
+	while (first[d] && first[d] == out_buf[d])
+		d++;
+	ck_assert_msg(first[d] == out_buf[d], "hak_stats_print differs from flags 0 at \"%.80s\": \"%.80s\"",
+		      first + d, out_buf + d);
+	print_collect(0, &st);
+	check_report(out_buf, &st);
+	ck_assert_uint_ge(st.huge_allocs - st.huge_frees, 1);
+	ck_assert_ptr_nonnull(strstr(out_buf, "\n  HAKMEM_SEGMENT_CACHE             8  environment\n"));
+	ck_assert_ptr_nonnull(strstr(out_buf, " more used (the JSON form lists every class)\n"));
+	uint64_t ctr[HAK_NCOUNTERS], started, exited;
+	heap_counters_sum(ctr, &started, &exited);
+	ck_assert_uint_gt(((struct heap_counters *)ctr)->cls[ace_class(200)][CC_OVERFLOWS], 0);
+	hak_free(h);
+}
+END_TEST
+
+START_TEST(test_print_json)
+{
+	struct hak_stats st;
+	void *h = stats_scene();
+	print_collect(HAK_STATS_JSON, &st);
+	check_json(out_buf, &st);
+	ck_assert_ptr_nonnull(strstr(out_buf, "\n    \"HAKMEM_SEGMENT_CACHE\": {\"value\": 8, \"source\": \"environment\"}"));
+	/* the tiers and the class of 200 bytes, with its overflows */
+	uint64_t ctr[HAK_NCOUNTERS], started, exited;
+	heap_counters_sum(ctr, &started, &exited);
+	const struct heap_counters *c = (const struct heap_counters *)ctr;
+	unsigned k = ace_class(200);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "\n    {\"class\": %u, \"size\": %u, \"tier\": \"tiny\", \"cap\": %u, \"refills\": %llu, "
+		 "\"blocks\": %llu, \"overflows\": %llu, \"misses\": %llu, \"miss_request_bytes\": %llu}",
+		 k, ace_class_size[k], (unsigned)knob_cap(k), (unsigned long long)c->cls[k][CC_REFILLS],
+		 (unsigned long long)c->cls[k][CC_BLOCKS], (unsigned long long)c->cls[k][CC_OVERFLOWS],
+		 (unsigned long long)c->cls[k][CC_MISSES], (unsigned long long)c->cls[k][CC_REQ_BYTES]);
+	ck_assert_msg(strstr(out_buf, want) != NULL, "no %s in the JSON", want + 1);
+	ck_assert_uint_gt(c->cls[k][CC_OVERFLOWS], 0);
+	uint64_t tiny_over = 0;
+	for (unsigned i = 0; i < HAK_NBINS; i++)
+		if (ace_tier_of_class(i) == TIER_TINY)
+			tiny_over += c->cls[i][CC_OVERFLOWS];
+	snprintf(want, sizeof(want), "\n    \"tiny\": {\n      \"refills\": %llu,\n",
+		 (unsigned long long)st.tiny_refills);
+	const char *q = strstr(out_buf, want);
+	ck_assert_msg(q != NULL, "no %s in the JSON", want + 1);
+	q = strstr(q, "\"overflows\": ");
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(strtoull(q + 13, NULL, 10), tiny_over);
+	hak_free(h);
+}
+END_TEST
+
+/* An unknown flag: EINVAL, nothing printed, the callback never called. */
+START_TEST(test_print_bad_flags)
+{
+	out_len = 0;
+	out_calls = 0;
+	out_buf[0] = '\0';
+	static const unsigned bad[] = { 2, 4, 0x80000000u, HAK_STATS_JSON | 2, ~0u };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		ck_assert_int_eq(hak_stats_print_opts(collect, NULL, bad[i]), -1);
+		ck_assert_int_eq(errno, EINVAL);
+	}
+	ck_assert_uint_eq(out_calls, 0);
+	/* and errno is kept on success */
+	errno = 4321;
+	ck_assert_int_eq(hak_stats_print_opts(collect, NULL, HAK_STATS_JSON), 0);
+	ck_assert_int_eq(errno, 4321);
+}
+END_TEST
+
+/* fmt_bytes: units for people. */
+START_TEST(test_fmt_bytes)
+{
+	static const struct {
+		uint64_t v;
+		const char *s;
+	} cases[] = {
+		{ 0, "0 B" },
+		{ 1, "1 B" },
+		{ 1023, "1023 B" },
+		{ 1024, "1.0 KiB" },
+		{ 1536, "1.5 KiB" },
+		{ 1075, "1.0 KiB" },  /* 1.0498 */
+		{ 1076, "1.1 KiB" },  /* 1.0508 */
+		{ 10 * 1024 + 512, "10.5 KiB" },
+		{ 1048575, "1.0 MiB" }, /* 1023.999 KiB rounds to the next unit */
+		{ 1048576, "1.0 MiB" },
+		{ 4202496, "4.0 MiB" },
+		{ 1019 * 1024 * 1024 + 1, "1019.0 MiB" },
+		{ 3ull << 30, "3.0 GiB" },
+		{ 5ull << 40, "5.0 TiB" },
+		{ 7ull << 50, "7.0 PiB" },
+		{ 1ull << 60, "1.0 EiB" },
+		{ UINT64_MAX, "16.0 EiB" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[32];
+		memset(buf, 'X', sizeof(buf));
+		size_t n = fmt_bytes(buf, cases[i].v);
+		ck_assert_msg(strcmp(buf, cases[i].s) == 0, "fmt_bytes(%llu) = \"%s\", expected \"%s\"",
+			      (unsigned long long)cases[i].v, buf, cases[i].s);
+		ck_assert_uint_eq(n, strlen(cases[i].s));
+		ck_assert_uint_le(n, 15);
+	}
 }
 END_TEST
 
@@ -250,7 +610,7 @@ START_TEST(test_print_fd2)
 	int e = errno;
 	dup2(saved, 2);
 	close(saved);
-	static char buf[16384];
+	static char buf[65536];
 	size_t n = 0;
 	ssize_t r;
 	while (n < sizeof(buf) - 1 && (r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
@@ -277,7 +637,7 @@ START_TEST(test_print_at_exit)
 		exit(0); /* runs the destructors */
 	}
 	close(fds[1]);
-	static char buf[16384];
+	static char buf[65536];
 	size_t n = 0;
 	ssize_t r;
 	while (n < sizeof(buf) - 1 && (r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
@@ -288,7 +648,29 @@ START_TEST(test_print_at_exit)
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_msg(strstr(buf, "hakmem statistics (version ") != NULL, "stderr at exit: \"%.80s\"", buf);
-	ck_assert_ptr_nonnull(strstr(buf, "\n  threads_exited"));
+	ck_assert_ptr_nonnull(strstr(buf, "\nThreads: "));
+
+	/* HAKMEM_STATS=json: the JSON object */
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		hak_cfg.stats = 2;
+		exit(0);
+	}
+	close(fds[1]);
+	n = 0;
+	while (n < sizeof(buf) - 1 && (r = read(fds[0], buf + n, sizeof(buf) - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = '\0';
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_msg(strncmp(buf, "{\n  \"hakmem\": {\n", 16) == 0, "stderr at exit: \"%.80s\"", buf);
+	ck_assert_ptr_nonnull(strstr(buf, "\n    \"HAKMEM_STATS\": {\"value\": \"json\""));
+	ck_assert_ptr_null(strstr(buf, "hakmem statistics"));
 
 	/* and nothing with HAKMEM_STATS=0 */
 	ck_assert_int_eq(pipe(fds), 0);
@@ -371,18 +753,21 @@ static void compare_snap(void *arg, const char *text)
 	}
 }
 
+static unsigned print_flags; /* HAK_STATS_JSON or 0 */
+
 static void print_without_alloc(void)
 {
 	memset(&snap_before, 0, sizeof(snap_before));
 	snap_calls = snap_mismatch = 0;
 	snap_what[0] = '\0';
 	take_snap(&snap_before);
-	hak_stats_print(compare_snap, NULL);
+	hak_stats_print_opts(compare_snap, NULL, print_flags);
 	compare_snap(NULL, "after"); /* and after the last piece */
 }
 
 START_TEST(test_print_no_alloc)
 {
+	print_flags = (unsigned)_i; /* the loop test's index: 0, then HAK_STATS_JSON */
 	/* warm bins in several classes so that any malloc would pop one */
 	void *p[64];
 	for (int i = 0; i < 64; i++)
@@ -399,6 +784,7 @@ END_TEST
  * malloc must refill (a refill counter moves). */
 START_TEST(test_print_no_alloc_empty_bins)
 {
+	print_flags = (unsigned)_i;
 	hak_collect();
 	print_without_alloc();
 	ck_assert_uint_ge(snap_calls, 24);
@@ -418,6 +804,7 @@ static void *print_thread(void *arg)
 
 START_TEST(test_print_no_alloc_fresh_thread)
 {
+	print_flags = (unsigned)_i;
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, print_thread, NULL), 0);
 	pthread_join(t, NULL);
@@ -435,12 +822,16 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_fmt_u64);
 	tcase_add_test(tc, test_stats_get_fields);
 	tcase_add_test(tc, test_stats_move);
+	tcase_add_test(tc, test_fmt_bytes);
 	tcase_add_test(tc, test_print_callback);
+	tcase_add_test(tc, test_print_json);
+	tcase_add_test(tc, test_print_bad_flags);
 	tcase_add_test(tc, test_print_fd2);
 	tcase_add_test(tc, test_print_at_exit);
-	tcase_add_test(tc, test_print_no_alloc);
-	tcase_add_test(tc, test_print_no_alloc_empty_bins);
-	tcase_add_test(tc, test_print_no_alloc_fresh_thread);
+	/* each in the text (0) and the JSON form (HAK_STATS_JSON == 1) */
+	tcase_add_loop_test(tc, test_print_no_alloc, 0, 2);
+	tcase_add_loop_test(tc, test_print_no_alloc_empty_bins, 0, 2);
+	tcase_add_loop_test(tc, test_print_no_alloc_fresh_thread, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

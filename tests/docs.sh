@@ -18,7 +18,9 @@
 #      /usr/local/lib/libhakmem.so);
 #   3. every libhakmem.so.N the text names is the SONAME of the library
 #      just built (readelf -d, or objdump -p), so that the documentation
-#      follows when the libtool version changes.
+#      follows when the libtool version changes;
+#   4. every hak_* function of lib/hakmem.map has its link page man/NAME.3,
+#      installed, and is named in hakmem(3)'s NAME and SYNOPSIS.
 # `make installcheck` runs a program the way the examples say.
 #
 # Run by make check, which exports abs_top_srcdir and abs_top_builddir.
@@ -99,6 +101,36 @@ for d in $docs; do
 		fi
 	fi
 done
+
+# 4. Every hak_* function of the version script has its manual page: a
+#    link page man/NAME.3 to hakmem(3), installed (dist_man3_MANS in
+#    Makefile.am), and its name in hakmem(3)'s NAME and SYNOPSIS.
+map="$abs_top_srcdir/lib/hakmem.map"
+names=$(sed -n 's/^[[:space:]]*\(hak_[a-z_0-9]*\);.*/\1/p' "$map")
+if test -z "$names"; then
+	fail "no hak_* function found in $map"
+fi
+nameline=$(sed -n '/^\.SH NAME/,/^\.SH/p' "$abs_top_srcdir/man/hakmem.3" | tr ',\n' '  ')
+synopsis=$(sed -n '/^\.SH SYNOPSIS/,/^\.SH/p' "$abs_top_srcdir/man/hakmem.3")
+nman=0
+for n in $names; do
+	page="$abs_top_srcdir/man/$n.3"
+	if test "$(cat "$page" 2>/dev/null)" != ".so man3/hakmem.3"; then
+		fail "man/$n.3 is missing or is not the link page '.so man3/hakmem.3'"
+	fi
+	if ! grep -q "man/$n\.3" "$abs_top_srcdir/Makefile.am"; then
+		fail "man/$n.3 is not in dist_man3_MANS (Makefile.am)"
+	fi
+	case " $nameline " in
+	*" $n "*) ;;
+	*) fail "man/hakmem.3: $n is not in the NAME section" ;;
+	esac
+	if ! printf '%s\n' "$synopsis" | grep -q "$n("; then
+		fail "man/hakmem.3: $n is not in the SYNOPSIS"
+	fi
+	nman=$((nman + 1))
+done
+echo "ok: the $nman hak_* functions of lib/hakmem.map have their manual pages"
 
 test $failures -eq 0 || { echo "$failures check(s) failed"; exit 1; }
 echo "PASS: README.md and man/hakmem.3 name ${soname:-the versioned library}, in no fixed directory"

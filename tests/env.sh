@@ -275,9 +275,9 @@ expect_pages() { # EXPECTED VAR=VALUE...
 	want=$1
 	shift
 	run HAKMEM_STATS=1 "$@" || return
-	got=$(sed -n 's/^  pool_pages_per_refill *//p' "$tmp.err")
+	got=$(sed -n 's/^  pages per refill  *\([0-9.]*\) .*/\1/p' "$tmp.err")
 	if test "$got" != "$want"; then
-		fail "$*: pool_pages_per_refill '$got', expected $want"
+		fail "$*: pages per refill '$got', expected $want"
 		return
 	fi
 	echo "ok: $* -> $want pages per mid refill"

@@ -241,6 +241,7 @@ tests_scripts = \
 	tests/symbols.sh \
 	tests/interpose.sh \
 	tests/env.sh \
+	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \
 	tests/docs.sh

@@ -228,7 +228,7 @@ static void check_glibc_extras(void)
 	close(fd2);
 	slurp(f, text, sizeof(text));
 	CHECK(strncmp(text, "hakmem statistics (version ", 27) == 0 &&
-	      strstr(text, "os_mapped") != NULL,
+	      strstr(text, "\n  mapped ") != NULL,
 	      "malloc_stats wrote \"%.60s\"", text);
 
 	/* malloc_info: an XML document; EINVAL for options other than 0. */

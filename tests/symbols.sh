@@ -65,7 +65,7 @@ fi
 
 api="hak_version hak_malloc hak_calloc hak_realloc hak_free hak_free_sized
 hak_aligned_alloc hak_posix_memalign hak_usable_size hak_stats_get
-hak_stats_print hak_collect"
+hak_stats_print hak_stats_print_opts hak_collect"
 family="malloc free calloc realloc reallocarray posix_memalign aligned_alloc
 memalign valloc pvalloc malloc_usable_size free_sized free_aligned_sized
 __libc_malloc __libc_free __libc_calloc __libc_realloc __libc_memalign

@@ -100,11 +100,21 @@ struct hak_stats {
  * NULL. */
 int hak_stats_get(struct hak_stats *st);
 
-/* Writes the statistics as text.  The text is produced in stack buffers
- * and handed to out(arg, text) piece by piece; hakmem never allocates while
- * printing.  With out == NULL it is written to standard error (fd 2). */
+/* Writes the statistics as text for people: the memory mapped, in use
+ * and cached, with units; per tier and per size class; the mid pages and
+ * the threads; the HAKMEM_* settings in effect and their source.  The
+ * text is produced in stack buffers and handed to out(arg, text) piece by
+ * piece; hakmem never allocates while printing.  With out == NULL it is
+ * written to standard error (fd 2). */
 typedef void (*hak_print_fn)(void *arg, const char *text);
 void hak_stats_print(hak_print_fn out, void *arg);
+
+/* hak_stats_print with flags; 0 gives hak_stats_print's text.  Each piece
+ * of text handed to out ends a line.  Returns 0, or -1 with errno EINVAL
+ * and nothing printed when flags holds a bit this library does not know,
+ * so that a program can tell an older library from a newer one. */
+#define HAK_STATS_JSON 0x1u /* one JSON object with the same numbers */
+int hak_stats_print_opts(hak_print_fn out, void *arg, unsigned flags);
 
 /* Returns the calling thread's cached free blocks and every empty slab and
  * segment to the OS now (madvise/munmap), without waiting for the purge
