@@ -173,12 +173,36 @@ bench_batch_system_LDADD = $(bench_system_libs)
 
 BENCH_PROFILE = quick
 
+# The allocators configure left in (--with-jemalloc, --with-mimalloc),
+# and those it left out: bench/run runs only the first (programs of an
+# earlier configuration may still lie in bench/) and names the others.
+# GNUPLOT=no tells bench/plot that --without-gnuplot was given.
+bench_allocators = hakmem
+bench_left_out =
+if HAVE_JEMALLOC
+bench_allocators += jemalloc
+else
+bench_left_out += jemalloc
+endif
+if HAVE_MIMALLOC
+bench_allocators += mimalloc
+else
+bench_left_out += mimalloc
+endif
+bench_allocators += system
+if HAVE_GNUPLOT
+bench_gnuplot = $(GNUPLOT)
+else
+bench_gnuplot = no
+endif
+
 bench-build: $(bench_programs)
 
 bench: bench-build
 	@rc=0; \
-	bash $(srcdir)/bench/run $(BENCH_PROFILE) || rc=$$?; \
-	GNUPLOT="$(GNUPLOT)" bash $(srcdir)/bench/plot || rc=$$?; \
+	ALLOCATORS="$${ALLOCATORS:-$(bench_allocators)}" BENCH_LEFT_OUT="$(bench_left_out)" \
+	  bash $(srcdir)/bench/run $(BENCH_PROFILE) || rc=$$?; \
+	GNUPLOT="$(bench_gnuplot)" bash $(srcdir)/bench/plot || rc=$$?; \
 	exit $$rc
 
 .PHONY: bench bench-build

@@ -22,12 +22,17 @@ HAKMEM_VALGRIND_TESTS = tests/check_semantics_api$(EXEEXT) tests/check_stats$(EX
 	tests/check_pool$(EXEEXT)
 
 if HAVE_CHECK
+if HAVE_VALGRIND
 check-valgrind: $(HAKMEM_VALGRIND_TESTS)
 	@for t in $(HAKMEM_VALGRIND_TESTS); do \
 		echo "valgrind $$t"; \
-		CK_FORK=no HAK_TEST_NO_RSS=1 $(LIBTOOL) --mode=execute valgrind --quiet --error-exitcode=9 \
+		CK_FORK=no HAK_TEST_NO_RSS=1 $(LIBTOOL) --mode=execute $(VALGRIND) --quiet --error-exitcode=9 \
 			--trace-children=no ./$$t || exit 1; \
 	done
+else
+check-valgrind:
+	@echo "error: make check-valgrind: valgrind was not found, or configure was given --without-valgrind" >&2; exit 1
+endif
 else
 check-valgrind:
 	@echo "error: make check-valgrind needs the Check framework" >&2; exit 1
