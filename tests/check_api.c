@@ -241,7 +241,11 @@ END_TEST
 
 START_TEST(stats_print_to_stderr)
 {
-	char tmpl[] = "/tmp/hakmem-stats-XXXXXX";
+	/* in $TMPDIR, as every test here: /tmp may be read-only or small
+	 * on a build machine */
+	const char *dir = getenv("TMPDIR");
+	char tmpl[4096];
+	snprintf(tmpl, sizeof(tmpl), "%s/hakmem-stats-XXXXXX", dir != NULL && *dir ? dir : "/tmp");
 	int fd = mkstemp(tmpl);
 	int saved;
 	ssize_t n;
