@@ -20,7 +20,9 @@
 #      just built (readelf -d, or objdump -p), so that the documentation
 #      follows when the libtool version changes;
 #   4. every hak_* function of lib/hakmem.map has its link page man/NAME.3,
-#      installed, and is named in hakmem(3)'s NAME and SYNOPSIS.
+#      installed, and is named in hakmem(3)'s NAME and SYNOPSIS;
+#   5. hakmem.pc has its fields, URL included, and pkg-config --validate
+#      accepts it.
 # `make installcheck` runs a program the way the examples say.
 #
 # Run by make check, which exports abs_top_srcdir and abs_top_builddir.
@@ -131,6 +133,24 @@ for n in $names; do
 	nman=$((nman + 1))
 done
 echo "ok: the $nman hak_* functions of lib/hakmem.map have their manual pages"
+
+# 5. hakmem.pc, as configure wrote it, has every field a packager and
+#    pkg-config's users look for, the URL of the project among them, and
+#    pkg-config accepts it.
+pc="$abs_top_builddir/hakmem.pc"
+if test -f "$pc"; then
+	for field in Name Description Version URL Libs Libs.private Cflags; do
+		if ! grep -q "^$field: [^ ]" "$pc"; then
+			fail "hakmem.pc has no '$field:' field (or it is empty)"
+		fi
+	done
+	if have pkg-config && ! pkg-config --validate "$pc"; then
+		fail "pkg-config --validate $pc failed"
+	fi
+	echo "ok: hakmem.pc: $(sed -n 's/^URL: //p' "$pc")"
+else
+	fail "$pc was not written by configure"
+fi
 
 test $failures -eq 0 || { echo "$failures check(s) failed"; exit 1; }
 echo "PASS: README.md and man/hakmem.3 name ${soname:-the versioned library}, in no fixed directory"
