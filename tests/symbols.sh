@@ -29,6 +29,13 @@
 # (lib/hakmem.map).  The nodes' own symbols (HAKMEM_0.1) are allowed in
 # the export list.
 #
+# The Debian symbols file packaging/debian/libhakmem0.symbols must list
+# the same symbols as the map and the family above, with the version that
+# first had them (a node HAKMEM_X.Y: X.Y.0; the family: 0.1.0), so that
+# dpkg-gensymbols, which compares it with the library built, agrees with
+# the version script.  With HAK_SYMBOLS_DEBIAN=print this script prints
+# that file instead of testing (make update-debian-symbols writes it).
+#
 # Run by make check, which exports abs_top_builddir and abs_top_srcdir.
 
 # Word splitting of the symbol lists is intended.
@@ -220,7 +227,41 @@ versions()
 	return $st
 }
 
+# The Debian symbols file, from the map and the family (the override on,
+# as the package builds it): one line per symbol and one per node.
+debian_symbols()
+{
+	echo "# Generated from lib/hakmem.map and the malloc family of tests/symbols.sh"
+	echo "# by make update-debian-symbols; make check compares (tests/symbols.sh)."
+	echo "libhakmem.so.0 libhakmem0 #MINVER#"
+	echo "* Build-Depends-Package: libhakmem-dev"
+	{
+		awk '{ v = $2; sub(/^HAKMEM_/, "", v); print " " $1 "@" $2 " " v ".0" }' "$tmp.map"
+		awk '{ v = $1; sub(/^HAKMEM_/, "", v); print " " $1 "@" $1 " " v ".0" }' "$tmp.nodes"
+		printf ' %s@Base 0.1.0\n' $family $extras
+	} | LC_ALL=C sort
+}
+
+if test "${HAK_SYMBOLS_DEBIAN:-}" = print; then
+	debian_symbols
+	exit 0
+fi
+
 status=0
+debsym="${abs_top_srcdir:-$abs_top_builddir}/packaging/debian/libhakmem0.symbols"
+if test -f "$debsym"; then
+	debian_symbols | grep -v '^#' >"$tmp.debsym.want"
+	grep -v '^#' "$debsym" >"$tmp.debsym.have"
+	if cmp -s "$tmp.debsym.want" "$tmp.debsym.have"; then
+		echo "PASS: packaging/debian/libhakmem0.symbols agrees with lib/hakmem.map and the family ($(grep -c '^ ' "$tmp.debsym.have") symbols)"
+	else
+		echo "FAIL: packaging/debian/libhakmem0.symbols differs from lib/hakmem.map and the family (make update-debian-symbols):"
+		diff "$tmp.debsym.want" "$tmp.debsym.have" | sed -n 's/^</  missing:/p; s/^>/  not expected:/p'
+		status=1
+	fi
+else
+	echo "SKIP: $debsym not found: the Debian symbols file is not compared"
+fi
 if test -f "$so"; then
 	check "$so" exported "$tmp.toolchain" -D --defined-only || status=1
 	if test "${HAK_TEST_VERSION_SCRIPT:-1}" = 1; then
