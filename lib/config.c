@@ -98,7 +98,8 @@ static void config_accepted_text(const struct cfg_desc *d, char *buf);
 /* Where each variable's value came from: 1 once the environment (or a
  * test, through config_apply) gave an accepted value. */
 static _Atomic unsigned char cfg_from_env[CFG_N];
-/* Bad values and unknown names config_apply has reported. */
+/* Bad values and unknown names config_apply has reported (config_init
+ * exits under HAKMEM_STRICT=1 when its own scan added to them). */
 static _Atomic unsigned cfg_errors;
 
 /* Decimal digits with an optional fraction of up to 'decimals' places;
@@ -317,10 +318,11 @@ void config_init(void)
 {
 	if (environ == NULL)
 		return;
+	unsigned errors = atomic_load_explicit(&cfg_errors, memory_order_relaxed);
 	config_scan(0);
 	config_scan(1);
 	if (atomic_load_explicit(&config_strict, memory_order_relaxed) &&
-	    atomic_load_explicit(&cfg_errors, memory_order_relaxed) != 0) {
+	    atomic_load_explicit(&cfg_errors, memory_order_relaxed) != errors) {
 		hak_write_err("hakmem: error: bad HAKMEM_* settings and HAKMEM_STRICT=1: exiting\n");
 		_exit(1);
 	}
