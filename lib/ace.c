@@ -49,6 +49,25 @@ const uint32_t ace_class_size[HAK_NBINS] = {
 	S16(0u), S16(16u), S16(32u), S16(48u), S4(64u)
 };
 
+/* Block positions without a division (the free path's check that a
+ * pointer is the start of a block, slab_block_index in internal.h).  A
+ * class size d is d0 * 2^k with d0 odd; x (32 bits) is a multiple of d
+ * exactly when rotr32(x * inv(d0), k) <= (2^32 - 1) / d, and that value
+ * is then x / d (Hacker's Delight, 10-17).  Entry c holds inv(d0), the
+ * inverse of d0 modulo 2^32 (Newton's iteration: 3, 6, 12, 24, 48 good
+ * bits), in its low half and k in its high half. */
+#define D_K(d) ((unsigned)__builtin_ctz(d))
+#define D_ODD(d) ((uint32_t)((d) >> D_K(d)))
+#define NEWTON(d, x) ((uint32_t)((x) * (uint32_t)(2u - (uint32_t)((d) * (x)))))
+#define INV(d) NEWTON(d, NEWTON(d, NEWTON(d, NEWTON(d, (uint32_t)(d)))))
+#define M1(c) (INV(D_ODD(S1(c))) | (uint64_t)D_K(S1(c)) << 32)
+#define M4(c) M1(c), M1((c) + 1u), M1((c) + 2u), M1((c) + 3u)
+#define M16(c) M4(c), M4((c) + 4u), M4((c) + 8u), M4((c) + 12u)
+
+const uint64_t ace_class_div[HAK_NBINS] = {
+	M16(0u), M16(16u), M16(32u), M16(48u), M4(64u)
+};
+
 _Static_assert(sizeof(ace_small_tab) == 2049, "ace_small_tab covers 0..32 KiB in 16-byte steps");
 _Static_assert(HAK_NBINS == 68, "ace_class_size lists 68 classes");
 _Static_assert(ACE_FORMULA(HAK_MID_MAX) == HAK_CLS_LARGE - 1, "32 KiB is the last mid class");

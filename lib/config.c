@@ -68,6 +68,7 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, NULL },
 	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, NULL },
 	{ "HAKMEM_WARN", &config_warn, 0, 1, 0, NULL },
+	{ "HAKMEM_ON_ERROR", &hak_cfg.on_error, 0, 2, 0, NULL },
 };
 #define CFG_N (sizeof(cfg_table) / sizeof(cfg_table[0]))
 
@@ -82,6 +83,7 @@ static const struct {
 	{ &config_verbose, CONFIG_BOOL },
 	{ &config_strict, CONFIG_BOOL },
 	{ &config_warn, CONFIG_BOOL },
+	{ &hak_cfg.on_error, CONFIG_ONERR },
 };
 
 static int cfg_kind(const struct cfg_desc *d)
@@ -146,6 +148,9 @@ static const struct {
 	{ "true", 1, W_ANY }, { "false", 0, W_ANY },	{ "yes", 1, W_ANY },
 	{ "no", 0, W_ANY },   { "on", 1, W_ANY },	{ "off", 0, W_ANY },
 	{ "text", 1, W_STATS }, { "json", 2, W_STATS },
+	{ "abort", ON_ERROR_ABORT, 1 << CONFIG_ONERR },
+	{ "warn", ON_ERROR_WARN, 1 << CONFIG_ONERR },
+	{ "ignore", ON_ERROR_IGNORE, 1 << CONFIG_ONERR },
 #undef W_ANY
 #undef W_STATS
 };
@@ -232,6 +237,9 @@ int config_apply(const char *name, const char *value)
 		const char *why = "not a number";
 		if (kind == CONFIG_NUM) {
 			bad = config_parse(value, d->decimals, &v);
+		} else if (kind == CONFIG_ONERR) {
+			bad = config_parse_word(value, CONFIG_ONERR, &v);
+			why = "not abort, warn or ignore";
 		} else {
 			/* 0 or 1, or a word; a number above 1 is out of range */
 			bad = config_parse_bool(value, &v);
@@ -357,6 +365,12 @@ static size_t config_value_text(const struct cfg_desc *d, long v, char *buf)
 		memcpy(buf, "json", 5);
 		return 4;
 	}
+	if (kind == CONFIG_ONERR) {
+		const char *w = v == ON_ERROR_IGNORE ? "ignore" : v == ON_ERROR_WARN ? "warn" : "abort";
+		size_t n = strlen(w);
+		memcpy(buf, w, n + 1);
+		return n;
+	}
 	return fmt_scaled(buf, v, kind == CONFIG_NUM ? d->decimals : 0);
 }
 
@@ -376,6 +390,8 @@ static void config_accepted_text(const struct cfg_desc *d, char *buf)
 		parts[3] = ", false/true, no/yes, off/on";
 	if (kind == CONFIG_STATS)
 		parts[4] = ", text, json";
+	if (kind == CONFIG_ONERR)
+		parts[0] = "abort, warn, ignore", parts[1] = parts[2] = parts[3] = "";
 	for (unsigned k = 0; k < 5; k++)
 		for (const char *q = parts[k]; *q && n < 95; q++)
 			buf[n++] = *q;

@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include <stdlib.h>
+
 /* The heap of a thread that has none yet: every bin is empty and it owns
  * no slab, so the fast paths need no "initialised?" test. */
 struct heap heap_empty;
@@ -32,6 +34,77 @@ void heap_count_foreign(void)
 uint64_t heap_foreign_frees(void)
 {
 	return atomic_load_explicit(&foreign_frees, memory_order_relaxed);
+}
+
+/* ---- bad frees ---- */
+
+static _Atomic uint64_t bad_frees;
+
+uint64_t heap_bad_frees(void)
+{
+	return atomic_load_explicit(&bad_frees, memory_order_relaxed);
+}
+
+/* 0 when p may be freed, else what is wrong (HAK_BAD_*).  Any thread:
+ * carved only grows while s serves its class, and is 0 while s is free. */
+int slab_check_free(const struct slab *s, const void *p)
+{
+	if (slab_block_index(s, p) >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+		return HAK_BAD_NOT_BLOCK;
+	if (blk_key(p) == free_key())
+		return HAK_BAD_DOUBLE;
+	return 0;
+}
+
+/* One line, written without allocating: "hakmem: double free of 0x...
+ * (size class 256)", "hakmem: free of 0x...: not the start of a block".
+ * Then HAKMEM_ON_ERROR: abort (the default), or go on without touching
+ * the block (warn prints the line, ignore does not). */
+void heap_bad_free(const char *op, int what, const void *p, size_t cls_size)
+{
+	atomic_fetch_add_explicit(&bad_frees, 1, memory_order_relaxed);
+	long mode = KNOB(on_error);
+#if defined(HAKMEM_SECURE) && HAKMEM_SECURE
+	mode = ON_ERROR_ABORT; /* the secure build always stops */
+#endif
+	if (mode == ON_ERROR_IGNORE)
+		return;
+	char line[160], addr[24], size[24];
+	static const char hex[] = "0123456789abcdef";
+	uintptr_t a = (uintptr_t)p;
+	size_t n = 0;
+	addr[n++] = '0';
+	addr[n++] = 'x';
+	int shift = 60;
+	while (shift > 0 && ((a >> shift) & 15) == 0)
+		shift -= 4;
+	for (; shift >= 0; shift -= 4)
+		addr[n++] = hex[(a >> shift) & 15];
+	addr[n] = '\0';
+	fmt_u64(size, cls_size);
+	const char *parts[8];
+	unsigned k = 0;
+	parts[k++] = "hakmem: ";
+	if (what == HAK_BAD_DOUBLE) {
+		parts[k++] = op[0] == 'f' ? "double free of " : "realloc of freed block ";
+		parts[k++] = addr;
+		parts[k++] = " (size class ";
+		parts[k++] = size;
+		parts[k++] = ")\n";
+	} else {
+		parts[k++] = op;
+		parts[k++] = " of ";
+		parts[k++] = addr;
+		parts[k++] = ": not the start of a block\n";
+	}
+	n = 0;
+	for (unsigned i = 0; i < k; i++)
+		for (const char *q = parts[i]; *q && n < sizeof(line) - 1; q++)
+			line[n++] = *q;
+	line[n] = '\0';
+	hak_write_err(line);
+	if (mode == ON_ERROR_ABORT)
+		abort();
 }
 
 /* ---- knobs ---- */

@@ -145,6 +145,38 @@ hak_inline void blk_set_next(void *b, void *next)
 	*(void **)b = next;
 }
 
+/* ---- the free key: a freed block is marked ----
+ * Word 1 of every block on a free list (a thread's bin, a slab's local
+ * or remote list, a gathered chain) holds hak_free_key; every block
+ * handed out has that word cleared first (blk_clear_key, on each path
+ * that hands out a block of a slab).  A free that finds the key in its
+ * block frees a block that is free already: a double free (reported,
+ * never pushed; heap_bad_free).  A live block holds the key only when the
+ * program wrote it there, and it is random per process (hak_init), so
+ * only a program that copies freed memory can meet it by chance.  The
+ * smallest block (16 bytes) has two words. */
+extern _Atomic uintptr_t hak_free_key;
+
+hak_inline uintptr_t blk_key(const void *b)
+{
+	return ((const uintptr_t *)b)[1];
+}
+
+hak_inline uintptr_t free_key(void)
+{
+	return atomic_load_explicit(&hak_free_key, memory_order_relaxed);
+}
+
+hak_inline void blk_set_key(void *b, uintptr_t key)
+{
+	((uintptr_t *)b)[1] = key;
+}
+
+hak_inline void blk_clear_key(void *b)
+{
+	((uintptr_t *)b)[1] = 0;
+}
+
 /* ---- per-thread counters: owner writes, readers sum ---- */
 #define CTR_ADD(h, field, n)                                                     \
 	__atomic_store_n(&(h)->ctr.field,                                        \
@@ -180,6 +212,7 @@ hak_inline void blk_set_next(void *b, void *next)
  * ==================================================================== */
 struct hak_config {
 	_Atomic long stats;          /* HAKMEM_STATS */
+	_Atomic long on_error;       /* HAKMEM_ON_ERROR: enum hak_on_error */
 	_Atomic long tiny_superslab; /* HAKMEM_TINY_USE_SUPERSLAB (always 1) */
 	_Atomic long tiny_sll_cap;   /* HAKMEM_TINY_SLL_CAP */
 	_Atomic long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
@@ -209,7 +242,9 @@ int config_parse(const char *text, int decimals, long *out);
 int config_apply(const char *name, const char *value);
 /* The kinds of value a HAKMEM_* variable takes: a number, a boolean, or
  * HAKMEM_STATS's (a boolean, text: 1, json: 2). */
-enum { CONFIG_NUM = 0, CONFIG_BOOL = 1, CONFIG_STATS = 2 };
+enum { CONFIG_NUM = 0, CONFIG_BOOL = 1, CONFIG_STATS = 2, CONFIG_ONERR = 3 };
+/* HAKMEM_ON_ERROR: what a bad free does after it is caught (heap.c). */
+enum hak_on_error { ON_ERROR_ABORT = 0, ON_ERROR_WARN = 1, ON_ERROR_IGNORE = 2 };
 /* A boolean: 1/0, true/false, yes/no, on/off (any case, blanks around);
  * 0 on success, 1 for a number other than 0 and 1, -1 otherwise. */
 int config_parse_bool(const char *text, long *out);
@@ -245,6 +280,9 @@ hak_inline uint32_t knob_cap(unsigned c)
  * initialised, when a library constructor may already call malloc. */
 extern const uint8_t ace_small_tab[(HAK_MID_MAX >> 4) + 1];
 extern const uint32_t ace_class_size[HAK_NBINS];
+/* Per class: the inverse of the size's odd factor (low 32 bits) and its
+ * power of two (high 32 bits), for slab_block_index. */
+extern const uint64_t ace_class_div[HAK_NBINS];
 unsigned ace_class_slow(size_t n); /* any n <= HAK_LARGE_MAX */
 hak_inline unsigned ace_class(size_t n)
 {
@@ -434,6 +472,24 @@ hak_inline uint8_t *slab_block0(const struct slab *s)
 	return slab_area(seg, s->index, &len) + slab_colour(seg, s->index, s->cls);
 }
 
+hak_inline uint32_t slab_bsize(const struct slab *s)
+{
+	return ace_class_size[s->cls];
+}
+
+/* The index of the block that starts at p in s, or a number >= s->capacity
+ * when no block of s starts at p (inside a block, misaligned, before the
+ * first block: the slab's header or colour).  No division: a multiply and
+ * a rotation (ace_class_div).  Offsets within a segment fit 32 bits, and a
+ * segment never spans a multiple of 4 GiB. */
+hak_inline uint32_t slab_block_index(const struct slab *s, const void *p)
+{
+	uint64_t m = ace_class_div[s->cls];
+	uint32_t x = ((uint32_t)(uintptr_t)p - s->b0) * (uint32_t)m;
+	unsigned k = (unsigned)(m >> 32);
+	return (x >> k) | (x << ((32u - k) & 31u));
+}
+
 void slab_validate(const struct slab *s);
 #define VALIDATE(s) (HAK_DEBUG ? slab_validate(s) : (void)0)
 
@@ -561,12 +617,17 @@ hak_inline void *slab_carve(struct heap *h, struct slab *s)
 		batch = limit;
 	if (k > batch)
 		k = batch;
-	size_t bs = s->block_size;
+	size_t bs = slab_bsize(s);
+	uintptr_t key = free_key();
 	uint8_t *first = slab_block0(s) + (size_t)s->carved * bs, *b = first;
-	for (uint32_t i = 1; i < k; i++, b += bs)
+	for (uint32_t i = 1; i < k; i++, b += bs) {
 		blk_set_next(b, b + bs);
+		blk_set_key(b, key);
+	}
 	blk_set_next(b, NULL);
-	s->carved += k;
+	blk_set_key(b, key);
+	/* read by other threads' frees (slab_check_free) */
+	__atomic_store_n(&s->carved, (uint16_t)(s->carved + k), __ATOMIC_RELAXED);
 	s->used += k;
 	return slab_bin_fill_pop(h, s->cls, first, k);
 }
@@ -819,6 +880,14 @@ void heap_default_caps(void);
 uint64_t heap_orphan_remote_frees(void);
 void heap_count_foreign(void);
 uint64_t heap_foreign_frees(void);
+/* Bad frees (internal.h, "the free key"): what slab_check_free finds. */
+enum { HAK_BAD_NOT_BLOCK = 1, HAK_BAD_DOUBLE = 2 };
+int slab_check_free(const struct slab *s, const void *p);
+/* Report a bad free or realloc ("free", "realloc") of p, whose class
+ * holds cls_size bytes, and apply HAKMEM_ON_ERROR: returns unless that
+ * says abort.  The caller then leaves p alone. */
+void heap_bad_free(const char *op, int what, const void *p, size_t cls_size) hak_noinline;
+uint64_t heap_bad_frees(void);
 
 /* ---- inline fast paths ---- */
 
@@ -851,6 +920,9 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
  * ==================================================================== */
 void *hak_alloc_slow(size_t n) hak_noinline;
 void hak_free_slow(void *p) hak_noinline;
+/* A free of p in s that hak_free_fast refused: not the start of a block
+ * carved from s, or a block that is free already (reported). */
+void hak_free_bad(struct slab *s, const void *p) hak_noinline;
 
 hak_inline void *hak_alloc_fast(size_t n)
 {
@@ -861,6 +933,7 @@ hak_inline void *hak_alloc_fast(size_t n)
 		if (likely(p != NULL)) {
 			b->head = blk_next(p);
 			b->count--;
+			blk_clear_key(p);
 			DCTR_INC(h, alloc_fast);
 			DCTR_ADD(h, req_bytes, n);
 			DCTR_ADD(h, class_bytes, ace_class_size[ace_small_tab[(n + 15) >> 4]]);
@@ -880,6 +953,14 @@ hak_inline void hak_free_fast(void *p)
 		 * twice, once per field); owner and cls share a cache line */
 		__asm__("" : "+r"(s));
 		if (likely(atomic_load_explicit(&s->owner, memory_order_relaxed) == h)) {
+			/* the start of a block carved from s, and not free
+			 * already (the free key); else nothing is written */
+			uintptr_t key = free_key();
+			if (unlikely(slab_block_index(s, p) >= s->carved || blk_key(p) == key)) {
+				hak_free_bad(s, p);
+				return;
+			}
+			blk_set_key(p, key);
 			struct tbin *b = &h->bins[s->cls];
 			if (likely(b->count < b->cap)) {
 				blk_set_next(p, b->head);

@@ -96,7 +96,7 @@ static bool large_free_purge(struct slab *s, bool force)
 		if (*mark == done)
 			continue;
 		if (force || *mark == seen) {
-			purge_pages((uint8_t *)b + HAK_PAGE, s->block_size - HAK_PAGE);
+			purge_pages((uint8_t *)b + HAK_PAGE, slab_bsize(s) - HAK_PAGE);
 			*mark = done;
 		} else {
 			*mark = seen;

@@ -29,11 +29,14 @@ hak_inline void *alloc_class(size_t n, unsigned c)
 	if (p) { /* large classes come here first */
 		b->head = blk_next(p);
 		b->count--;
+		blk_clear_key(p);
 		return p;
 	}
 	p = heap_refill(h, c, n);
 	if (unlikely(p == NULL))
 		errno = ENOMEM;
+	else
+		blk_clear_key(p);
 	return p;
 }
 
@@ -66,6 +69,21 @@ void *hak_alloc_slow(size_t n)
 	return alloc_class(n, ace_class(n));
 }
 
+void hak_free_bad(struct slab *s, const void *p)
+{
+	int saved = errno;
+	heap_bad_free("free", slab_check_free(s, p) == HAK_BAD_DOUBLE ? HAK_BAD_DOUBLE : HAK_BAD_NOT_BLOCK,
+		      p, slab_bsize(s));
+	errno = saved;
+}
+
+/* Inside a huge block hakmem handed out, not at its start. */
+static bool huge_interior(struct segment *seg, const void *p)
+{
+	return seg->tier == TIER_HUGE && seg->magic == HAK_SEG_MAGIC && !huge_owns(seg, p) &&
+	       (const uint8_t *)p < (const uint8_t *)seg + seg->map_size;
+}
+
 /* Everything the inline free path does not finish: NULL, foreign
  * pointers, huge blocks, blocks of other threads' heaps, and the first
  * free of a thread that has no heap yet. */
@@ -75,14 +93,24 @@ void hak_free_slow(void *p)
 		return;
 	int saved = errno;
 	struct segment *seg = segmap_lookup(p);
-	if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
+	if (seg != NULL && huge_interior(seg, p)) {
+		heap_bad_free("free", HAK_BAD_NOT_BLOCK, p, 0);
+	} else if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
 		/* not ours: never trusted, never touched */
 		heap_count_foreign();
 	} else if (seg->tier == TIER_HUGE) {
 		huge_free(seg, p);
 	} else {
-		/* hak_free_fast finished every block of this thread's heap */
-		heap_free_remote(tls_heap, seg, p);
+		/* hak_free_fast finished every block of this thread's heap;
+		 * the same checks as there, for any thread (heap.c) */
+		struct slab *s = slab_of(seg, p);
+		int bad = slab_check_free(s, p);
+		if (unlikely(bad)) {
+			heap_bad_free("free", bad, p, slab_bsize(s));
+		} else {
+			blk_set_key(p, free_key());
+			heap_free_remote(tls_heap, seg, p);
+		}
 	}
 	errno = saved;
 }
@@ -100,7 +128,7 @@ static size_t usable_in(struct segment *seg, const void *p)
 {
 	if (seg->tier == TIER_HUGE)
 		return huge_usable(seg, p);
-	return slab_of(seg, p)->block_size;
+	return slab_bsize(slab_of(seg, p));
 }
 
 /* align: a power of two. */
@@ -177,11 +205,25 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		hak_free_fast(p);
 		return NULL;
 	}
-	struct segment *seg = owned_segment(p);
-	if (seg == NULL) {
+	struct segment *seg = segmap_lookup(p);
+	if (seg != NULL && huge_interior(seg, p)) {
+		heap_bad_free("realloc", HAK_BAD_NOT_BLOCK, p, 0);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
 		heap_count_foreign();
 		errno = EINVAL;
 		return NULL;
+	}
+	if (seg->tier != TIER_HUGE) {
+		struct slab *s = slab_of(seg, p);
+		int bad = slab_check_free(s, p);
+		if (unlikely(bad)) {
+			heap_bad_free("realloc", bad, p, slab_bsize(s));
+			errno = EINVAL;
+			return NULL;
+		}
 	}
 	if (seg->tier == TIER_HUGE && n > HAK_LARGE_MAX) {
 		void *q = huge_realloc(seg, p, n);

@@ -330,7 +330,7 @@ static void slot_purge(struct segment *seg, unsigned i)
 void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 {
 	hak_assert(s->used == 0 && seg->tier == TIER_MID);
-	size_t len, touched = (size_t)s->carved * s->block_size;
+	size_t len, touched = (size_t)s->carved * slab_bsize(s);
 	uint8_t *a = slab_area(seg, s->index, &len);
 	uint32_t bit = 1u << s->index;
 	bool now = h->purge_now || purge_delay() == 0;

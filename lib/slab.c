@@ -49,12 +49,13 @@ void slab_validate(const struct slab *s)
 	hak_assert(s->used + s->nfree == s->carved);
 	uint32_t n = 0;
 	uint8_t *start = slab_block0(s);
-	hak_assert(start + (size_t)s->capacity * s->block_size <=
+	hak_assert(s->b0 == (uint32_t)(uintptr_t)start);
+	hak_assert(start + (size_t)s->capacity * slab_bsize(s) <=
 		   slab_start(s) + ((size_t)1 << seg_of_slab(s)->slab_shift));
 	for (void *b = s->free; b; b = blk_next(b)) {
 		hak_assert((uint8_t *)b >= start);
-		hak_assert((size_t)((uint8_t *)b - start) % s->block_size == 0);
-		hak_assert((uint8_t *)b < start + (size_t)s->carved * s->block_size);
+		hak_assert((size_t)((uint8_t *)b - start) % slab_bsize(s) == 0);
+		hak_assert((uint8_t *)b < start + (size_t)s->carved * slab_bsize(s));
 		n++;
 	}
 	hak_assert(n == s->nfree);
@@ -100,10 +101,10 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 {
 	struct slab *s = &seg->slabs[i];
 	size_t len;
-	slab_area(seg, i, &len);
-	s->block_size = ace_class_size[c];
+	uint8_t *b0 = slab_area(seg, i, &len) + slab_colour(seg, i, c);
+	s->b0 = (uint32_t)(uintptr_t)b0;
 	/* room for the colour: the last block goes when the slack is short */
-	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / s->block_size);
+	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / ace_class_size[c]);
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
 	s->cls = (uint8_t)c;

@@ -413,6 +413,8 @@ static void print_text(struct pbuf *b, const struct snap *s)
 			  (const char *const[]){ "carved from segments; ", a, " retired empty", NULL }));
 	fmt_u64(v, st->foreign_frees);
 	text_line(b, "foreign frees", v, "pointers hakmem never handed out, left alone");
+	fmt_u64(v, heap_bad_frees());
+	text_line(b, "bad frees", v, "double frees and bad pointers, refused");
 
 	pb_str(b, "\nSettings: the HAKMEM_* variables in effect, and where each came from.\n");
 	for (unsigned i = 0; i < config_count(); i++) {
@@ -608,6 +610,7 @@ static void print_json(struct pbuf *b, const struct snap *s)
 	jw_u64(&j, "slabs_new", st->slabs_new);
 	jw_u64(&j, "slabs_retired", st->slabs_retired);
 	jw_u64(&j, "foreign_frees", st->foreign_frees);
+	jw_u64(&j, "bad_frees", heap_bad_frees());
 	jw_close(&j, "}");
 
 	jw_open(&j, "counters", "{");
@@ -623,6 +626,10 @@ static void print_json(struct pbuf *b, const struct snap *s)
 		pb_str(b, "{\"value\": ");
 		if (cs.kind == CONFIG_STATS) {
 			pb_str(b, cs.value == 2 ? "\"json\"" : cs.value ? "\"text\"" : "\"off\"");
+		} else if (cs.kind == CONFIG_ONERR) {
+			pb_str(b, "\"");
+			pb_str(b, cs.text); /* abort, warn, ignore */
+			pb_str(b, "\"");
 		} else if (cs.kind == CONFIG_BOOL) {
 			pb_str(b, cs.value ? "true" : "false");
 		} else {

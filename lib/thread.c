@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 __thread struct heap *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_empty;
 static __thread int tls_dead __attribute__((tls_model("initial-exec")));
@@ -106,6 +109,8 @@ void *heap_fallback_alloc(unsigned c)
 	} else {
 		p = heap_refill(h, c, ace_class_size[c]);
 	}
+	if (p != NULL)
+		blk_clear_key(p);
 	hak_unlock(&fallback_lock);
 	if (p == NULL)
 		errno = ENOMEM;
@@ -151,6 +156,18 @@ static void atfork_child(void)
 	huge_fork_child();
 }
 
+/* The free key (internal.h): random bytes from the kernel (a system
+ * call: no libc state is needed this early), or where the stack and the
+ * library lie and the time when there are none; odd, so never a block's
+ * address or NULL. */
+static void free_key_init(void)
+{
+	uintptr_t k = 0;
+	if (syscall(SYS_getrandom, &k, sizeof(k), GRND_NONBLOCK) != (long)sizeof(k))
+		k = ((uintptr_t)&k ^ os_now_ms()) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)&hak_free_key;
+	atomic_store_explicit(&hak_free_key, k | 1, memory_order_relaxed);
+}
+
 void hak_init(void)
 {
 	if (likely(atomic_load_explicit(&init_state, memory_order_acquire) == 2))
@@ -158,6 +175,7 @@ void hak_init(void)
 	int expect = 0;
 	if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		tls_in_init = 1;
+		free_key_init();
 		config_init();
 		tiny_init();
 		pool_init();

@@ -131,7 +131,9 @@ struct slab {
 	uint16_t used;            /* blocks out of the slab (see above) */
 	uint16_t carved;          /* blocks cut from the slab so far */
 	uint16_t capacity;        /* blocks that fit (<= 4096: 64 KiB / 16) */
-	uint32_t block_size;      /* == ace class size of cls */
+	uint32_t b0;              /* low 32 bits of the first block's address
+				   * (slab_block_index); the block size is
+				   * ace_class_size[cls] (slab_bsize) */
 	uint8_t cls;              /* size class */
 	uint8_t state;            /* enum slab_state */
 	uint8_t index;            /* position in the segment */

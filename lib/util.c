@@ -94,6 +94,10 @@ void hak_fatal(const char *file, int line, const char *what)
 	abort();
 }
 
+/* The mark of a free block (internal.h, "the free key"): this value
+ * until hak_init makes it random. */
+_Atomic uintptr_t hak_free_key = (uintptr_t)0x9e3779b97f4a7c15ull;
+
 /* ---- locks (internal.h, "locks") ---- */
 
 /* Its address names the thread that holds a hak_lock. */

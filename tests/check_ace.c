@@ -155,7 +155,7 @@ START_TEST(test_tiers_in_allocator)
 		ck_assert_msg(seg->tier == cases[i].tier, "malloc(%zu) in tier %u, expected %d",
 			      cases[i].n, seg->tier, cases[i].tier);
 		if (seg->tier != TIER_HUGE) {
-			ck_assert_uint_eq(slab_of(seg, p)->block_size,
+			ck_assert_uint_eq(slab_bsize(slab_of(seg, p)),
 					  ace_class_size[ace_class(cases[i].n)]);
 			ck_assert_uint_eq(hak_usable_size(p), ace_class_size[ace_class(cases[i].n)]);
 		}

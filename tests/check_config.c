@@ -86,6 +86,8 @@ static const struct var vars[] = {
 	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, 0, CONFIG_BOOL },
 	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, 0, CONFIG_BOOL },
 	{ "HAKMEM_WARN", &config_warn, 0, 1, 1, 0, CONFIG_BOOL },
+	/* words only: abort (0), warn (1), ignore (2); test_on_error */
+	{ "HAKMEM_ON_ERROR", &hak_cfg.on_error, 0, 2, 0, 0, CONFIG_ONERR },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
@@ -258,6 +260,8 @@ START_TEST(test_apply_valid)
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
 		long vals[3] = { v->min, v->max, (v->min + v->max) / 2 };
+		if (v->kind == CONFIG_ONERR)
+			continue; /* words, not numbers: test_on_error */
 		for (int k = 0; k < 3; k++) {
 			char text[64];
 			fmt_val(text, sizeof(text), vals[k], v->decimals);
@@ -307,6 +311,8 @@ START_TEST(test_apply_invalid)
 	reset_defaults();
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
+		if (v->kind == CONFIG_ONERR)
+			continue; /* test_on_error */
 		const char *nan = v->kind == CONFIG_NUM	   ? "not a number"
 				  : v->kind == CONFIG_BOOL ? "not a boolean"
 							   : "not a boolean, text or json";
@@ -538,6 +544,8 @@ START_TEST(test_verbose)
 			snprintf(val, sizeof(val), "json");
 		else if (strcmp(v->name, "HAKMEM_VERBOSE") == 0)
 			snprintf(val, sizeof(val), "1");
+		else if (v->kind == CONFIG_ONERR)
+			snprintf(val, sizeof(val), "abort");
 		else
 			fmt_val(val, sizeof(val), v->def, v->decimals);
 		snprintf(want, sizeof(want), "\nhakmem:   %s=%s (%s)\n", v->name, val,
@@ -548,6 +556,51 @@ START_TEST(test_verbose)
 	static const char *const quiet[] = { "HAKMEM_VERBOSE=0", NULL };
 	init_in_child(quiet);
 	ck_assert_str_eq(cap_buf, "");
+}
+END_TEST
+
+/* HAKMEM_ON_ERROR takes one of three words, in any case; anything else
+ * is one warning line and the old value stays. */
+START_TEST(test_on_error)
+{
+	reset_defaults();
+	static const struct {
+		const char *text;
+		long value;
+	} good[] = { { "abort", ON_ERROR_ABORT }, { "warn", ON_ERROR_WARN },
+		     { " IGNORE ", ON_ERROR_IGNORE }, { "Warn", ON_ERROR_WARN } };
+	for (unsigned i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		capture_begin();
+		int r = config_apply("HAKMEM_ON_ERROR", good[i].text);
+		const char *err = capture_end();
+		ck_assert_msg(r == 0, "HAKMEM_ON_ERROR=%s rejected", good[i].text);
+		ck_assert_str_eq(err, "");
+		ck_assert_int_eq(hak_cfg.on_error, good[i].value);
+	}
+	static const char *const bad[] = { "0", "1", "yes", "stop", "", "abort warn" };
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[256];
+		snprintf(want, sizeof(want),
+			 "hakmem: warning: HAKMEM_ON_ERROR=%s: not abort, warn or ignore; accepted: "
+			 "abort, warn, ignore; using default warn\n",
+			 bad[i]);
+		capture_begin();
+		int r = config_apply("HAKMEM_ON_ERROR", bad[i]);
+		const char *err = capture_end();
+		ck_assert_msg(r != 0, "HAKMEM_ON_ERROR=%s accepted", bad[i]);
+		ck_assert_str_eq(err, want);
+		ck_assert_int_eq(hak_cfg.on_error, ON_ERROR_WARN);
+	}
+	struct config_setting cs;
+	for (unsigned i = 0; i < config_count(); i++) {
+		config_get(i, &cs);
+		if (strcmp(cs.name, "HAKMEM_ON_ERROR") == 0)
+			break;
+	}
+	ck_assert_str_eq(cs.name, "HAKMEM_ON_ERROR");
+	ck_assert_str_eq(cs.text, "warn");
+	ck_assert_int_eq(cs.kind, CONFIG_ONERR);
+	hak_cfg.on_error = ON_ERROR_ABORT;
 }
 END_TEST
 
@@ -669,6 +722,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_strict);
 	tcase_add_test(tc, test_verbose);
 	tcase_add_test(tc, test_config_get);
+	tcase_add_test(tc, test_on_error);
 	suite_add_tcase(s, tc);
 	return s;
 }

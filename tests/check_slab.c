@@ -162,8 +162,8 @@ static bool walk_list(void *head, uint64_t max, struct heap *h, const struct sla
 			return false;
 		}
 		uint8_t *start = slab_block0(bs);
-		if ((uint8_t *)b < start || ((uint8_t *)b - start) % bs->block_size != 0 ||
-		    (uint8_t *)b >= start + (size_t)bs->carved * bs->block_size) {
+		if ((uint8_t *)b < start || ((uint8_t *)b - start) % slab_bsize(bs) != 0 ||
+		    (uint8_t *)b >= start + (size_t)bs->carved * slab_bsize(bs)) {
 			TFAIL("%s of class %u: block %p not a carved block of its slab", what, c, b);
 			return false;
 		}
@@ -202,12 +202,12 @@ static bool check_one_slab(struct heap *h, struct segment *seg, struct slab *s, 
 	bool coloured = c < HAK_CLS_MID && ace_class_size[c] % 128 == 0;
 	size_t colour = (size_t)(slab_block0(s) - start);
 	if (c >= HAK_NBINS || ace_tier_of_class(c) != t ||
-	    s->block_size != ace_class_size[c] || slab_start(s) != start ||
-	    (coloured ? colour % 64 != 0 || colour >= (s->block_size & (0 - s->block_size))
+	    slab_bsize(s) != ace_class_size[c] || slab_start(s) != start ||
+	    (coloured ? colour % 64 != 0 || colour >= (slab_bsize(s) & (0 - slab_bsize(s)))
 		      : colour != 0) ||
-	    s->capacity != (len - colour) / s->block_size) {
+	    s->capacity != (len - colour) / slab_bsize(s)) {
 		TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
-		      (void *)seg, c, s->block_size, s->capacity);
+		      (void *)seg, c, slab_bsize(s), s->capacity);
 		return false;
 	}
 	if (s->carved > s->capacity || s->used + s->nfree != s->carved) {

@@ -204,6 +204,13 @@ tests_interpose_prog_SOURCES = tests/interpose_prog.c
 tests_interpose_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_interpose_prog_LDADD = $(DL_LIBS)
 
+# A program with one memory bug per case (a double free, a bad pointer),
+# built against the C library alone: tests/badfree.sh preloads hakmem.
+check_PROGRAMS += tests/badfree_prog
+tests_badfree_prog_SOURCES = tests/badfree_prog.c
+tests_badfree_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin -Wno-use-after-free -Wno-free-nonheap-object
+tests_badfree_prog_LDADD = $(PTHREAD_LIBS)
+
 # A static program that defines hakmem's internal names (pool_init,
 # os_map, tls_heap, ...) as its own links and runs: in libhakmem.a they
 # are local (scripts/localize-archive.sh).  The same two links.  With or
@@ -240,6 +247,7 @@ tests_scripts = \
 	tests/layers.sh \
 	tests/symbols.sh \
 	tests/interpose.sh \
+	tests/badfree.sh \
 	tests/env.sh \
 	tests/stats.sh \
 	tests/early.sh \
