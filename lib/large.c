@@ -81,8 +81,9 @@ int large_settle(struct heap *h, struct segment *seg, struct slab *s)
 	return slab_settle_owned(h, seg, s);
 }
 
-/* A free block is marked in its second word (the first is the free-list
- * link) with one of these, xor its address. */
+/* A free block is marked in its third word (the first is the free-list
+ * link, the second the free key: internal.h) with one of these, xor its
+ * address. */
 #define LARGE_SEEN 0x68616b2d7365656eull   /* "hak-seen" */
 #define LARGE_PURGED 0x68616b2d67697665ull /* "hak-give" */
 
@@ -91,7 +92,7 @@ static bool large_free_purge(struct slab *s, bool force)
 {
 	bool pending = false;
 	for (void *b = s->free; b; b = blk_next(b)) {
-		uint64_t *mark = (uint64_t *)b + 1;
+		uint64_t *mark = (uint64_t *)b + 2;
 		uint64_t seen = LARGE_SEEN ^ (uintptr_t)b, done = LARGE_PURGED ^ (uintptr_t)b;
 		if (*mark == done)
 			continue;

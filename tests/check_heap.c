@@ -277,6 +277,67 @@ START_TEST(test_purge_rules)
 }
 END_TEST
 
+/* ---- the free key (internal.h) ---- */
+
+/* Freed blocks keep their mark through a sweep, which writes marks of its
+ * own into free large blocks (large.c); a block handed out has none. */
+START_TEST(test_free_key_survives_sweep)
+{
+	static const size_t sizes[] = { 64, 4096, 100000 };
+	for (unsigned i = 0; i < 3; i++) {
+		size_t n = sizes[i];
+		void *live = hak_malloc(n), *p = hak_malloc(n), *q = hak_malloc(n);
+		ck_assert(live && p && q);
+		ck_assert_uint_ne(blk_key(p), free_key());
+		hak_free(p);
+		hak_free(q); /* a large class's bin holds one: q goes to the slab */
+		for (int k = 0; k < 2; k++)
+			heap_purge(tls_heap, true);
+		struct segment *seg = segmap_lookup(p);
+		ck_assert_ptr_nonnull(seg);
+		ck_assert_msg(blk_key(p) == free_key() && blk_key(q) == free_key(),
+			      "%zu bytes: the key of a free block is gone after a sweep", n);
+		ck_assert_int_eq(slab_check_free(slab_of(seg, p), p), HAK_BAD_DOUBLE);
+		ck_assert_int_eq(slab_check_free(slab_of(seg, q), q), HAK_BAD_DOUBLE);
+		ck_assert_int_eq(slab_check_free(slab_of(seg, live), live), 0);
+		ck_assert_int_eq(slab_check_free(slab_of(seg, live), (char *)live + 16), HAK_BAD_NOT_BLOCK);
+		void *r = hak_malloc(n), *t = hak_malloc(n);
+		ck_assert(r && t);
+		ck_assert_uint_ne(blk_key(r), free_key());
+		ck_assert_uint_ne(blk_key(t), free_key());
+		hak_free(r);
+		hak_free(t);
+		hak_free(live);
+	}
+}
+END_TEST
+
+/* slab_block_index against a division, for every class, at every offset
+ * of a block's first and last 64 bytes and around the slab's ends. */
+START_TEST(test_block_index)
+{
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
+		struct slab s = { 0 };
+		uint32_t bs = ace_class_size[c];
+		s.cls = (uint8_t)c;
+		s.b0 = 0x40001000u + (c % 4) * 64;
+		uint32_t cap = (uint32_t)((2u << 20) / bs);
+		for (uint32_t blk = 0; blk <= cap; blk += blk < 8 || blk + 8 > cap ? 1 : cap / 16 + 1)
+			for (int64_t d = -64; d < 64; d++) {
+				int64_t off = (int64_t)blk * bs + d;
+				uint32_t want = off >= 0 && off % bs == 0 ? (uint32_t)(off / bs) : UINT32_MAX;
+				uint32_t got = slab_block_index(&s, (void *)(uintptr_t)(s.b0 + (uint32_t)off));
+				if (want == UINT32_MAX)
+					ck_assert_msg(got >= cap, "class %u (%u B), offset %lld: index %u",
+						      c, bs, (long long)off, got);
+				else
+					ck_assert_msg(got == want, "class %u (%u B), offset %lld: %u, not %u",
+						      c, bs, (long long)off, got, want);
+			}
+	}
+}
+END_TEST
+
 static Suite *heap_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -290,6 +351,10 @@ static Suite *heap_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("purge");
 	tcase_add_test(tc, test_purge_rules);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("free key");
+	tcase_add_test(tc, test_free_key_survives_sweep);
+	tcase_add_test(tc, test_block_index);
 	suite_add_tcase(s, tc);
 	return s;
 }
