@@ -232,6 +232,29 @@ tests_static_names_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_static_names_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
 tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 
+# A static program that tests/setuid.sh installs set-user-ID and
+# set-group-ID root: the same two links.
+if ENABLE_STATIC
+check_PROGRAMS += tests/setuid_prog
+if !SANITIZER
+check_PROGRAMS += tests/setuid_prog_full
+endif
+endif
+tests_setuid_prog_cppflags = $(AM_CPPFLAGS)
+if OVERRIDE
+tests_setuid_prog_cppflags += -DTEST_OVERRIDE
+endif
+tests_setuid_prog_SOURCES = tests/setuid_prog.c
+tests_setuid_prog_CPPFLAGS = $(tests_setuid_prog_cppflags)
+tests_setuid_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_setuid_prog_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_setuid_prog_LDFLAGS = $(AM_LDFLAGS) -static-libtool-libs
+tests_setuid_prog_full_SOURCES = tests/setuid_prog.c
+tests_setuid_prog_full_CPPFLAGS = $(tests_setuid_prog_cppflags)
+tests_setuid_prog_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_setuid_prog_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_setuid_prog_full_LDFLAGS = $(AM_LDFLAGS) -all-static
+
 # ---------------------------------------------------------------------------
 # Shell tests.
 # ---------------------------------------------------------------------------
@@ -241,6 +264,7 @@ tests_scripts = \
 	tests/symbols.sh \
 	tests/interpose.sh \
 	tests/env.sh \
+	tests/setuid.sh \
 	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \
