@@ -232,6 +232,22 @@ tests_static_names_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_static_names_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
 tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 
+# tests/deepbind.sh: a program built against the C library alone, and two
+# copies of a library it dlopens with RTLD_DEEPBIND, one linked with the
+# C library only, one with libhakmem too.
+check_PROGRAMS += tests/deepbind_prog
+tests_deepbind_prog_SOURCES = tests/deepbind_prog.c
+tests_deepbind_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_deepbind_prog_LDADD = $(DL_LIBS)
+check_LTLIBRARIES += tests/libdeeplibc.la tests/libdeephak.la
+tests_libdeeplibc_la_SOURCES = tests/deepbind_lib.c
+tests_libdeeplibc_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_libdeeplibc_la_LDFLAGS = -rpath /nowhere -avoid-version -shared
+tests_libdeephak_la_SOURCES = tests/deepbind_lib.c
+tests_libdeephak_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_libdeephak_la_LIBADD = lib/libhakmem.la
+tests_libdeephak_la_LDFLAGS = -rpath /nowhere -avoid-version -shared
+
 # A static program that tests/setuid.sh installs set-user-ID and
 # set-group-ID root: the same two links.
 if ENABLE_STATIC
@@ -265,6 +281,7 @@ tests_scripts = \
 	tests/interpose.sh \
 	tests/env.sh \
 	tests/setuid.sh \
+	tests/deepbind.sh \
 	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \
