@@ -31,6 +31,7 @@
 #include "config.h"
 #include "types.h"
 #include <hakmem/hakmem.h>
+#include "track.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -137,12 +138,17 @@ int hak_lock_after_fork(struct hak_lock *l);
  * place. */
 hak_inline void *blk_next(const void *b)
 {
-	return *(void *const *)b;
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	void *next = *(void *const *)b;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+	return next;
 }
 
 hak_inline void blk_set_next(void *b, void *next)
 {
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
 	*(void **)b = next;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
 }
 
 /* ---- per-thread counters: owner writes, readers sum ---- */
