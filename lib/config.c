@@ -12,6 +12,12 @@
  * (the default or the environment).  config_init applies HAKMEM_STRICT
  * and HAKMEM_WARN first, wherever they stand in the environment.
  *
+ * A set-user-ID or set-group-ID program (any process the kernel starts
+ * with AT_SECURE: file capabilities and LSM transitions too) ignores
+ * every HAKMEM_* variable, as glibc's secure_getenv and its own MALLOC_*
+ * tunables do: its environment comes from a less privileged user, who
+ * must not tune, stop (HAKMEM_STRICT) or read out (HAKMEM_STATS) it.
+ *
  * Every tunable lives in hak_cfg, a table of atomics (internal.h, "the
  * knob and counter seam"): the HAKMEM_* values, the cache cap of each
  * size class and W_MAX of each tier.  Readers load them relaxed (KNOB);
@@ -20,6 +26,7 @@
  * change reaches every running thread within one refill. */
 #include "internal.h"
 
+#include <sys/auxv.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -322,10 +329,24 @@ static void config_scan(int pass)
 	}
 }
 
+/* True when the environment is not to be trusted.  getauxval reads the
+ * auxiliary vector that the dynamic loader (or, in a static program,
+ * __libc_start_main, first thing) has recorded before any allocation can
+ * happen, and it neither allocates nor depends on the rest of the C
+ * library being up; secure_getenv's __libc_enable_secure is set from the
+ * same AT_SECURE.  Real and effective IDs that differ count as well, for
+ * a kernel or C library without the entry. */
+static bool config_secure(void)
+{
+	if (getauxval(AT_SECURE) != 0)
+		return true;
+	return getuid() != geteuid() || getgid() != getegid();
+}
+
 void config_init(void)
 {
-	if (environ == NULL)
-		return;
+	if (environ == NULL || config_secure())
+		return; /* the defaults, in silence */
 	unsigned errors = atomic_load_explicit(&cfg_errors, memory_order_relaxed);
 	config_scan(0);
 	config_scan(1);

@@ -31,6 +31,7 @@
 #include "config.h"
 #include "types.h"
 #include <hakmem/hakmem.h>
+#include "track.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -137,12 +138,17 @@ int hak_lock_after_fork(struct hak_lock *l);
  * place. */
 hak_inline void *blk_next(const void *b)
 {
-	return *(void *const *)b;
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	void *next = *(void *const *)b;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+	return next;
 }
 
 hak_inline void blk_set_next(void *b, void *next)
 {
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
 	*(void **)b = next;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
 }
 
 /* ---- the free key: a freed block is marked ----
@@ -159,7 +165,7 @@ extern _Atomic uintptr_t hak_free_key;
 
 hak_inline uintptr_t blk_key(const void *b)
 {
-	return ((const uintptr_t *)b)[1];
+	return HAK_TRACK_PEEK((const uintptr_t *)b + 1); /* track.h */
 }
 
 hak_inline uintptr_t free_key(void)
@@ -169,12 +175,16 @@ hak_inline uintptr_t free_key(void)
 
 hak_inline void blk_set_key(void *b, uintptr_t key)
 {
+	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
 	((uintptr_t *)b)[1] = key;
+	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
 }
 
 hak_inline void blk_clear_key(void *b)
 {
+	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
 	((uintptr_t *)b)[1] = 0;
+	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
 }
 
 /* ---- per-thread counters: owner writes, readers sum ---- */

@@ -94,15 +94,17 @@ static bool large_free_purge(struct slab *s, bool force)
 	for (void *b = s->free; b; b = blk_next(b)) {
 		uint64_t *mark = (uint64_t *)b + 2;
 		uint64_t seen = LARGE_SEEN ^ (uintptr_t)b, done = LARGE_PURGED ^ (uintptr_t)b;
-		if (*mark == done)
-			continue;
-		if (force || *mark == seen) {
+		HAK_TRACK_OPEN(mark, sizeof(*mark)); /* track.h */
+		if (*mark == done) {
+			/* nothing */
+		} else if (force || *mark == seen) {
 			purge_pages((uint8_t *)b + HAK_PAGE, slab_bsize(s) - HAK_PAGE);
 			*mark = done;
 		} else {
 			*mark = seen;
 			pending = true;
 		}
+		HAK_TRACK_CLOSE(mark, sizeof(*mark)); /* track.h */
 	}
 	return pending;
 }

@@ -166,19 +166,28 @@ static bool pow2(size_t a)
 
 /* ---- the API ---- */
 
+/* The lines marked "track.h" tell valgrind's memcheck about the blocks
+ * (--enable-valgrind-annotations; nothing otherwise).  A block is known
+ * freed before hakmem's free path runs: that path may hand it to another
+ * thread at once. */
+
 HAKMEM_EXPORT void *hak_malloc(size_t n)
 {
-	return hak_alloc_fast(n);
+	void *p = hak_alloc_fast(n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
 }
 
 HAKMEM_EXPORT void hak_free(void *p)
 {
+	HAK_TRACK_FREE(p); /* track.h */
 	hak_free_fast(p);
 }
 
 HAKMEM_EXPORT void hak_free_sized(void *p, size_t n)
 {
 	(void)n;
+	HAK_TRACK_FREE(p); /* track.h */
 	hak_free_fast(p);
 }
 
@@ -189,9 +198,15 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (n > HAK_LARGE_MAX)
-		return huge_alloc_init(n, 0, true, false);
+	if (n > HAK_LARGE_MAX) {
+		HAK_TRACK_QUIET_BEGIN(); /* track.h: zeroing a cached mapping */
+		void *q = huge_alloc_init(n, 0, true, false);
+		HAK_TRACK_QUIET_END(); /* track.h */
+		HAK_TRACK_ZALLOC(q, n); /* track.h */
+		return q;
+	}
 	void *p = hak_alloc_fast(n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
 	if (likely(p != NULL))
 		memset(p, 0, n);
 	return p;
@@ -199,9 +214,13 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 
 HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 {
-	if (p == NULL)
-		return hak_alloc_fast(n);
+	if (p == NULL) {
+		void *q = hak_alloc_fast(n);
+		HAK_TRACK_ALLOC(q, n); /* track.h */
+		return q;
+	}
 	if (n == 0) { /* glibc's policy: free, return NULL */
+		HAK_TRACK_FREE(p); /* track.h */
 		hak_free_fast(p);
 		return NULL;
 	}
@@ -226,18 +245,29 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		}
 	}
 	if (seg->tier == TIER_HUGE && n > HAK_LARGE_MAX) {
+		HAK_TRACK_OLD(asked, p, huge_usable(seg, p)); /* track.h */
+		HAK_TRACK_QUIET_BEGIN(); /* track.h: the copy is hakmem's */
 		void *q = huge_realloc(seg, p, n);
 		if (unlikely(q == NULL) && huge_oom_release())
 			q = huge_realloc(seg, p, n);
+		HAK_TRACK_QUIET_END(); /* track.h */
+		HAK_TRACK_MOVED(p, q, asked, n); /* track.h */
 		return q;
 	}
 	size_t old = usable_in(seg, p);
-	if (n <= old && (n > old / 2 || old <= 128))
+	if (n <= old && (n > old / 2 || old <= 128)) {
+		HAK_TRACK_OLD(asked, p, old); /* track.h */
+		HAK_TRACK_RESIZE(p, asked, n); /* track.h */
 		return p;
+	}
 	void *q = n > HAK_LARGE_MAX && n > old ? huge_alloc_init(n, 0, false, true) : hak_alloc_fast(n);
 	if (q == NULL)
 		return NULL; /* errno is ENOMEM; p is untouched */
+	HAK_TRACK_ALLOC(q, n); /* track.h */
+	HAK_TRACK_QUIET_BEGIN(); /* track.h: the bytes beyond the size asked for too */
 	memcpy(q, p, n < old ? n : old);
+	HAK_TRACK_QUIET_END(); /* track.h */
+	HAK_TRACK_FREE(p); /* track.h */
 	hak_free_fast(p);
 	return q;
 }
@@ -248,7 +278,9 @@ HAKMEM_EXPORT void *hak_aligned_alloc(size_t align, size_t n)
 		errno = EINVAL;
 		return NULL;
 	}
-	return alloc_aligned(align, n);
+	void *p = alloc_aligned(align, n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
 }
 
 HAKMEM_EXPORT int hak_posix_memalign(void **out, size_t align, size_t n)
@@ -260,6 +292,7 @@ HAKMEM_EXPORT int hak_posix_memalign(void **out, size_t align, size_t n)
 	errno = saved;
 	if (p == NULL)
 		return ENOMEM;
+	HAK_TRACK_ALLOC(p, n); /* track.h */
 	*out = p;
 	return 0;
 }
@@ -292,7 +325,7 @@ HAKMEM_EXPORT void hak_collect(void)
 #endif
 /* ---- glibc extras, used by the override ---- */
 
-static void *hak_memalign(size_t align, size_t n)
+static void *hak_memalign_(size_t align, size_t n)
 {
 	if (align <= 16)
 		return hak_alloc_fast(n);
@@ -306,9 +339,18 @@ static void *hak_memalign(size_t align, size_t n)
 	return alloc_aligned(align, n);
 }
 
+static void *hak_memalign(size_t align, size_t n)
+{
+	void *p = hak_memalign_(align, n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
+}
+
 static void *hak_valloc(size_t n)
 {
-	return alloc_aligned(HAK_PAGE, n);
+	void *p = alloc_aligned(HAK_PAGE, n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
 }
 
 static void *hak_pvalloc(size_t n)
@@ -317,7 +359,10 @@ static void *hak_pvalloc(size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return alloc_aligned(HAK_PAGE, (n + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
+	n = (n + HAK_PAGE - 1) & ~(HAK_PAGE - 1);
+	void *p = alloc_aligned(HAK_PAGE, n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
 }
 
 static void *hak_reallocarray(void *p, size_t a, size_t b)
@@ -348,6 +393,7 @@ HAKMEM_EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 {
 	(void)align;
 	(void)n;
+	HAK_TRACK_FREE(p); /* track.h */
 	hak_free_fast(p);
 }
 

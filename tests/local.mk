@@ -239,6 +239,45 @@ tests_static_names_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
 tests_static_names_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
 tests_static_names_full_LDFLAGS = $(AM_LDFLAGS) -all-static
 
+# tests/deepbind.sh: a program built against the C library alone, and two
+# copies of a library it dlopens with RTLD_DEEPBIND, one linked with the
+# C library only, one with libhakmem too.
+check_PROGRAMS += tests/deepbind_prog
+tests_deepbind_prog_SOURCES = tests/deepbind_prog.c
+tests_deepbind_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_deepbind_prog_LDADD = $(DL_LIBS)
+check_LTLIBRARIES += tests/libdeeplibc.la tests/libdeephak.la
+tests_libdeeplibc_la_SOURCES = tests/deepbind_lib.c
+tests_libdeeplibc_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_libdeeplibc_la_LDFLAGS = -rpath /nowhere -avoid-version -shared
+tests_libdeephak_la_SOURCES = tests/deepbind_lib.c
+tests_libdeephak_la_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_libdeephak_la_LIBADD = lib/libhakmem.la
+tests_libdeephak_la_LDFLAGS = -rpath /nowhere -avoid-version -shared
+
+# A static program that tests/setuid.sh installs set-user-ID and
+# set-group-ID root: the same two links.
+if ENABLE_STATIC
+check_PROGRAMS += tests/setuid_prog
+if !SANITIZER
+check_PROGRAMS += tests/setuid_prog_full
+endif
+endif
+tests_setuid_prog_cppflags = $(AM_CPPFLAGS)
+if OVERRIDE
+tests_setuid_prog_cppflags += -DTEST_OVERRIDE
+endif
+tests_setuid_prog_SOURCES = tests/setuid_prog.c
+tests_setuid_prog_CPPFLAGS = $(tests_setuid_prog_cppflags)
+tests_setuid_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_setuid_prog_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_setuid_prog_LDFLAGS = $(AM_LDFLAGS) -static-libtool-libs
+tests_setuid_prog_full_SOURCES = tests/setuid_prog.c
+tests_setuid_prog_full_CPPFLAGS = $(tests_setuid_prog_cppflags)
+tests_setuid_prog_full_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_setuid_prog_full_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_setuid_prog_full_LDFLAGS = $(AM_LDFLAGS) -all-static
+
 # ---------------------------------------------------------------------------
 # Shell tests.
 # ---------------------------------------------------------------------------
@@ -249,6 +288,8 @@ tests_scripts = \
 	tests/interpose.sh \
 	tests/badfree.sh \
 	tests/env.sh \
+	tests/setuid.sh \
+	tests/deepbind.sh \
 	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \

@@ -8,7 +8,8 @@
 # cross-thread stress, slab and thread suites in each (tests/sanitizers.sh;
 # about 10 minutes on 2 cores).  Not part of `make check`.
 
-EXTRA_DIST += tests/sanitizers.sh tests/sanitizers.mk tests/snapshot.sh
+EXTRA_DIST += tests/sanitizers.sh tests/sanitizers.mk tests/snapshot.sh \
+	tests/valgrind-annotated.sh tests/vgtrack_prog.c
 
 check-sanitizers:
 	$(SHELL) $(srcdir)/tests/sanitizers.sh $(abs_top_srcdir)
@@ -38,4 +39,15 @@ check-valgrind:
 	@echo "error: make check-valgrind needs the Check framework" >&2; exit 1
 endif
 
-.PHONY: check-sanitizers check-valgrind
+# A copy of the tree built with --enable-valgrind-annotations, and a
+# program with a use after free, an overrun and a leak, and a clean one,
+# under memcheck (tests/valgrind-annotated.sh; not part of make check).
+if HAVE_VALGRIND
+check-valgrind-annotated:
+	VALGRIND='$(VALGRIND)' CC='$(CC)' $(SHELL) $(srcdir)/tests/valgrind-annotated.sh $(abs_top_srcdir)
+else
+check-valgrind-annotated:
+	@echo "error: make check-valgrind-annotated: valgrind was not found, or configure was given --without-valgrind" >&2; exit 1
+endif
+
+.PHONY: check-sanitizers check-valgrind check-valgrind-annotated
