@@ -851,6 +851,7 @@ void hak_init(void);
  * use the shared fallback heap (during its own teardown or our init). */
 struct heap *heap_get_slow(void);
 void *heap_fallback_alloc(unsigned c); /* a block of class c */
+void heap_fallback_collect(void);      /* hak_collect: its free memory goes back */
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
 
 /* ======================================================================

@@ -12,8 +12,11 @@
  *   cannot be mapped; os_ctr.mapped is back to its baseline after the
  *   blocks are freed and hak_collect;
  * - a thread's first allocation: its heap cannot be mapped (the shared
- *   fallback heap's refill fails too), or its heap is there and its first
- *   refill fails; the thread exits cleanly;
+ *   fallback heap's refill fails too, or the fallback heap serves it and
+ *   hak_collect then gives its memory back), or its heap is there and its
+ *   first refill fails; the thread exits cleanly;
+ * - threads that allocate, free and pass blocks to each other while
+ *   mappings fail on and off: nothing leaks;
  * - huge realloc growth (2 MiB -> 64 MiB) when the in-place mremap, the
  *   new mapping or the moving mremap fails: NULL, the block intact and
  *   still usable; calloc, aligned_alloc, posix_memalign, memalign, valloc,
@@ -256,6 +259,7 @@ END_TEST
 
 struct first_alloc {
 	long countdown;    /* the injection the thread sets before it allocates */
+	bool once;         /* ... not sticky */
 	size_t size;
 	void *p;           /* the first allocation */
 	int err;
@@ -269,7 +273,7 @@ static void *first_alloc_thread(void *arg)
 {
 	struct first_alloc *fa = arg;
 	uint64_t inj0 = injected();
-	inject(fa->countdown, true);
+	inject(fa->countdown, !fa->once);
 	errno = 0;
 	fa->p = hak_malloc(fa->size);
 	fa->err = errno;
@@ -327,6 +331,45 @@ START_TEST(thread_heap_map_fails_tiny)
 }
 END_TEST
 
+/* The heap's mapping fails once, for each of three requests: the shared
+ * fallback heap serves them (its own segments map).  Once the thread is
+ * gone and the blocks freed, hak_collect leaves no segment in use. */
+static void *fallback_thread(void *arg)
+{
+	void **b = arg;
+	const size_t sizes[] = { 48, 5000, 100000 };
+	for (int i = 0; i < 3; i++) {
+		inject(1, false);
+		b[i] = hak_malloc(sizes[i]);
+		inject_off();
+		if (tls_heap != &heap_empty)
+			TFAIL("request %d: the thread has a heap", i);
+	}
+	b[3] = hak_malloc(100); /* its own heap now */
+	if (tls_heap == &heap_empty)
+		TFAIL("no heap once the kernel gives memory again");
+	return NULL;
+}
+
+START_TEST(thread_heap_map_fails_once)
+{
+	void *b[4];
+	alarm(WATCHDOG);
+	hak_free(hak_malloc(100));
+	mapped_settled();
+	uint64_t seg0 = stats().segments, inj0 = injected();
+	run_thread(fallback_thread, b);
+	ck_assert_uint_eq(injected() - inj0, 3);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_ptr_nonnull(b[i]);
+		hak_free(b[i]);
+	}
+	mapped_settled();
+	ck_assert_uint_eq(stats().segments, seg0);
+	alarm(0);
+}
+END_TEST
+
 /* The heap is mapped (the first mapping call), its first refill is not. */
 START_TEST(thread_first_refill_fails)
 {
@@ -355,6 +398,131 @@ START_TEST(thread_reused_heap_refill_fails)
 	if (fa.size > HAK_MID_MAX)
 		ck_assert_ptr_null(fa.p);
 	ck_assert_ptr_nonnull(fa.q);
+}
+END_TEST
+
+
+/* ---- threads that allocate while mappings fail on and off ---- */
+
+#define NCT 4
+#define CT_SLOTS 64
+static _Atomic int ct_stop;
+/* blocks handed between threads: each thread frees what the one before
+ * it left in its mailbox */
+static _Atomic(uintptr_t) ct_mail[NCT];
+
+struct ct_arg {
+	unsigned id;
+	unsigned long calls, nulls;
+	int bad;
+};
+
+static void *ct_thread(void *arg)
+{
+	struct ct_arg *a = arg;
+	static const size_t sz[] = { 16, 100, 700, 3000, 5000, 30000, 100000, 600000, 3 * MiB / 2 };
+	void *b[CT_SLOTS] = { NULL };
+	size_t bn[CT_SLOTS] = { 0 };
+	uint64_t seed = a->id * 1000003u + 1;
+	while (!atomic_load(&ct_stop) && !a->bad) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned k = (unsigned)(seed >> 33) % CT_SLOTS;
+		size_t n = sz[(seed >> 40) % 9];
+		if (b[k]) {
+			if (!intact(b[k], bn[k] < 256 ? bn[k] : 256, (uintptr_t)b[k]))
+				a->bad = 1;
+			if ((seed >> 20) & 1) {
+				/* to the next thread, which frees it */
+				uintptr_t old = atomic_exchange(&ct_mail[(a->id + 1) % NCT], (uintptr_t)b[k]);
+				hak_free((void *)old);
+			} else {
+				hak_free(b[k]);
+			}
+			b[k] = NULL;
+		}
+		errno = 0;
+		void *p = (seed >> 21) & 1 ? hak_malloc(n) : hak_calloc(1, n);
+		a->calls++;
+		if (p == NULL) {
+			if (errno != ENOMEM)
+				a->bad = 2;
+			a->nulls++;
+			continue;
+		}
+		b[k] = p;
+		bn[k] = n;
+		fill(p, n < 256 ? n : 256, (uintptr_t)p);
+		hak_free((void *)atomic_exchange(&ct_mail[a->id], 0));
+	}
+	for (unsigned k = 0; k < CT_SLOTS; k++) {
+		if (b[k] && !intact(b[k], bn[k] < 256 ? bn[k] : 256, (uintptr_t)b[k]))
+			a->bad = 3;
+		hak_free(b[k]);
+	}
+	return NULL;
+}
+
+static pthread_barrier_t ct_barrier;
+
+static void *ct_idle(void *arg)
+{
+	(void)arg;
+	hak_free(hak_malloc(16));
+	pthread_barrier_wait(&ct_barrier); /* all NCT heaps exist at once */
+	return NULL;
+}
+
+START_TEST(threads_on_and_off)
+{
+	pthread_t t[NCT];
+	struct ct_arg a[NCT];
+	alarm(WATCHDOG);
+	/* NCT idle heaps, so that the baseline holds them */
+	ck_assert_int_eq(pthread_barrier_init(&ct_barrier, NULL, NCT), 0);
+	for (unsigned i = 0; i < NCT; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, ct_idle, NULL), 0);
+	for (unsigned i = 0; i < NCT; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	pthread_barrier_destroy(&ct_barrier);
+	uint64_t base = mapped_settled(), inj0 = injected();
+	struct hak_stats s0 = stats();
+	atomic_store(&ct_stop, 0);
+	int created = 0;
+	for (unsigned i = 0; i < NCT; i++) {
+		a[i] = (struct ct_arg){ .id = i };
+		if (pthread_create(&t[i], NULL, ct_thread, &a[i]) != 0)
+			break;
+		created++;
+	}
+	/* on and off, once or for a while, for about a second */
+	for (long r = 1; r <= 400; r++) {
+		inject(r % 7 + 1, r % 3 != 0);
+		usleep(1000 + (unsigned)(r % 5) * 300);
+		inject_off();
+		usleep(1000);
+	}
+	atomic_store(&ct_stop, 1);
+	for (int i = 0; i < created; i++)
+		pthread_join(t[i], NULL);
+	for (unsigned i = 0; i < NCT; i++)
+		hak_free((void *)atomic_exchange(&ct_mail[i], 0));
+	uint64_t end = mapped_settled();
+	struct hak_stats s1 = stats();
+	ck_assert_int_eq(created, NCT);
+	unsigned long calls = 0, nulls = 0;
+	for (unsigned i = 0; i < NCT; i++) {
+		ck_assert_msg(a[i].bad == 0, "thread %u: error %d", i, a[i].bad);
+		calls += a[i].calls;
+		nulls += a[i].nulls;
+	}
+	if (getenv("OOM_SWEEP_VERBOSE"))
+		fprintf(stderr, "%lu calls, %lu NULL, %llu failures injected\n", calls, nulls,
+			(unsigned long long)(injected() - inj0));
+	ck_assert_uint_gt(injected(), inj0);
+	ck_assert_msg(end == base, "%llu bytes mapped, %llu before; segments %llu, %llu before",
+		      (unsigned long long)end, (unsigned long long)base,
+		      (unsigned long long)s1.segments, (unsigned long long)s0.segments);
+	alarm(0);
 }
 END_TEST
 
@@ -941,8 +1109,10 @@ int main(void)
 	tcase_add_loop_test(refill, refill_fails_once, 0, 3);
 	tcase_add_test(thread, thread_heap_map_fails);
 	tcase_add_test(thread, thread_heap_map_fails_tiny);
+	tcase_add_test(thread, thread_heap_map_fails_once);
 	tcase_add_test(thread, thread_first_refill_fails);
 	tcase_add_loop_test(thread, thread_reused_heap_refill_fails, 0, 3);
+	tcase_add_test(thread, threads_on_and_off);
 	tcase_add_test(huge, huge_realloc_fails);
 	tcase_add_test(huge, huge_aligned_realloc_fails);
 	tcase_add_test(huge, other_calls_fail);
