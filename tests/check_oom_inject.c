@@ -57,7 +57,15 @@
 #endif
 #endif
 
-#define WATCHDOG 20 /* seconds: a hang fails the test */
+/* A hang fails the test: alarm(WATCHDOG) seconds, scaled like Check's
+ * timeouts (CK_TIMEOUT_MULTIPLIER, for the slow sanitizer builds). */
+static unsigned watchdog(unsigned s)
+{
+	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+	long k = m ? atol(m) : 1;
+	return s * (unsigned)(k > 0 && k < 100 ? k : 1);
+}
+#define WATCHDOG watchdog(20)
 
 /* ---- helpers ---- */
 
@@ -1070,7 +1078,7 @@ static int sweep_child(long k, bool sticky, bool with_thread)
 START_TEST(sweep)
 {
 	bool sticky = _i & 1, with_thread = _i & 2;
-	alarm(120);
+	alarm(watchdog(120));
 	/* an idle heap for the workload's thread (no mapping for its heap,
 	 * which would never be given back) */
 	idle_heap();
@@ -1120,7 +1128,11 @@ int main(void)
 	tcase_add_test(fork_, fork_around_allocations);
 	/* sticky or not, with or without a thread */
 	tcase_add_loop_test(sweep_, sweep, 0, 4);
-	tcase_set_timeout(sweep_, 120);
+	tcase_set_timeout(refill, 60);
+	tcase_set_timeout(thread, 60);
+	tcase_set_timeout(huge, 60);
+	tcase_set_timeout(fork_, 60);
+	tcase_set_timeout(sweep_, 150);
 	suite_add_tcase(s, refill);
 	suite_add_tcase(s, thread);
 	suite_add_tcase(s, huge);
