@@ -13,7 +13,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <sys/mman.h>
 
 #define HUGE_CACHE_MAX 64
 
@@ -323,10 +322,8 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	}
 	int saved = errno;
 	/* grow in place when the pages after the mapping are free */
-	if (mremap(seg, old, need, 0) != MAP_FAILED) {
-		os_account_grow(need - old);
+	if (os_remap(seg, old, need) != NULL) {
 		seg->map_size = need;
-		errno = saved;
 		return p;
 	}
 	/* a cached mapping with room to grow: its pages are already there */
@@ -366,15 +363,12 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 		os_unmap(base + need, reserved - need);
 	}
 	huge_mark(seg, 0);
-	void *moved = mremap(seg, old, need, MREMAP_MAYMOVE | MREMAP_FIXED, base);
-	if (moved == MAP_FAILED) {
+	if (os_remap_move(seg, old, need, base) == NULL) {
 		huge_mark(seg, 1);
 		os_unmap(base, need);
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* the old range is gone, the reservation was replaced */
-	atomic_fetch_sub_explicit(&os_ctr.mapped, old, memory_order_relaxed);
 	struct segment *ns = (struct segment *)base;
 	ns->map_size = need;
 	huge_mark(ns, 1);

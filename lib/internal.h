@@ -318,12 +318,19 @@ void *os_map(size_t size);                       /* NULL on failure */
 void *os_map_aligned(size_t size, size_t align); /* align: power of 2 >= page */
 void os_unmap(void *p, size_t size);
 void os_purge(void *p, size_t size);             /* give pages back, keep range */
-void os_account_grow(size_t size);               /* a mapping grew (mremap) */
+/* mremap: grow in place; move onto dst (a reservation of size bytes the
+ * caller mapped).  NULL on failure, the mappings as they were. */
+void *os_remap(void *p, size_t old, size_t size);
+void *os_remap_move(void *p, size_t old, size_t size, void *dst);
 uint64_t os_now_ms(void);                        /* coarse monotonic clock */
 struct os_counters {
 	_Atomic uint64_t mapped, mapped_peak, map_calls, unmap_calls, purged;
 };
 extern struct os_counters os_ctr;
+/* Fault injection for the tests (os.c): the n-th mapping call from now
+ * fails (0: off); sticky: every one after it too. */
+extern _Atomic long os_fail_countdown, os_fail_sticky;
+extern _Atomic uint64_t os_fail_injected;
 
 /* ======================================================================
  * purge.c: the delayed-purge (decay) service
@@ -923,6 +930,7 @@ void hak_init(void);
  * use the shared fallback heap (during its own teardown or our init). */
 struct heap *heap_get_slow(void);
 void *heap_fallback_alloc(unsigned c); /* a block of class c */
+void heap_fallback_collect(void);      /* hak_collect: its free memory goes back */
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
 
 /* ======================================================================

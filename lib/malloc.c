@@ -313,6 +313,7 @@ HAKMEM_EXPORT void hak_collect(void)
 		h = heap_get_slow();
 	if (h != NULL)
 		heap_collect(h);
+	heap_fallback_collect();
 	segment_cache_collect(true);
 	huge_collect(true);
 }

@@ -117,6 +117,21 @@ void *heap_fallback_alloc(unsigned c)
 	return p;
 }
 
+/* hak_collect: what the fallback heap holds free goes back too.  Its
+ * blocks are freed by threads that do not own it (remote frees, seen only
+ * by its next refill): after a thread whose heap could not be mapped was
+ * served by it, its slabs and segments would otherwise stay in use for
+ * good. */
+void heap_fallback_collect(void)
+{
+	hak_lock(&fallback_lock);
+	struct heap *h = &fallback_heap;
+	h->purge_now = 1;
+	heap_flush(h);
+	h->purge_now = 0;
+	hak_unlock(&fallback_lock);
+}
+
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited)
 {
 	hak_lock(&heap_lock);

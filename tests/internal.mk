@@ -26,7 +26,8 @@ HAKMEM_INTERNAL_TESTS = \
 	tests/check_os \
 	tests/check_stats \
 	tests/check_thread \
-	tests/check_heap
+	tests/check_heap \
+	tests/check_oom_inject
 
 check_PROGRAMS += $(HAKMEM_INTERNAL_TESTS)
 TESTS += $(HAKMEM_INTERNAL_TESTS)
@@ -84,6 +85,12 @@ tests_check_thread_SOURCES = tests/check_thread.c tests/itest.h
 tests_check_thread_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_thread_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_thread_LDADD = $(HAKMEM_ITEST_LDADD)
+
+# Out of memory at chosen points, through os.c's fault injection.
+tests_check_oom_inject_SOURCES = tests/check_oom_inject.c tests/itest.h
+tests_check_oom_inject_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
+tests_check_oom_inject_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
+tests_check_oom_inject_LDADD = $(HAKMEM_ITEST_LDADD)
 
 endif HAVE_CHECK
 
