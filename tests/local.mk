@@ -294,3 +294,8 @@ stress:
 endif
 
 .PHONY: stress
+
+# The secure library (configure --enable-secure, the default): its symbols.
+tests_secure_scripts = tests/symbols-secure.sh
+dist_check_SCRIPTS += $(tests_secure_scripts)
+TESTS += $(tests_secure_scripts)
