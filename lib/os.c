@@ -60,6 +60,13 @@ void *os_map_aligned(size_t size, size_t align)
 	return (void *)start;
 }
 
+void os_guard(void *p, size_t size)
+{
+	int saved = errno;
+	mprotect(p, size, PROT_NONE); /* a failure leaves the page usable, no worse */
+	errno = saved;
+}
+
 void os_purge(void *p, size_t size)
 {
 	int saved = errno;

@@ -158,6 +158,10 @@ void hak_init(void)
 	int expect = 0;
 	if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		tls_in_init = 1;
+		/* before any block, so every free-list link is encoded with
+		 * the same secret (internal.h, "free-list links") */
+		if (HAKMEM_SECURE)
+			hak_secret_init();
 		config_init();
 		tiny_init();
 		pool_init();

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 HAKMEM_EXPORT const char *hak_version(void)
@@ -92,6 +94,56 @@ void hak_fatal(const char *file, int line, const char *what)
 	hak_write_err(num);
 	hak_write_err("\n");
 	abort();
+}
+
+void hak_heap_error(const char *what, const void *p, unsigned cls)
+{
+	static const char hex[] = "0123456789abcdef";
+	char line[160], num[24];
+	size_t n = 0, w = strlen(what);
+	if (w > 80)
+		w = 80;
+	memcpy(line, "hakmem: ", 8);
+	n = 8;
+	memcpy(line + n, what, w);
+	n += w;
+	line[n++] = ' ';
+	line[n++] = '0';
+	line[n++] = 'x';
+	uintptr_t v = (uintptr_t)p;
+	int shift = 60;
+	while (shift > 0 && ((v >> shift) & 15) == 0)
+		shift -= 4;
+	for (; shift >= 0; shift -= 4)
+		line[n++] = hex[(v >> shift) & 15];
+	memcpy(line + n, " (size class ", 13);
+	n += 13;
+	size_t k = fmt_u64(num, cls);
+	memcpy(line + n, num, k);
+	n += k;
+	line[n++] = ')';
+	line[n++] = '\n';
+	hak_write_fd(2, line, n);
+	abort();
+}
+
+uintptr_t hak_secret = (uintptr_t)0x68616b6d656d2121ull; /* until hak_init */
+
+void hak_secret_init(void)
+{
+	uintptr_t v = 0;
+	ssize_t r;
+	do
+		r = getrandom(&v, sizeof(v), GRND_NONBLOCK);
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(v)) {
+		/* 16 random bytes the kernel gave the process at exec */
+		const void *at = (const void *)getauxval(AT_RANDOM);
+		if (at)
+			memcpy(&v, at, sizeof(v));
+		v ^= (uintptr_t)&v ^ ((uintptr_t)getpid() << 32);
+	}
+	hak_secret ^= v;
 }
 
 /* ---- locks (internal.h, "locks") ---- */
