@@ -3,6 +3,7 @@
 ##
 ## Each workload bench/NAME.c is linked once per allocator:
 ##   bench/NAME-hakmem    lib/libhakmem.la (this tree's shared library)
+##   bench/NAME-hakmem-secure  lib/libhakmem-secure.la   only when ENABLE_SECURE
 ##   bench/NAME-jemalloc  $(JEMALLOC_LIBS)   only when HAVE_JEMALLOC
 ##   bench/NAME-mimalloc  $(MIMALLOC_LIBS)   only when HAVE_MIMALLOC
 ##   bench/NAME-system    glibc
@@ -21,6 +22,10 @@
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
 	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
 	bench/batch-hakmem
+bench_hakmem_secure_programs = bench/larson-hakmem-secure \
+	bench/churn-hakmem-secure bench/xthread-hakmem-secure \
+	bench/realloc-hakmem-secure bench/scratch-hakmem-secure \
+	bench/batch-hakmem-secure
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
 	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
 	bench/batch-jemalloc
@@ -34,6 +39,9 @@ bench_system_programs = bench/larson-system bench/churn-system \
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
 bench_programs = $(bench_hakmem_programs) $(bench_system_programs)
+if ENABLE_SECURE
+bench_programs += $(bench_hakmem_secure_programs)
+endif
 if HAVE_JEMALLOC
 bench_programs += $(bench_jemalloc_programs)
 endif
@@ -44,7 +52,8 @@ endif
 # Every variant, so that automake generates their rules; none is built by
 # default.  (EXTRA_PROGRAMS belongs to this fragment: the top Makefile.am
 # and tests/local.mk must not assign it.)
-EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_jemalloc_programs) \
+EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
+	$(bench_jemalloc_programs) \
 	$(bench_mimalloc_programs) $(bench_system_programs)
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
@@ -59,6 +68,7 @@ bench_cflags = $(AM_CFLAGS) -fno-builtin-malloc -fno-builtin-calloc \
 # run path (no libtool wrapper script between the runner and the program).
 bench_ldflags = $(AM_LDFLAGS) $(PTHREAD_CFLAGS) -no-install
 bench_hakmem_libs = lib/libhakmem.la $(PTHREAD_LIBS)
+bench_hakmem_secure_libs = lib/libhakmem-secure.la $(PTHREAD_LIBS)
 bench_jemalloc_libs = $(JEMALLOC_LIBS) $(PTHREAD_LIBS)
 bench_mimalloc_libs = $(MIMALLOC_LIBS) $(PTHREAD_LIBS)
 bench_system_libs = $(PTHREAD_LIBS)
@@ -195,6 +205,37 @@ bench_gnuplot = $(GNUPLOT)
 else
 bench_gnuplot = no
 endif
+
+# The secure library (configure --enable-secure), the same workloads.
+bench_larson_hakmem_secure_SOURCES = bench/larson.c bench/common.h
+bench_larson_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_larson_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_larson_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_churn_hakmem_secure_SOURCES = bench/churn.c bench/common.h
+bench_churn_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_churn_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_churn_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_xthread_hakmem_secure_SOURCES = bench/xthread.c bench/common.h
+bench_xthread_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_xthread_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_xthread_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_realloc_hakmem_secure_SOURCES = bench/realloc.c bench/common.h
+bench_realloc_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_realloc_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_realloc_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_scratch_hakmem_secure_SOURCES = bench/scratch.c bench/common.h
+bench_scratch_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_scratch_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_scratch_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_batch_hakmem_secure_SOURCES = bench/batch.c bench/common.h
+bench_batch_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_batch_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_batch_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
 
 bench-build: $(bench_programs)
 

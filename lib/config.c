@@ -72,6 +72,9 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0, NULL },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0, NULL },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2, NULL },
+	/* the secure build (libhakmem-secure) only; accepted and unused in
+	 * the default one */
+	{ "HAKMEM_SECURE_FILL", &hak_cfg.secure_fill, 0, 1, 0, NULL },
 	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, NULL },
 	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, NULL },
 	{ "HAKMEM_WARN", &config_warn, 0, 1, 0, NULL },
@@ -87,6 +90,7 @@ static const struct {
 } cfg_kinds[] = {
 	{ &hak_cfg.stats, CONFIG_STATS },
 	{ &hak_cfg.tiny_superslab, CONFIG_BOOL },
+	{ &hak_cfg.secure_fill, CONFIG_BOOL },
 	{ &config_verbose, CONFIG_BOOL },
 	{ &config_strict, CONFIG_BOOL },
 	{ &config_warn, CONFIG_BOOL },

@@ -69,40 +69,10 @@ void heap_bad_free(const char *op, int what, const void *p, size_t cls_size)
 #endif
 	if (mode == ON_ERROR_IGNORE)
 		return;
-	char line[160], addr[24], size[24];
-	static const char hex[] = "0123456789abcdef";
-	uintptr_t a = (uintptr_t)p;
-	size_t n = 0;
-	addr[n++] = '0';
-	addr[n++] = 'x';
-	int shift = 60;
-	while (shift > 0 && ((a >> shift) & 15) == 0)
-		shift -= 4;
-	for (; shift >= 0; shift -= 4)
-		addr[n++] = hex[(a >> shift) & 15];
-	addr[n] = '\0';
-	fmt_u64(size, cls_size);
-	const char *parts[8];
-	unsigned k = 0;
-	parts[k++] = "hakmem: ";
-	if (what == HAK_BAD_DOUBLE) {
-		parts[k++] = op[0] == 'f' ? "double free of " : "realloc of freed block ";
-		parts[k++] = addr;
-		parts[k++] = " (size class ";
-		parts[k++] = size;
-		parts[k++] = ")\n";
-	} else {
-		parts[k++] = op;
-		parts[k++] = " of ";
-		parts[k++] = addr;
-		parts[k++] = ": not the start of a block\n";
-	}
-	n = 0;
-	for (unsigned i = 0; i < k; i++)
-		for (const char *q = parts[i]; *q && n < sizeof(line) - 1; q++)
-			line[n++] = *q;
-	line[n] = '\0';
-	hak_write_err(line);
+	if (what == HAK_BAD_DOUBLE)
+		hak_report(op[0] == 'f' ? "double free of" : "realloc of freed block", p, "", cls_size);
+	else
+		hak_report(op[0] == 'f' ? "free of" : "realloc of", p, ": not the start of a block", 0);
 	if (mode == ON_ERROR_ABORT)
 		abort();
 }

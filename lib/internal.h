@@ -51,6 +51,9 @@ _Static_assert(sizeof(struct slab) == 64, "a slab is one cache line");
 _Static_assert(offsetof(struct slab, cls) < 64 && offsetof(struct slab, owner) == 0,
 	       "the free fast path reads owner and cls from one line");
 _Static_assert(sizeof(struct segment) <= HAK_SEG_HDR, "the segment header fits its page");
+_Static_assert(HAK_SEG_META % HAK_PAGE == 0 &&
+		       HAK_SEG_META + HAK_TINY_MAX <= ((size_t)1 << HAK_TINY_SHIFT) / 2,
+	       "slab 0 of a tiny segment still holds most of its blocks");
 _Static_assert(HAK_TIER_NSLABS(HAK_TINY_SHIFT) <= HAK_MAX_SLABS &&
 		       HAK_TIER_NSLABS(HAK_MID_SHIFT) <= HAK_MAX_SLABS &&
 		       HAK_TIER_NSLABS(HAK_LARGE_SHIFT) <= HAK_MAX_SLABS,
@@ -80,6 +83,16 @@ size_t fmt_u64(char *buf, uint64_t v);
 size_t fmt_bytes(char *buf, uint64_t v); /* "4.0 MiB"; buf: 16 bytes */
 void hak_write_fd(int fd, const char *s, size_t n);
 void hak_write_err(const char *s);
+/* One line on standard error, written with one write(2) and without
+ * allocating: "hakmem: WHAT 0xADDR" TAIL, then " (size class N)" when
+ * cls_size (the block size in bytes) is not 0.  Every heap error is told
+ * so (heap_bad_free; the secure build's checks). */
+void hak_report(const char *what, const void *p, const char *tail, size_t cls_size) __attribute__((cold));
+/* A damaged heap (the secure build's checks): hak_report, then abort(). */
+void hak_heap_error(const char *what, const void *p, size_t cls_size) __attribute__((noreturn, cold));
+/* The secure build's per-process secret: random (getrandom, else
+ * AT_RANDOM), set by hak_init before any block exists. */
+void hak_secret_init(void);
 
 /* ---- locks ----
  *
@@ -131,62 +144,6 @@ hak_inline void hak_unlock(struct hak_lock *l)
  * the caller resets what l guards). */
 int hak_lock_after_fork(struct hak_lock *l);
 
-/* ---- free-list links ----
- * Every link of a list of free blocks (a thread's bin, a slab's local and
- * remote lists, a gathered chain of remote frees) is read and written
- * through this pair, so that a hardened build can encode links in one
- * place. */
-hak_inline void *blk_next(const void *b)
-{
-	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
-	void *next = *(void *const *)b;
-	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
-	return next;
-}
-
-hak_inline void blk_set_next(void *b, void *next)
-{
-	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
-	*(void **)b = next;
-	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
-}
-
-/* ---- the free key: a freed block is marked ----
- * Word 1 of every block on a free list (a thread's bin, a slab's local
- * or remote list, a gathered chain) holds hak_free_key; every block
- * handed out has that word cleared first (blk_clear_key, on each path
- * that hands out a block of a slab).  A free that finds the key in its
- * block frees a block that is free already: a double free (reported,
- * never pushed; heap_bad_free).  A live block holds the key only when the
- * program wrote it there, and it is random per process (hak_init), so
- * only a program that copies freed memory can meet it by chance.  The
- * smallest block (16 bytes) has two words. */
-extern _Atomic uintptr_t hak_free_key;
-
-hak_inline uintptr_t blk_key(const void *b)
-{
-	return HAK_TRACK_PEEK((const uintptr_t *)b + 1); /* track.h */
-}
-
-hak_inline uintptr_t free_key(void)
-{
-	return atomic_load_explicit(&hak_free_key, memory_order_relaxed);
-}
-
-hak_inline void blk_set_key(void *b, uintptr_t key)
-{
-	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
-	((uintptr_t *)b)[1] = key;
-	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
-}
-
-hak_inline void blk_clear_key(void *b)
-{
-	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
-	((uintptr_t *)b)[1] = 0;
-	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
-}
-
 /* ---- per-thread counters: owner writes, readers sum ---- */
 #define CTR_ADD(h, field, n)                                                     \
 	__atomic_store_n(&(h)->ctr.field,                                        \
@@ -235,6 +192,7 @@ struct hak_config {
 	_Atomic long pool_cap;       /* HAKMEM_POOL_CAP */
 	_Atomic long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
 					* for every class (else at least a slab's blocks) */
+	_Atomic long secure_fill;    /* HAKMEM_SECURE_FILL (the secure build) */
 	/* run-time knobs, published with the epoch */
 	_Atomic uint32_t epoch;
 	_Atomic uint32_t cap[HAK_NBINS];   /* thread cache (bin) cap, blocks */
@@ -322,6 +280,7 @@ void os_purge(void *p, size_t size);             /* give pages back, keep range 
  * caller mapped).  NULL on failure, the mappings as they were. */
 void *os_remap(void *p, size_t old, size_t size);
 void *os_remap_move(void *p, size_t old, size_t size, void *dst);
+void os_guard(void *p, size_t size);             /* no access (PROT_NONE) */
 uint64_t os_now_ms(void);                        /* coarse monotonic clock */
 struct os_counters {
 	_Atomic uint64_t mapped, mapped_peak, map_calls, unmap_calls, purged;
@@ -429,6 +388,121 @@ void segment_counts(uint64_t *in_use, uint64_t *peak, uint64_t *cached, uint64_t
 void seglist_push(struct segment **head, struct segment *seg);
 void seglist_remove(struct segment **head, struct segment *seg);
 
+/* ---- free-list links ----
+ * Every link of a list of free blocks (a thread's bin, a slab's local and
+ * remote lists, a gathered chain of remote frees) is read and written
+ * through blk_next and blk_set_next, so that the secure build encodes links
+ * in one place.
+ *
+ * Secure build: a link is stored as next ^ hak_secret ^ (the link's own
+ * address).  hak_secret is random per process (util.c, set by hak_init
+ * before any block exists, so every link is written and read with the same
+ * one; a child of fork keeps its parent's).  A decoded link must be NULL
+ * or a 16-byte aligned address in a hakmem segment; blk_next_in (the walks
+ * of one slab's lists) also wants it in the same slab.  Anything else is a
+ * corrupted free list: slab_bad_link reports it and aborts. */
+#if HAKMEM_SECURE
+extern uintptr_t hak_secret;
+void slab_bad_link(const void *b) __attribute__((noreturn, cold));
+
+hak_inline void *blk_next(const void *b)
+{
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	uintptr_t v = *(const uintptr_t *)b ^ hak_secret ^ (uintptr_t)b;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+	if (v != 0 && unlikely((v & 15) != 0 || !segmap_is_here((const void *)v)))
+		slab_bad_link(b);
+	return (void *)v;
+}
+
+hak_inline void blk_set_next(void *b, void *next)
+{
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	*(uintptr_t *)b = (uintptr_t)next ^ hak_secret ^ (uintptr_t)b;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+}
+
+/* A link of a list of one slab's blocks, whose slots are 2^shift bytes. */
+hak_inline void *blk_next_in(const void *b, unsigned shift)
+{
+	void *v = blk_next(b);
+	if (v != NULL && unlikely((((uintptr_t)v ^ (uintptr_t)b) >> shift) != 0))
+		slab_bad_link(b);
+	return v;
+}
+#else
+hak_inline void *blk_next(const void *b)
+{
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	void *next = *(void *const *)b;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+	return next;
+}
+
+hak_inline void blk_set_next(void *b, void *next)
+{
+	HAK_TRACK_OPEN(b, sizeof(void *)); /* track.h */
+	*(void **)b = next;
+	HAK_TRACK_CLOSE(b, sizeof(void *)); /* track.h */
+}
+
+hak_inline void *blk_next_in(const void *b, unsigned shift)
+{
+	(void)shift;
+	return blk_next(b);
+}
+#endif
+
+/* ---- the free key: a freed block is marked ----
+ * Word 1 of every block on a free list (a thread's bin, a slab's local
+ * or remote list, a gathered chain) holds hak_free_key; every block
+ * handed out has that word cleared first (blk_clear_key, on each path
+ * that hands out a block of a slab).  A free that finds the key in its
+ * block frees a block that is free already: a double free (reported,
+ * never pushed; heap_bad_free).  A live block holds the key only when the
+ * program wrote it there, and it is random per process (hak_init), so
+ * only a program that copies freed memory can meet it by chance.  The
+ * smallest block (16 bytes) has two words. */
+extern _Atomic uintptr_t hak_free_key;
+
+hak_inline uintptr_t blk_key(const void *b)
+{
+	return HAK_TRACK_PEEK((const uintptr_t *)b + 1); /* track.h */
+}
+
+hak_inline uintptr_t free_key(void)
+{
+	return atomic_load_explicit(&hak_free_key, memory_order_relaxed);
+}
+
+hak_inline void blk_set_key(void *b, uintptr_t key)
+{
+	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
+	((uintptr_t *)b)[1] = key;
+	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
+}
+
+hak_inline void blk_clear_key(void *b)
+{
+	HAK_TRACK_OPEN((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
+	((uintptr_t *)b)[1] = 0;
+	HAK_TRACK_CLOSE((uintptr_t *)b + 1, sizeof(uintptr_t)); /* track.h */
+}
+
+/* ---- the secure build's fill (HAKMEM_SECURE_FILL) ----
+ * A free block holds HAK_FILL_BYTE from byte HAK_FILL_FROM to
+ * secure_fill_end: words 0 (the link), 1 (the free key) and 2 (the large
+ * tier's purge mark, large.c) are left alone.  A large block (over a page) is filled in its
+ * first page only: the rest may be given back to the kernel while it is
+ * free (large.c), and comes back as zeros. */
+#define HAK_FILL_BYTE 0xdf
+#define HAK_FILL_FROM 24
+hak_inline size_t secure_fill_end(const struct slab *s)
+{
+	size_t b = ace_class_size[s->cls];
+	return ace_tier_of_class(s->cls) == TIER_LARGE && b > HAK_PAGE ? HAK_PAGE : b;
+}
+
 /* ======================================================================
  * slab.c: the slab engine.  Blocks in slabs of one class; a heap's bins,
  * slab lists and segments; no tier's policy (the tiers choose, through
@@ -450,8 +524,8 @@ hak_inline uint8_t *slab_area(struct segment *seg, unsigned i, size_t *len)
 	uint8_t *base = (uint8_t *)seg + ((size_t)i << seg->slab_shift);
 	size_t size = (size_t)1 << seg->slab_shift;
 	if (i == 0) {
-		base += HAK_SEG_HDR;
-		size -= HAK_SEG_HDR;
+		base += HAK_SEG_META;
+		size -= HAK_SEG_META;
 	}
 	*len = size;
 	return base;
@@ -608,11 +682,12 @@ hak_inline void *slab_splice(struct heap *h, struct slab *s)
 		n = s->nfree;
 		s->free = NULL;
 	} else {
+		unsigned shift = seg_of_slab(s)->slab_shift;
 		while (n < k) {
-			last = blk_next(last);
+			last = blk_next_in(last, shift);
 			n++;
 		}
-		s->free = blk_next(last);
+		s->free = blk_next_in(last, shift);
 		blk_set_next(last, NULL);
 	}
 	s->nfree -= n;
@@ -626,8 +701,17 @@ hak_inline uint32_t slab_carve_batch(unsigned c)
 	return b < 1 ? 1 : b > 256 ? 256 : b;
 }
 
+#if HAKMEM_SECURE
+/* The secure carve (slab.c): the batch linked in a random order, and
+ * filled when HAKMEM_SECURE_FILL is on. */
+void *slab_carve_secure(struct heap *h, struct slab *s);
+#endif
+
 hak_inline void *slab_carve(struct heap *h, struct slab *s)
 {
+#if HAKMEM_SECURE
+	return slab_carve_secure(h, s);
+#endif
 	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
 	uint32_t limit = slab_refill_limit(h, s->cls);
 	if (batch > limit)

@@ -132,7 +132,7 @@ static size_t usable_in(struct segment *seg, const void *p)
 }
 
 /* align: a power of two. */
-static void *alloc_aligned(size_t align, size_t n)
+static void *alloc_aligned_raw(size_t align, size_t n)
 {
 	if (align <= 16)
 		return hak_alloc_fast(n);
@@ -159,6 +159,196 @@ static void *alloc_aligned(size_t align, size_t n)
 	return huge_alloc_init(n, align, false, false);
 }
 
+/* ---- the secure build (HAKMEM_SECURE, libhakmem-secure) ----
+ *
+ * Every block of a slab tier holds SEC_TAIL bytes more than the request n
+ * (the class is chosen for n + SEC_TAIL).  Its last 8 bytes hold n twice
+ * (low and high half) xor a key of the block's address and the secret;
+ * the bytes from n up to 8 more (short of that word) hold a canary drawn
+ * from the same key.  At free, and whenever the size is read (realloc,
+ * malloc_usable_size), both are checked: a write past the request, even of
+ * one byte, is a heap overflow (hak_heap_error, abort).  malloc_usable_size
+ * is the request, so a program that claims the usable size claims no more
+ * than it asked for.  With HAKMEM_SECURE_FILL=1 a freed block is filled
+ * (internal.h, HAK_FILL_BYTE) and the fill is checked when the block is
+ * handed out again: a write after free aborts.  Huge blocks (over 1 MiB,
+ * and alignments beyond a page) have neither. */
+#if HAKMEM_SECURE
+#define SEC_TAIL 8
+
+hak_inline uint64_t sec_ld(const void *p)
+{
+	uint64_t v;
+	__builtin_memcpy(&v, p, 8);
+	return v;
+}
+
+hak_inline void sec_st(void *p, uint64_t v)
+{
+	__builtin_memcpy(p, &v, 8);
+}
+
+/* The block's key: its address mixed with the secret. */
+hak_inline uint64_t sec_key(const void *p)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p ^ (uint64_t)hak_secret;
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return x;
+}
+
+hak_inline uint64_t sec_canary(uint64_t key)
+{
+	return (key ^ (key >> 29)) * 0x9e3779b97f4a7c15ull;
+}
+
+/* The slab of a slab-tier block, or NULL (huge, foreign, NULL). */
+hak_inline struct slab *sec_slab_of(const void *p)
+{
+	if (!segmap_is_here(p))
+		return NULL;
+	struct segment *seg = (struct segment *)((uintptr_t)p & ~(uintptr_t)HAK_SEG_MASK);
+	if (seg->tier == TIER_HUGE)
+		return NULL;
+	return slab_of(seg, p);
+}
+
+/* Does a block of s that starts at p end inside its slab?  (Not so for a
+ * pointer into the middle of the last block: its size word would lie
+ * beyond; such a pointer is left to the free path.) */
+hak_inline bool sec_in_slab(const void *p, const struct slab *s)
+{
+	uintptr_t mask = ((uintptr_t)1 << seg_of_slab(s)->slab_shift) - 1;
+	return ((uintptr_t)p & mask) + slab_bsize(s) <= mask + 1;
+}
+
+/* The request of block p of s, its size word and canary checked. */
+static size_t sec_check(void *p, const struct slab *s)
+{
+	size_t bs = slab_bsize(s);
+	uint64_t key = sec_key(p);
+	uint64_t v = sec_ld((uint8_t *)p + bs - SEC_TAIL) ^ key;
+	uint32_t n = (uint32_t)v;
+	if (unlikely((uint32_t)(v >> 32) != n || (size_t)n + SEC_TAIL > bs))
+		hak_heap_error("heap overflow past", p, slab_bsize(s));
+	size_t c = bs - SEC_TAIL - n;
+	if (c) {
+		uint64_t d = sec_ld((uint8_t *)p + n) ^ sec_canary(key);
+		if (c < 8)
+			d &= ((uint64_t)1 << (8 * c)) - 1;
+		if (unlikely(d != 0))
+			hak_heap_error("heap overflow past", p, slab_bsize(s));
+	}
+	return n;
+}
+
+/* Block p of s now holds a request of n bytes: canary, then size word (an
+ * overlap is the size word's). */
+hak_inline void sec_mark(void *p, const struct slab *s, size_t n)
+{
+	size_t bs = slab_bsize(s);
+	uint64_t key = sec_key(p);
+	sec_st((uint8_t *)p + n, sec_canary(key));
+	sec_st((uint8_t *)p + bs - SEC_TAIL, ((uint64_t)n << 32 | (uint64_t)n) ^ key);
+}
+
+static void sec_fill_check(void *p, const struct slab *s)
+{
+	const uint64_t want = 0x0101010101010101ull * HAK_FILL_BYTE;
+	const uint8_t *b = (const uint8_t *)p, *end = b + secure_fill_end(s);
+	for (b += HAK_FILL_FROM; b < end; b += 8)
+		if (unlikely(sec_ld(b) != want))
+			hak_heap_error("write after free of", p, slab_bsize(s));
+}
+
+/* A block just taken from a slab tier for a request of n bytes.  A
+ * request of 0 is recorded as 1: a live block has a byte of its own (its
+ * usable size is not 0, which realloc would take for a free). */
+static void *sec_taken(void *p, size_t n)
+{
+	struct slab *s = sec_slab_of(p);
+	if (s == NULL)
+		return p; /* huge */
+	if (n == 0)
+		n = 1;
+	if (KNOB(secure_fill))
+		sec_fill_check(p, s);
+	sec_mark(p, s, n);
+	return p;
+}
+
+hak_inline void *sec_malloc(size_t n)
+{
+	if (unlikely(n > HAK_LARGE_MAX - SEC_TAIL))
+		return huge_alloc_init(n, 0, false, false);
+	void *p = hak_alloc_fast(n + SEC_TAIL);
+	return likely(p != NULL) ? sec_taken(p, n) : NULL;
+}
+
+static void *alloc_aligned(size_t align, size_t n)
+{
+	if (unlikely(n > SIZE_MAX - SEC_TAIL))
+		return alloc_aligned_raw(align, n); /* fails */
+	void *p = alloc_aligned_raw(align, n + SEC_TAIL);
+	return p ? sec_taken(p, n) : NULL;
+}
+
+/* Check and (HAKMEM_SECURE_FILL) fill a slab block on its way back. */
+static void sec_release(void *p, struct slab *s)
+{
+	if (!sec_in_slab(p, s))
+		return;
+	sec_check(p, s);
+	size_t end = secure_fill_end(s);
+	if (KNOB(secure_fill) && end > HAK_FILL_FROM)
+		memset((uint8_t *)p + HAK_FILL_FROM, HAK_FILL_BYTE, end - HAK_FILL_FROM);
+}
+
+hak_inline void sec_free(void *p)
+{
+	struct slab *s = sec_slab_of(p);
+	if (s != NULL) {
+		/* a double free or a bad pointer first: the canary check and
+		 * the fill would read and write a block that is not one */
+		int bad = slab_check_free(s, p);
+		if (unlikely(bad)) {
+			heap_bad_free("free", bad, p, slab_bsize(s));
+			return;
+		}
+		sec_release(p, s);
+	}
+	hak_free_fast(p);
+}
+
+#define API_ALLOC_RAW(n) sec_malloc(n)
+#define API_FREE_RAW(p) sec_free(p)
+#else
+#define SEC_TAIL 0
+#define API_ALLOC_RAW(n) hak_alloc_fast(n)
+#define API_FREE_RAW(p) hak_free_fast(p)
+hak_inline void *alloc_aligned(size_t align, size_t n)
+{
+	return alloc_aligned_raw(align, n);
+}
+#endif
+
+/* malloc and free of the API: the build's, told to track.h */
+hak_inline void *api_alloc(size_t n)
+{
+	void *p = API_ALLOC_RAW(n);
+	HAK_TRACK_ALLOC(p, n); /* track.h */
+	return p;
+}
+
+hak_inline void api_free(void *p)
+{
+	HAK_TRACK_FREE(p); /* track.h */
+	API_FREE_RAW(p);
+}
+#define API_ALLOC(n) api_alloc(n)
+#define API_FREE(p) api_free(p)
+
 static bool pow2(size_t a)
 {
 	return a != 0 && (a & (a - 1)) == 0;
@@ -173,22 +363,18 @@ static bool pow2(size_t a)
 
 HAKMEM_EXPORT void *hak_malloc(size_t n)
 {
-	void *p = hak_alloc_fast(n);
-	HAK_TRACK_ALLOC(p, n); /* track.h */
-	return p;
+	return API_ALLOC(n);
 }
 
 HAKMEM_EXPORT void hak_free(void *p)
 {
-	HAK_TRACK_FREE(p); /* track.h */
-	hak_free_fast(p);
+	API_FREE(p);
 }
 
 HAKMEM_EXPORT void hak_free_sized(void *p, size_t n)
 {
 	(void)n;
-	HAK_TRACK_FREE(p); /* track.h */
-	hak_free_fast(p);
+	API_FREE(p);
 }
 
 HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
@@ -198,30 +384,35 @@ HAKMEM_EXPORT void *hak_calloc(size_t a, size_t b)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (n > HAK_LARGE_MAX) {
+	if (n > HAK_LARGE_MAX - SEC_TAIL) {
 		HAK_TRACK_QUIET_BEGIN(); /* track.h: zeroing a cached mapping */
 		void *q = huge_alloc_init(n, 0, true, false);
 		HAK_TRACK_QUIET_END(); /* track.h */
 		HAK_TRACK_ZALLOC(q, n); /* track.h */
 		return q;
 	}
+#if HAKMEM_SECURE
+	void *p = hak_alloc_fast(n + SEC_TAIL);
+	if (likely(p != NULL)) {
+		sec_taken(p, n); /* the fill is checked before the zeros */
+		HAK_TRACK_ALLOC(p, n); /* track.h */
+		memset(p, 0, n);
+	}
+#else
 	void *p = hak_alloc_fast(n);
 	HAK_TRACK_ALLOC(p, n); /* track.h */
 	if (likely(p != NULL))
 		memset(p, 0, n);
+#endif
 	return p;
 }
 
 HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 {
-	if (p == NULL) {
-		void *q = hak_alloc_fast(n);
-		HAK_TRACK_ALLOC(q, n); /* track.h */
-		return q;
-	}
+	if (p == NULL)
+		return API_ALLOC(n);
 	if (n == 0) { /* glibc's policy: free, return NULL */
-		HAK_TRACK_FREE(p); /* track.h */
-		hak_free_fast(p);
+		API_FREE(p);
 		return NULL;
 	}
 	struct segment *seg = segmap_lookup(p);
@@ -254,6 +445,27 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		HAK_TRACK_MOVED(p, q, asked, n); /* track.h */
 		return q;
 	}
+#if HAKMEM_SECURE
+	size_t old;
+	if (seg->tier == TIER_HUGE) {
+		old = huge_usable(seg, p); /* no canary: the default build's rule */
+		if (n <= old && (n > old / 2 || old <= 128))
+			return p;
+	} else {
+		/* the request, checked; in place by the same rule as the
+		 * default build's on the block's room, and always when it does
+		 * not shrink (realloc to the usable size never moves) */
+		struct slab *s = slab_of(seg, p);
+		size_t room = slab_bsize(s) - SEC_TAIL;
+		old = sec_check(p, s);
+		if (n <= room && (n >= old || n > room / 2 || room <= 128)) {
+			sec_mark(p, s, n);
+			return p;
+		}
+	}
+	void *q = n > HAK_LARGE_MAX - SEC_TAIL && n > old ? huge_alloc_init(n, 0, false, true)
+							  : sec_malloc(n);
+#else
 	size_t old = usable_in(seg, p);
 	if (n <= old && (n > old / 2 || old <= 128)) {
 		HAK_TRACK_OLD(asked, p, old); /* track.h */
@@ -261,14 +473,14 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		return p;
 	}
 	void *q = n > HAK_LARGE_MAX && n > old ? huge_alloc_init(n, 0, false, true) : hak_alloc_fast(n);
+#endif
 	if (q == NULL)
 		return NULL; /* errno is ENOMEM; p is untouched */
 	HAK_TRACK_ALLOC(q, n); /* track.h */
 	HAK_TRACK_QUIET_BEGIN(); /* track.h: the bytes beyond the size asked for too */
 	memcpy(q, p, n < old ? n : old);
 	HAK_TRACK_QUIET_END(); /* track.h */
-	HAK_TRACK_FREE(p); /* track.h */
-	hak_free_fast(p);
+	API_FREE(p);
 	return q;
 }
 
@@ -302,6 +514,11 @@ HAKMEM_EXPORT size_t hak_usable_size(const void *p)
 	if (p == NULL)
 		return 0;
 	struct segment *seg = owned_segment(p);
+#if HAKMEM_SECURE
+	/* the request (the secure build's canary lies past it) */
+	if (seg && seg->tier != TIER_HUGE)
+		return sec_check((void *)p, slab_of(seg, p));
+#endif
 	return seg ? usable_in(seg, p) : 0;
 }
 
@@ -329,7 +546,7 @@ HAKMEM_EXPORT void hak_collect(void)
 static void *hak_memalign_(size_t align, size_t n)
 {
 	if (align <= 16)
-		return hak_alloc_fast(n);
+		return API_ALLOC_RAW(n); /* the caller tells track.h */
 	if (!pow2(align)) { /* glibc rounds up to the next power of two */
 		if (align > ((size_t)PTRDIFF_MAX >> 1) + 1) {
 			errno = ENOMEM;
@@ -360,9 +577,12 @@ static void *hak_pvalloc(size_t n)
 		errno = ENOMEM;
 		return NULL;
 	}
-	n = (n + HAK_PAGE - 1) & ~(HAK_PAGE - 1);
-	void *p = alloc_aligned(HAK_PAGE, n);
-	HAK_TRACK_ALLOC(p, n); /* track.h */
+	/* pvalloc(0) is one page */
+	size_t m = (n + HAK_PAGE - 1) & ~(HAK_PAGE - 1);
+	if (m == 0)
+		m = HAK_PAGE;
+	void *p = alloc_aligned(HAK_PAGE, m);
+	HAK_TRACK_ALLOC(p, m); /* track.h */
 	return p;
 }
 
@@ -394,8 +614,7 @@ HAKMEM_EXPORT void free_aligned_sized(void *p, size_t align, size_t n)
 {
 	(void)align;
 	(void)n;
-	HAK_TRACK_FREE(p); /* track.h */
-	hak_free_fast(p);
+	API_FREE(p);
 }
 
 void *__libc_malloc(size_t n) HAK_ALIAS(hak_malloc);

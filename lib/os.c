@@ -131,6 +131,13 @@ void *os_remap_move(void *p, size_t old, size_t size, void *dst)
 	return q;
 }
 
+void os_guard(void *p, size_t size)
+{
+	int saved = errno;
+	mprotect(p, size, PROT_NONE); /* a failure leaves the page usable, no worse */
+	errno = saved;
+}
+
 void os_purge(void *p, size_t size)
 {
 	int saved = errno;

@@ -92,6 +92,10 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 		seg = os_map_aligned(HAK_SEG_SIZE, HAK_SEG_SIZE);
 		if (seg == NULL)
 			return NULL;
+		/* the secure build's guard page after the header (types.h,
+		 * HAK_SEG_META); a cached segment keeps it */
+		if (HAK_SEG_GUARD)
+			os_guard((uint8_t *)seg + HAK_SEG_HDR, HAK_SEG_GUARD);
 	}
 	segment_init(seg, h, tier, slab_shift);
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);

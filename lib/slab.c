@@ -52,7 +52,7 @@ void slab_validate(const struct slab *s)
 	hak_assert(s->b0 == (uint32_t)(uintptr_t)start);
 	hak_assert(start + (size_t)s->capacity * slab_bsize(s) <=
 		   slab_start(s) + ((size_t)1 << seg_of_slab(s)->slab_shift));
-	for (void *b = s->free; b; b = blk_next(b)) {
+	for (void *b = s->free; b; b = blk_next_in(b, seg_of_slab(s)->slab_shift)) {
 		hak_assert((uint8_t *)b >= start);
 		hak_assert((size_t)((uint8_t *)b - start) % slab_bsize(s) == 0);
 		hak_assert((uint8_t *)b < start + (size_t)s->carved * slab_bsize(s));
@@ -74,9 +74,10 @@ uint32_t slab_drain(struct slab *s)
 	if (list == NULL)
 		return 0;
 	uint32_t n = 1;
-	void *t = list;
-	while (blk_next(t)) {
-		t = blk_next(t);
+	unsigned shift = seg_of_slab(s)->slab_shift;
+	void *t = list, *u;
+	while ((u = blk_next_in(t, shift)) != NULL) {
+		t = u;
 		n++;
 	}
 	blk_set_next(t, s->free);
@@ -96,6 +97,79 @@ void slab_remote_push(struct slab *s, void *first, void *last)
 							memory_order_release, memory_order_relaxed));
 	/* s may be drained, retired and unmapped from here on: do not touch */
 }
+
+#if HAKMEM_SECURE
+/* ---- the secure build ---- */
+
+void slab_bad_link(const void *b)
+{
+	struct segment *seg = (struct segment *)((uintptr_t)b & ~(uintptr_t)HAK_SEG_MASK);
+	hak_heap_error("corrupted free list at", b, slab_bsize(slab_of(seg, b)));
+}
+
+/* A cheap per-thread generator (xorshift64*), seeded from the secret and
+ * the thread; for the carve order, not for secrets. */
+static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));
+
+static uint64_t rng_next(void)
+{
+	uint64_t x = tls_rng;
+	if (unlikely(x == 0))
+		x = (uint64_t)hak_secret ^ ((uint64_t)(uintptr_t)&tls_rng * 0x9e3779b97f4a7c15ull) ^
+		    os_now_ms() ^ 1;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	tls_rng = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+/* The carve of slab_carve, with the k blocks of the batch linked in a
+ * random order (a Fisher-Yates shuffle of their indices), so that the
+ * next block a program gets is not the neighbour of the last one; and,
+ * with HAKMEM_SECURE_FILL, each filled as a freed block is (malloc.c), so
+ * that every block on a free list carries the pattern.  The blocks are
+ * all handed to the bin, as slab_carve does. */
+void *slab_carve_secure(struct heap *h, struct slab *s)
+{
+	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
+	uint32_t limit = slab_refill_limit(h, s->cls);
+	if (batch > limit)
+		batch = limit;
+	if (k > batch)
+		k = batch;
+	size_t bs = slab_bsize(s);
+	uint8_t *base = slab_block0(s) + (size_t)s->carved * bs;
+	uint16_t idx[256];
+	hak_assert(k >= 1 && k <= 256);
+	for (uint32_t i = 0; i < k; i++)
+		idx[i] = (uint16_t)i;
+	for (uint32_t i = k - 1; i > 0; i--) {
+		uint32_t j = (uint32_t)(((rng_next() >> 32) * (uint64_t)(i + 1)) >> 32);
+		uint16_t t = idx[i];
+		idx[i] = idx[j];
+		idx[j] = t;
+	}
+	size_t end = secure_fill_end(s);
+	if (KNOB(secure_fill) && end > HAK_FILL_FROM)
+		for (uint32_t i = 0; i < k; i++)
+			memset(base + (size_t)i * bs + HAK_FILL_FROM, HAK_FILL_BYTE, end - HAK_FILL_FROM);
+	uintptr_t key = free_key();
+	uint8_t *first = base + (size_t)idx[0] * bs, *b = first;
+	for (uint32_t i = 1; i < k; i++) {
+		uint8_t *n = base + (size_t)idx[i] * bs;
+		blk_set_next(b, n);
+		blk_set_key(b, key);
+		b = n;
+	}
+	blk_set_next(b, NULL);
+	blk_set_key(b, key);
+	/* read by other threads' frees (slab_check_free) */
+	__atomic_store_n(&s->carved, (uint16_t)(s->carved + k), __ATOMIC_RELAXED);
+	s->used += k;
+	return slab_bin_fill_pop(h, s->cls, first, k);
+}
+#endif
 
 struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned c)
 {

@@ -191,6 +191,10 @@ void hak_init(void)
 	if (atomic_compare_exchange_strong(&init_state, &expect, 1)) {
 		tls_in_init = 1;
 		free_key_init();
+		/* before any block, so every free-list link is encoded with
+		 * the same secret (internal.h, "free-list links") */
+		if (HAKMEM_SECURE)
+			hak_secret_init();
 		config_init();
 		tiny_init();
 		pool_init();

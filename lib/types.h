@@ -27,6 +27,23 @@
 #define HAK_SEG_HDR ((size_t)4096) /* header bytes at the start of a segment */
 #define HAK_PAGE ((size_t)4096)
 
+/* The secure build (libhakmem-secure, HAKMEM_SECURE=1): see "Secure
+ * build" in internal.h. */
+#ifndef HAKMEM_SECURE
+#define HAKMEM_SECURE 0
+#endif
+/* Bytes before the first block of a slab segment: the header, and in the
+ * secure build one guard page (PROT_NONE) between it and the blocks, so
+ * that a run off the front of the first slab faults instead of
+ * overwriting the slab descriptors.  Slab 0 of every slab tier starts
+ * HAK_SEG_META bytes into its slot (slab_area). */
+#if HAKMEM_SECURE
+#define HAK_SEG_GUARD HAK_PAGE
+#else
+#define HAK_SEG_GUARD ((size_t)0)
+#endif
+#define HAK_SEG_META (HAK_SEG_HDR + HAK_SEG_GUARD)
+
 /* Address bits the segment map covers: 48 (x86-64 and aarch64 user space
  * without 5-level paging; Linux hands out higher addresses only on request). */
 #define HAK_ADDR_BITS 48

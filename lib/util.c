@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 HAKMEM_EXPORT const char *hak_version(void)
@@ -97,6 +99,57 @@ void hak_fatal(const char *file, int line, const char *what)
 /* The mark of a free block (internal.h, "the free key"): this value
  * until hak_init makes it random. */
 _Atomic uintptr_t hak_free_key = (uintptr_t)0x9e3779b97f4a7c15ull;
+
+void hak_report(const char *what, const void *p, const char *tail, size_t cls_size)
+{
+	static const char hex[] = "0123456789abcdef";
+	char line[192], addr[24], num[24];
+	size_t n = 0;
+	addr[n++] = '0';
+	addr[n++] = 'x';
+	uintptr_t v = (uintptr_t)p;
+	int shift = 60;
+	while (shift > 0 && ((v >> shift) & 15) == 0)
+		shift -= 4;
+	for (; shift >= 0; shift -= 4)
+		addr[n++] = hex[(v >> shift) & 15];
+	addr[n] = '\0';
+	fmt_u64(num, cls_size);
+	const char *parts[] = { "hakmem: ", what, " ", addr, tail,
+				cls_size ? " (size class " : "", cls_size ? num : "",
+				cls_size ? ")" : "" };
+	n = 0;
+	for (unsigned i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *q = parts[i]; *q && n < sizeof(line) - 1; q++)
+			line[n++] = *q;
+	line[n++] = '\n';
+	hak_write_fd(2, line, n);
+}
+
+void hak_heap_error(const char *what, const void *p, size_t cls_size)
+{
+	hak_report(what, p, "", cls_size);
+	abort();
+}
+
+uintptr_t hak_secret = (uintptr_t)0x68616b6d656d2121ull; /* until hak_init */
+
+void hak_secret_init(void)
+{
+	uintptr_t v = 0;
+	ssize_t r;
+	do
+		r = getrandom(&v, sizeof(v), GRND_NONBLOCK);
+	while (r < 0 && errno == EINTR);
+	if (r != (ssize_t)sizeof(v)) {
+		/* 16 random bytes the kernel gave the process at exec */
+		const void *at = (const void *)getauxval(AT_RANDOM);
+		if (at)
+			memcpy(&v, at, sizeof(v));
+		v ^= (uintptr_t)&v ^ ((uintptr_t)getpid() << 32);
+	}
+	hak_secret ^= v;
+}
 
 /* ---- locks (internal.h, "locks") ---- */
 

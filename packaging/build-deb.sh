@@ -19,7 +19,8 @@
 #      package build (dpkg-buildflags, hardening=+all, see debian/rules),
 #      make, make check (the whole test suite; DEB_BUILD_OPTIONS=nocheck
 #      skips it), install, dh_makeshlibs with the symbols file checked at
-#      level 4; the packages libhakmem0 and libhakmem-dev;
+#      level 4; the packages libhakmem0, libhakmem-secure0 and
+#      libhakmem-dev;
 #   4. lintian on the .changes (the binary packages) and on the source
 #      package (dpkg-source -b, made before the build), with info tags
 #      shown; it fails on an error or a warning, but for the tags that

@@ -17,13 +17,15 @@
 #   out memory that a live pointer holds (it prints "ok").
 # A program without a bug ("clean") prints nothing on stderr.
 #
-# HAKMEM_TEST_LIB names another library to test (default: libhakmem.so of
-# this build).  Run by make check, which exports abs_top_builddir.
+# BADFREE_LIB names another library to test (default: libhakmem.so of
+# this build).  With BADFREE_SECURE=1 (tests/badfree-secure.sh, the
+# secure library) every mode must abort: that build always stops.
+# Run by make check, which exports abs_top_builddir.
 
 set -u
 : "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
 
-lib=${HAKMEM_TEST_LIB:-$abs_top_builddir/lib/.libs/libhakmem.so}
+lib=${BADFREE_LIB:-$abs_top_builddir/lib/.libs/libhakmem.so}
 prog="$abs_top_builddir/tests/badfree_prog${EXEEXT:-}"
 config_h="$abs_top_builddir/config.h"
 
@@ -53,19 +55,28 @@ run() {
 	echo $? >"$tmp/rc"
 }
 
-# check CASE LINE: every mode
-check() {
-	case=$1 line=$2
-	# abort: SIGABRT (128 + 6), one line
-	run "" "$case"
+# must_abort MODE CASE LINE: SIGABRT (128 + 6) after exactly one line
+must_abort() {
+	run "$1" "$2"
 	rc=$(cat "$tmp/rc")
 	lines=$(wc -l <"$tmp/err")
-	if test "$rc" != 134 || test "$lines" != 1 || ! grep -q "$line" "$tmp/err"; then
-		echo "FAIL: $case (abort): status $rc (want 134), $lines lines on stderr (want 1):"
+	if test "$rc" != 134 || test "$lines" != 1 || ! grep -q "$3" "$tmp/err"; then
+		echo "FAIL: $2 (${1:-abort}): status $rc (want 134), $lines lines on stderr (want 1):"
 		sed 's/^/  | /' "$tmp/err" "$tmp/out"
 		fail=1
 	else
-		echo "ok: $case (abort): $(cat "$tmp/err")"
+		echo "ok: $2 (${1:-abort}): $(cat "$tmp/err")"
+	fi
+}
+
+# check CASE LINE: every mode
+check() {
+	case=$1 line=$2
+	must_abort "" "$case" "$line"
+	if test "${BADFREE_SECURE:-0}" = 1; then
+		must_abort warn "$case" "$line"
+		must_abort ignore "$case" "$line"
+		return
 	fi
 	# warn: the line, then "ok"
 	run warn "$case"
@@ -100,7 +111,7 @@ for c in interior-tiny interior-mid interior-large interior-huge misaligned head
 done
 check realloc-freed "$realloc_line"
 
-# a program without a bug: nothing on stderr, in any mode
+# a program without a bug: nothing on stderr
 for mode in "" warn; do
 	run "$mode" clean
 	if test "$(cat "$tmp/rc")" != 0 || test -s "$tmp/err" || test "$(cat "$tmp/out")" != ok; then

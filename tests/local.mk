@@ -343,3 +343,83 @@ stress:
 endif
 
 .PHONY: stress
+
+# ---------------------------------------------------------------------------
+# The secure library (configure --enable-secure, the default): the bad
+# programs of tests/secure.sh, and the API and semantics suites, the
+# stress and the thread and fork suites again, linked with
+# lib/libhakmem-secure.la instead of lib/libhakmem.la (the same sources;
+# their own targets, so that both libraries pass the same contract).
+# `make check-secure` runs only these.
+# ---------------------------------------------------------------------------
+
+tests_secure_ldadd = lib/libhakmem-secure.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+tests_secure_checks =
+if ENABLE_SECURE
+check_PROGRAMS += tests/secure_prog
+if HAVE_CHECK
+tests_secure_checks += \
+	tests/check_semantics_api_secure$(EXEEXT) \
+	tests/check_api_secure$(EXEEXT) \
+	tests/check_stress_secure$(EXEEXT) \
+	tests/check_threads_secure$(EXEEXT) \
+	tests/check_fork_secure$(EXEEXT)
+check_PROGRAMS += \
+	tests/check_semantics_api_secure \
+	tests/check_api_secure \
+	tests/check_stress_secure \
+	tests/check_threads_secure \
+	tests/check_fork_secure
+if OVERRIDE
+tests_secure_checks += tests/check_semantics_secure$(EXEEXT)
+check_PROGRAMS += tests/check_semantics_secure
+endif
+endif HAVE_CHECK
+TESTS += $(tests_secure_checks)
+endif ENABLE_SECURE
+
+tests_secure_prog_SOURCES = tests/secure_prog.c
+tests_secure_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_secure_prog_LDADD = lib/libhakmem-secure.la $(PTHREAD_LIBS)
+tests_secure_prog_LDFLAGS = $(AM_LDFLAGS) -no-install
+
+tests_check_semantics_secure_SOURCES = tests/check_semantics.c tests/testutil.h
+tests_check_semantics_secure_CPPFLAGS = $(tests_cppflags) -DTEST_SECURE
+tests_check_semantics_secure_CFLAGS = $(tests_semantics_cflags)
+tests_check_semantics_secure_LDADD = $(tests_secure_ldadd)
+
+tests_check_semantics_api_secure_SOURCES = tests/check_semantics.c tests/testutil.h
+tests_check_semantics_api_secure_CPPFLAGS = $(tests_cppflags) -DUSE_HAK_API -DTEST_SECURE
+tests_check_semantics_api_secure_CFLAGS = $(tests_semantics_cflags)
+tests_check_semantics_api_secure_LDADD = $(tests_secure_ldadd)
+
+tests_check_api_secure_SOURCES = tests/check_api.c tests/testutil.h
+tests_check_api_secure_CPPFLAGS = $(tests_cppflags) -DTEST_SECURE
+tests_check_api_secure_CFLAGS = $(tests_cflags)
+tests_check_api_secure_LDADD = $(tests_secure_ldadd)
+
+tests_check_stress_secure_SOURCES = tests/check_stress.c tests/testutil.h
+tests_check_stress_secure_CPPFLAGS = $(tests_family_cppflags) -DTEST_SECURE
+tests_check_stress_secure_CFLAGS = $(tests_cflags)
+tests_check_stress_secure_LDADD = $(tests_secure_ldadd)
+
+tests_check_threads_secure_SOURCES = tests/check_threads.c tests/testutil.h
+tests_check_threads_secure_CPPFLAGS = $(tests_family_cppflags) -DTEST_SECURE
+tests_check_threads_secure_CFLAGS = $(tests_cflags)
+tests_check_threads_secure_LDADD = $(tests_secure_ldadd)
+
+tests_check_fork_secure_SOURCES = tests/check_fork.c tests/testutil.h
+tests_check_fork_secure_CPPFLAGS = $(tests_family_cppflags) -DTEST_SECURE
+tests_check_fork_secure_CFLAGS = $(tests_cflags)
+tests_check_fork_secure_LDADD = $(tests_secure_ldadd)
+
+tests_secure_scripts = tests/secure.sh tests/symbols-secure.sh tests/badfree-secure.sh
+dist_check_SCRIPTS += $(tests_secure_scripts)
+TESTS += $(tests_secure_scripts)
+EXTRA_DIST += tests/secure_prog.c
+
+# make check-secure: the secure library's tests only.
+check-secure:
+	$(MAKE) $(AM_MAKEFLAGS) check TESTS='$(tests_secure_checks) $(tests_secure_scripts)'
+
+.PHONY: check-secure

@@ -43,10 +43,18 @@
 set -u
 : "${abs_top_builddir:?run this through make check (abs_top_builddir is not set)}"
 
-so="$abs_top_builddir/lib/.libs/libhakmem.so"
+# HAK_SYMBOLS_LIB: the library to check, libhakmem (the default) or
+# libhakmem-secure (tests/symbols-secure.sh), with its Debian package.
+libname=${HAK_SYMBOLS_LIB:-libhakmem}
+case $libname in
+libhakmem) debpkg=libhakmem0 ;;
+libhakmem-secure) debpkg=libhakmem-secure0 ;;
+*) echo "FAIL: HAK_SYMBOLS_LIB=$libname: libhakmem or libhakmem-secure"; exit 1 ;;
+esac
+so="$abs_top_builddir/lib/.libs/$libname.so"
 map="${abs_top_srcdir:-$abs_top_builddir}/lib/hakmem.map"
 OBJDUMP=${OBJDUMP_PROG:-objdump}
-archive="$abs_top_builddir/lib/.libs/libhakmem.a"
+archive="$abs_top_builddir/lib/.libs/$libname.a"
 config_h="$abs_top_builddir/config.h"
 NM=${NM_PROG:-nm}
 
@@ -233,7 +241,7 @@ debian_symbols()
 {
 	echo "# Generated from lib/hakmem.map and the malloc family of tests/symbols.sh"
 	echo "# by make update-debian-symbols; make check compares (tests/symbols.sh)."
-	echo "libhakmem.so.0 libhakmem0 #MINVER#"
+	echo "$libname.so.0 $debpkg #MINVER#"
 	echo "* Build-Depends-Package: libhakmem-dev"
 	{
 		awk '{ v = $2; sub(/^HAKMEM_/, "", v); print " " $1 "@" $2 " " v ".0" }' "$tmp.map"
@@ -248,14 +256,14 @@ if test "${HAK_SYMBOLS_DEBIAN:-}" = print; then
 fi
 
 status=0
-debsym="${abs_top_srcdir:-$abs_top_builddir}/packaging/debian/libhakmem0.symbols"
+debsym="${abs_top_srcdir:-$abs_top_builddir}/packaging/debian/$debpkg.symbols"
 if test -f "$debsym"; then
 	debian_symbols | grep -v '^#' >"$tmp.debsym.want"
 	grep -v '^#' "$debsym" >"$tmp.debsym.have"
 	if cmp -s "$tmp.debsym.want" "$tmp.debsym.have"; then
-		echo "PASS: packaging/debian/libhakmem0.symbols agrees with lib/hakmem.map and the family ($(grep -c '^ ' "$tmp.debsym.have") symbols)"
+		echo "PASS: packaging/debian/$debpkg.symbols agrees with lib/hakmem.map and the family ($(grep -c '^ ' "$tmp.debsym.have") symbols)"
 	else
-		echo "FAIL: packaging/debian/libhakmem0.symbols differs from lib/hakmem.map and the family (make update-debian-symbols):"
+		echo "FAIL: packaging/debian/$debpkg.symbols differs from lib/hakmem.map and the family (make update-debian-symbols):"
 		diff "$tmp.debsym.want" "$tmp.debsym.have" | sed -n 's/^</  missing:/p; s/^>/  not expected:/p'
 		status=1
 	fi
