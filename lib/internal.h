@@ -575,10 +575,24 @@ hak_inline uint32_t slab_bsize(const struct slab *s)
  * segment never spans a multiple of 4 GiB. */
 hak_inline uint32_t slab_block_index(const struct slab *s, const void *p)
 {
-	uint64_t m = ace_class_div[s->cls];
-	uint32_t x = ((uint32_t)(uintptr_t)p - s->b0) * (uint32_t)m;
-	unsigned k = (unsigned)(m >> 32);
+	uint32_t x = ((uint32_t)(uintptr_t)p - s->b0) * s->div_inv;
+	unsigned k = s->div_k;
 	return (x >> k) | (x << ((32u - k) & 31u));
+}
+
+/* s serves class c: its copy of the class's constants. */
+hak_inline void slab_set_class(struct slab *s, unsigned c)
+{
+	s->cls = (uint8_t)c;
+	s->div_inv = (uint32_t)ace_class_div[c];
+	s->div_k = (uint8_t)(ace_class_div[c] >> 32);
+}
+
+/* Slab s's link on a shared stack (pool.c). */
+hak_inline struct slab *_Atomic *slab_snext(struct slab *s)
+{
+	struct segment *seg = seg_of_slab(s);
+	return &seg->snext[s - seg->slabs];
 }
 
 void slab_validate(const struct slab *s);

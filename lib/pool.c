@@ -166,7 +166,7 @@ void pool_stack_push(unsigned c, unsigned shard, struct slab *first, struct slab
 		struct pool_stack *st = stack_of(c, shard);
 		uint64_t old = atomic_load_explicit(&st->head, memory_order_relaxed);
 		for (unsigned k = 0; k < POP_TRIES; k++) {
-			atomic_store_explicit(&last->snext, pool_tag_ptr(old), memory_order_relaxed);
+			atomic_store_explicit(slab_snext(last), pool_tag_ptr(old), memory_order_relaxed);
 			if (atomic_compare_exchange_weak_explicit(&st->head, &old,
 								  pool_tag_pack(first, pool_tag_of(old) + 1),
 								  memory_order_release, memory_order_relaxed)) {
@@ -192,7 +192,7 @@ static struct slab *stack_detach(struct pool_stack *st, bool whole)
 		if (s == NULL)
 			break;
 		/* a whole take reads no page before its CAS */
-		struct slab *next = whole ? NULL : atomic_load_explicit(&s->snext, memory_order_relaxed);
+		struct slab *next = whole ? NULL : atomic_load_explicit(slab_snext(s), memory_order_relaxed);
 		if (atomic_compare_exchange_weak_explicit(&st->head, &old,
 							  pool_tag_pack(next, pool_tag_of(old) + 1),
 							  memory_order_acquire, memory_order_acquire))
@@ -229,7 +229,7 @@ struct slab *pool_stack_take(unsigned c, unsigned shard)
 	struct pool_stack *st = stack_of(c, shard);
 	struct slab *s = stack_detach(st, true);
 	uint64_t n = 0;
-	for (struct slab *t = s; t; t = atomic_load_explicit(&t->snext, memory_order_relaxed))
+	for (struct slab *t = s; t; t = atomic_load_explicit(slab_snext(t), memory_order_relaxed))
 		n++;
 	if (n)
 		atomic_fetch_add_explicit(&st->pops, n, memory_order_relaxed);
@@ -246,7 +246,7 @@ uint64_t pool_stack_len(unsigned c, unsigned shard)
 {
 	uint64_t n = 0;
 	struct slab *s = pool_tag_ptr(atomic_load_explicit(&stack_of(c, shard)->head, memory_order_acquire));
-	for (; s; s = atomic_load_explicit(&s->snext, memory_order_relaxed))
+	for (; s; s = atomic_load_explicit(slab_snext(s), memory_order_relaxed))
 		n++;
 	return n;
 }
@@ -583,7 +583,7 @@ static void chain_add(struct slab *s, struct slab **first, struct slab **last, u
 	s->state = SLAB_SHARED;
 	s->next = s->prev = NULL;
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-	atomic_store_explicit(&s->snext, *first, memory_order_relaxed);
+	atomic_store_explicit(slab_snext(s), *first, memory_order_relaxed);
 	if (*first == NULL)
 		*last = s;
 	*first = s;
@@ -726,7 +726,7 @@ void pool_collect(struct heap *h, unsigned shard, bool all)
 			struct slab *s = pool_stack_take(c, k), *next, *first = NULL, *last = NULL;
 			uint32_t n = 0;
 			for (; s; s = next) {
-				next = atomic_load_explicit(&s->snext, memory_order_relaxed);
+				next = atomic_load_explicit(slab_snext(s), memory_order_relaxed);
 				slab_drain(s);
 				if (s->used == 0) {
 					CTR_INC(h, slabs_retired);

@@ -181,7 +181,7 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / ace_class_size[c]);
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
-	s->cls = (uint8_t)c;
+	slab_set_class(s, c);
 	s->state = SLAB_CURRENT;
 	s->empty_seen = 0;
 	s->next = s->prev = NULL;

@@ -122,7 +122,8 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  *                                      on the remote list)
  *   nfree == length(free)
  *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
- * Only the owning heap (owner) touches anything but 'remote' and 'snext';
+ * Only the owning heap (owner) touches anything but 'remote' and its link
+ * on a shared stack (seg->snext, slab_snext);
  * other threads only push onto 'remote' with one CAS.  The owner takes the
  * whole remote list with one exchange, so no pop ever races a push: no ABA.
  *
@@ -131,7 +132,7 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * test needs no ordering.  Tiny and large slabs stay with the heap that
  * owns their segment (NULL while it is abandoned); mid pages (pool.c) move
  * between heaps through the shared per-class stacks, owner NULL while on
- * one, linked through 'snext'.  A slab is one cache line: the free fast
+ * one, linked through seg->snext.  A slab is one cache line: the free fast
  * path reads owner and cls from the same line.
  * ------------------------------------------------------------------- */
 enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY };
@@ -143,7 +144,6 @@ struct slab {
 	void *free;               /* local free list (owner only) */
 	_Atomic(void *) remote;   /* blocks freed by other threads */
 	struct slab *next, *prev; /* in the owner's partial or full list */
-	struct slab *_Atomic snext; /* link on a shared stack (pool.c) */
 	uint16_t nfree;           /* blocks on 'free' */
 	uint16_t used;            /* blocks out of the slab (see above) */
 	uint16_t carved;          /* blocks cut from the slab so far */
@@ -151,6 +151,8 @@ struct slab {
 	uint32_t b0;              /* low 32 bits of the first block's address
 				   * (slab_block_index); the block size is
 				   * ace_class_size[cls] (slab_bsize) */
+	uint32_t div_inv;         /* the class's ace_class_div, here so that */
+	uint8_t div_k;            /* the free fast path reads only this line */
 	uint8_t cls;              /* size class */
 	uint8_t state;            /* enum slab_state */
 	uint8_t index;            /* position in the segment */
@@ -193,6 +195,9 @@ struct segment {
 	size_t huge_align;        /* alignment the mapping was made with */
 	uint64_t cached_since;    /* ms, while in a cache */
 	uint8_t purged;           /* cached and already given back */
+	/* slab i's link on a shared stack (pool.c, slab_snext): outside the
+	 * slab's cache line, which the free fast path reads */
+	struct slab *_Atomic snext[HAK_MAX_SLABS];
 	struct slab slabs[HAK_MAX_SLABS];
 };
 

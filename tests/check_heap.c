@@ -319,7 +319,7 @@ START_TEST(test_block_index)
 	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		struct slab s = { 0 };
 		uint32_t bs = ace_class_size[c];
-		s.cls = (uint8_t)c;
+		slab_set_class(&s, c);
 		s.b0 = 0x40001000u + (c % 4) * 64;
 		uint32_t cap = (uint32_t)((2u << 20) / bs);
 		for (uint32_t blk = 0; blk <= cap; blk += blk < 8 || blk + 8 > cap ? 1 : cap / 16 + 1)

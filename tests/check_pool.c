@@ -30,6 +30,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -38,12 +39,45 @@
 
 /* ---- the tagged head ---- */
 
-static struct slab fake[4096];
+/* 4096 slabs that are not in use, in segment headers of their own (a
+ * slab's link on a shared stack lives in its segment: slab_snext), made
+ * once, before the tests fork. */
+#define NFAKE 4096
+static struct slab *fk[NFAKE];
+static uint8_t *fake_area;
+
+static void fakes_init(void)
+{
+	size_t nseg = NFAKE / HAK_MAX_SLABS, len = (nseg + 1) * HAK_SEG_SIZE;
+	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			  -1, 0);
+	if (m == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	fake_area = (uint8_t *)(((uintptr_t)m + HAK_SEG_MASK) & ~(uintptr_t)HAK_SEG_MASK);
+	for (size_t i = 0; i < NFAKE; i++) {
+		struct segment *seg = (struct segment *)(fake_area + (i / HAK_MAX_SLABS) * HAK_SEG_SIZE);
+		fk[i] = &seg->slabs[i % HAK_MAX_SLABS];
+	}
+}
+
+/* The index of a fake slab, or -1 for any other pointer. */
+static ptrdiff_t fake_id(const struct slab *s)
+{
+	uintptr_t a = (uintptr_t)s, base = (uintptr_t)fake_area;
+	if (a < base || a >= base + (NFAKE / HAK_MAX_SLABS) * HAK_SEG_SIZE)
+		return -1;
+	struct segment *seg = (struct segment *)(a & ~(uintptr_t)HAK_SEG_MASK);
+	if (s < seg->slabs || s >= seg->slabs + HAK_MAX_SLABS)
+		return -1;
+	return (ptrdiff_t)((a - base) / HAK_SEG_SIZE * HAK_MAX_SLABS) + (s - seg->slabs);
+}
 
 START_TEST(test_tag_pack)
 {
 	const uint64_t tags[] = { 0, 1, 62, 63, 64, 65, 4095, 4096, 123456, (1u << 22) - 1 };
-	struct slab *ptrs[] = { NULL, &fake[0], &fake[1], &fake[4095] };
+	struct slab *ptrs[] = { NULL, fk[0], fk[1], fk[4095] };
 	for (size_t i = 0; i < sizeof(ptrs) / sizeof(ptrs[0]); i++)
 		for (size_t j = 0; j < sizeof(tags) / sizeof(tags[0]); j++) {
 			uint64_t v = pool_tag_pack(ptrs[i], tags[j]);
@@ -51,11 +85,11 @@ START_TEST(test_tag_pack)
 			ck_assert_uint_eq(pool_tag_of(v), tags[j]);
 		}
 	/* the tag wraps at 2^22 without touching the address */
-	uint64_t v = pool_tag_pack(&fake[7], ((uint64_t)1 << 22) + 5);
-	ck_assert_ptr_eq(pool_tag_ptr(v), &fake[7]);
+	uint64_t v = pool_tag_pack(fk[7], ((uint64_t)1 << 22) + 5);
+	ck_assert_ptr_eq(pool_tag_ptr(v), fk[7]);
 	ck_assert_uint_eq(pool_tag_of(v), 5);
 	/* two heads with the same top and different tags differ */
-	ck_assert_uint_ne(pool_tag_pack(&fake[7], 1), pool_tag_pack(&fake[7], 2));
+	ck_assert_uint_ne(pool_tag_pack(fk[7], 1), pool_tag_pack(fk[7], 2));
 }
 END_TEST
 
@@ -67,7 +101,7 @@ END_TEST
 static void chain(struct slab **s, size_t n)
 {
 	for (size_t i = 0; i + 1 < n; i++)
-		atomic_store(&s[i]->snext, s[i + 1]);
+		atomic_store(slab_snext(s[i]), s[i + 1]);
 }
 
 START_TEST(test_stack_single)
@@ -76,27 +110,27 @@ START_TEST(test_stack_single)
 	pool_counts(&c0);
 	ck_assert_uint_eq(pool_stack_len(TC, TS), 0);
 	ck_assert_ptr_null(pool_stack_pop(TC, TS));
-	pool_stack_push(TC, TS, &fake[0], &fake[0], 1);
-	pool_stack_push(TC, TS, &fake[1], &fake[1], 1);
+	pool_stack_push(TC, TS, fk[0], fk[0], 1);
+	pool_stack_push(TC, TS, fk[1], fk[1], 1);
 	ck_assert_uint_eq(pool_stack_len(TC, TS), 2);
 	/* a chain of 5 in one push: exactly 5 more, in chain order */
-	struct slab *ch[5] = { &fake[10], &fake[11], &fake[12], &fake[13], &fake[14] };
+	struct slab *ch[5] = { fk[10], fk[11], fk[12], fk[13], fk[14] };
 	chain(ch, 5);
 	pool_stack_push(TC, TS, ch[0], ch[4], 5);
 	ck_assert_uint_eq(pool_stack_len(TC, TS), 7);
 	for (int i = 0; i < 5; i++)
 		ck_assert_ptr_eq(pool_stack_pop(TC, TS), ch[i]);
-	ck_assert_ptr_eq(pool_stack_pop(TC, TS), &fake[1]); /* LIFO */
+	ck_assert_ptr_eq(pool_stack_pop(TC, TS), fk[1]); /* LIFO */
 	pool_counts(&c1);
 	ck_assert_uint_eq(c1.pushes - c0.pushes, 7);
 	ck_assert_uint_eq(c1.pops - c0.pops, 6);
 	ck_assert_uint_eq((c1.pushes - c0.pushes) - (c1.pops - c0.pops), pool_stack_len(TC, TS));
 	/* take: the whole stack, NULL-terminated, and the stack is empty */
-	pool_stack_push(TC, TS, &fake[2], &fake[2], 1);
+	pool_stack_push(TC, TS, fk[2], fk[2], 1);
 	struct slab *all = pool_stack_take(TC, TS);
-	ck_assert_ptr_eq(all, &fake[2]);
-	ck_assert_ptr_eq(atomic_load(&all->snext), &fake[0]);
-	ck_assert_ptr_null(atomic_load(&fake[0].snext));
+	ck_assert_ptr_eq(all, fk[2]);
+	ck_assert_ptr_eq(atomic_load(slab_snext(all)), fk[0]);
+	ck_assert_ptr_null(atomic_load(slab_snext(fk[0])));
 	ck_assert_uint_eq(pool_stack_len(TC, TS), 0);
 	ck_assert_ptr_null(pool_stack_take(TC, TS));
 	pool_counts(&c1);
@@ -122,7 +156,7 @@ static void *stack_thread(void *arg)
 	size_t n = 0;
 	uint64_t rng = id * 7919u + 1, pushed = 0, popped = 0;
 	for (unsigned i = 0; i < PER_T; i++)
-		hand[n++] = &fake[id * PER_T + i];
+		hand[n++] = fk[id * PER_T + i];
 	for (int r = 0; r < ROUNDS && !terr[0]; r++) {
 		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
 		unsigned shard = (unsigned)(rng >> 60) % 2 + TS - 1;
@@ -132,8 +166,8 @@ static void *stack_thread(void *arg)
 				k = n;
 			struct slab **ch = &hand[n - k];
 			for (size_t i = 0; i < k; i++)
-				if (atomic_exchange(&on_stack[ch[i] - fake], 1) != 0)
-					TFAIL("page %td pushed while on a stack", ch[i] - fake);
+				if (atomic_exchange(&on_stack[fake_id(ch[i])], 1) != 0)
+					TFAIL("page %td pushed while on a stack", fake_id(ch[i]));
 			chain(ch, k);
 			pool_stack_push(TC, shard, ch[0], ch[k - 1], (uint32_t)k);
 			n -= k;
@@ -142,10 +176,10 @@ static void *stack_thread(void *arg)
 			struct slab *s = pool_stack_pop(TC, shard);
 			if (s == NULL)
 				continue;
-			if (s < fake || s >= fake + 4096)
+			if (fake_id(s) < 0)
 				TFAIL("popped %p: not one of the pages", (void *)s);
-			else if (atomic_exchange(&on_stack[s - fake], 0) != 1)
-				TFAIL("page %td popped twice (ABA)", s - fake);
+			else if (atomic_exchange(&on_stack[fake_id(s)], 0) != 1)
+				TFAIL("page %td popped twice (ABA)", fake_id(s));
 			hand[n++] = s;
 			popped++;
 		}
@@ -554,7 +588,7 @@ static void *flush_thread(void *arg)
 	for (unsigned k = 0; k < POOL_SHARDS; k++) {
 		struct slab *all = pool_stack_take(FL_C, k), *s, *last = NULL;
 		uint32_t n = 0;
-		for (s = all; s; s = atomic_load(&s->snext)) {
+		for (s = all; s; s = atomic_load(slab_snext(s))) {
 			if (s->state != SLAB_SHARED || atomic_load(&s->owner) != NULL || s->used == 0)
 				TFAIL("a page on the shared stack: state %u (SHARED is %u), owner %p, used %u",
 				      s->state, SLAB_SHARED, (void *)atomic_load(&s->owner), s->used);
@@ -612,6 +646,7 @@ static Suite *pool_suite(void)
 
 int main(void)
 {
+	fakes_init();
 	SRunner *sr = srunner_create(pool_suite());
 	srunner_set_fork_status(sr, CK_FORK);
 	srunner_run_all(sr, CK_ENV);
