@@ -21,11 +21,11 @@ hak_snapshot() {
 	(
 		cd "$hs_src" || exit 1
 		find . \( -name .git -o -name .libs -o -name .deps -o -name autom4te.cache \
-			-o -path './hakmem-*' \) -prune -o -type f -print |
+			-o -path './hakmem-[0-9]*' \) -prune -o -type f -print |
 		while IFS= read -r f; do
 			case $f in
 			*.o|*.lo|*.la|*.a|*.so|*.so.*|*.log|*.trs|*.dirstamp) continue ;;
-			./config.status|./config.h|./libtool|./stamp-h1|./Makefile|./hakmem.pc) continue ;;
+			./config.status|./config.h|./libtool|./stamp-h1|./Makefile|./hakmem.pc|./hakmem-secure.pc) continue ;;
 			esac
 			if [ -x "$f" ] && [ "$(head -c 4 "$f" | od -An -c | tr -d ' ')" = '177ELF' ]; then
 				continue
