@@ -715,6 +715,17 @@ hak_inline uint32_t slab_carve_batch(unsigned c)
 	return b < 1 ? 1 : b > 256 ? 256 : b;
 }
 
+/* How many blocks a carve of s cuts: a batch, at most the bin's cap and
+ * what is left of the slab. */
+hak_inline uint32_t slab_carve_count(struct heap *h, const struct slab *s)
+{
+	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
+	uint32_t limit = slab_refill_limit(h, s->cls);
+	if (batch > limit)
+		batch = limit;
+	return k > batch ? batch : k;
+}
+
 #if HAKMEM_SECURE
 /* The secure carve (slab.c): the batch linked in a random order, and
  * filled when HAKMEM_SECURE_FILL is on. */
@@ -726,12 +737,7 @@ hak_inline void *slab_carve(struct heap *h, struct slab *s)
 #if HAKMEM_SECURE
 	return slab_carve_secure(h, s);
 #endif
-	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
-	uint32_t limit = slab_refill_limit(h, s->cls);
-	if (batch > limit)
-		batch = limit;
-	if (k > batch)
-		k = batch;
+	uint32_t k = slab_carve_count(h, s);
 	size_t bs = slab_bsize(s);
 	uintptr_t key = free_key();
 	uint8_t *first = slab_block0(s) + (size_t)s->carved * bs, *b = first;

@@ -132,12 +132,7 @@ static uint64_t rng_next(void)
  * all handed to the bin, as slab_carve does. */
 void *slab_carve_secure(struct heap *h, struct slab *s)
 {
-	uint32_t k = s->capacity - s->carved, batch = slab_carve_batch(s->cls);
-	uint32_t limit = slab_refill_limit(h, s->cls);
-	if (batch > limit)
-		batch = limit;
-	if (k > batch)
-		k = batch;
+	uint32_t k = slab_carve_count(h, s);
 	size_t bs = slab_bsize(s);
 	uint8_t *base = slab_block0(s) + (size_t)s->carved * bs;
 	uint16_t idx[256];
