@@ -119,8 +119,9 @@ int hak_stats_print_opts(hak_print_fn out, void *arg, unsigned flags);
 /* Returns the calling thread's cached free blocks and every empty slab and
  * segment to the OS now (madvise/munmap), without waiting for the purge
  * delay, and hands back the blocks of other threads this thread freed and
- * still holds gathered.  Blocks cached by other threads are left where
- * they are. */
+ * still holds gathered; what the shared reserve heap (which serves a
+ * thread whose own heap could not be made) holds free goes back too.
+ * Blocks cached by other threads are left where they are. */
 void hak_collect(void);
 
 #ifdef __cplusplus
