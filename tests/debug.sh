@@ -42,11 +42,14 @@ test -f "$src/configure.ac" || { echo "debug.sh: $src is not the hakmem source t
 # other threads allocate, fork beside stdio and from a signal handler, the
 # malloc family's contract through the override and through hak_*, and the
 # slab engine's, the mid pool's and the thread life cycle's white-box
-# suites.
+# suites; the bad frees (badfree.sh: the validators run while a program
+# with a double free goes on) and out of memory injected at every point
+# (check_oom_inject), and the heap's suite (the free key through sweeps).
 default_tests="tests/preload.sh tests/early.sh tests/env.sh
 tests/check_stress tests/check_threads tests/check_churn tests/check_fork
 tests/check_atfork tests/check_semantics tests/check_semantics_api
-tests/check_api tests/check_slab tests/check_pool tests/check_thread"
+tests/check_api tests/check_slab tests/check_pool tests/check_thread
+tests/badfree.sh tests/check_oom_inject tests/check_heap"
 tests=$(echo ${DEBUG_TESTS:-$default_tests})
 jobs=${DEBUG_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-2}
@@ -103,7 +106,7 @@ if [ "$tests" = all ]; then
 	rc=$?
 	tests=$(cd "$b" && find tests -name '*.trs' | sed 's/\.trs$//' | sort)
 else
-	progs="tests/envprog tests/early_main"
+	progs="tests/envprog tests/early_main tests/badfree_prog"
 	if grep -q '^#define HAKMEM_OVERRIDE 1' "$b/config.h"; then
 		[ -f "$b/lib/.libs/libhakmem.a" ] && progs="$progs tests/static_link tests/static_link_full"
 	else
