@@ -45,17 +45,6 @@ uint64_t heap_bad_frees(void)
 	return atomic_load_explicit(&bad_frees, memory_order_relaxed);
 }
 
-/* 0 when p may be freed, else what is wrong (HAK_BAD_*).  Any thread:
- * carved only grows while s serves its class, and is 0 while s is free. */
-int slab_check_free(const struct slab *s, const void *p)
-{
-	if (slab_block_index(s, p) >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
-		return HAK_BAD_NOT_BLOCK;
-	if (blk_key(p) == free_key())
-		return HAK_BAD_DOUBLE;
-	return 0;
-}
-
 /* One line, written without allocating: "hakmem: double free of 0x...
  * (size class 256)", "hakmem: free of 0x...: not the start of a block".
  * Then HAKMEM_ON_ERROR: abort (the default), or go on without touching

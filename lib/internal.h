@@ -1003,7 +1003,17 @@ void heap_count_foreign(void);
 uint64_t heap_foreign_frees(void);
 /* Bad frees (internal.h, "the free key"): what slab_check_free finds. */
 enum { HAK_BAD_NOT_BLOCK = 1, HAK_BAD_DOUBLE = 2 };
-int slab_check_free(const struct slab *s, const void *p);
+/* 0 when p may be freed, else what is wrong (HAK_BAD_*).  Any thread:
+ * carved only grows while s serves its class, and is 0 while s is free.
+ * Inline: realloc runs it on every call. */
+hak_inline int slab_check_free(const struct slab *s, const void *p)
+{
+	if (slab_block_index(s, p) >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+		return HAK_BAD_NOT_BLOCK;
+	if (blk_key(p) == free_key())
+		return HAK_BAD_DOUBLE;
+	return 0;
+}
 /* Report a bad free or realloc ("free", "realloc") of p, whose class
  * holds cls_size bytes, and apply HAKMEM_ON_ERROR: returns unless that
  * says abort.  The caller then leaves p alone. */
