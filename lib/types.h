@@ -122,9 +122,11 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  *                                      on the remote list)
  *   nfree == length(free)
  *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
- * Only the owning heap (owner) touches anything but 'remote' and its link
- * on a shared stack (seg->snext, slab_snext);
- * other threads only push onto 'remote' with one CAS.  The owner takes the
+ * Only the owning heap (owner) writes anything but 'remote' and its link
+ * on a shared stack (seg->snext, slab_snext); other threads read cls, b0,
+ * div_* (set before any block is handed out) and carved (written with
+ * relaxed atomics) to check the pointers they free, and only push onto
+ * 'remote', with one CAS.  The owner takes the
  * whole remote list with one exchange, so no pop ever races a push: no ABA.
  *
  * Ownership is per slab: a free compares s->owner with its own heap.  Only
@@ -133,7 +135,8 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * owns their segment (NULL while it is abandoned); mid pages (pool.c) move
  * between heaps through the shared per-class stacks, owner NULL while on
  * one, linked through seg->snext.  A slab is one cache line: the free fast
- * path reads owner and cls from the same line.
+ * path reads owner, cls and what checks the pointer (b0, div_*, carved)
+ * from the same line.
  * ------------------------------------------------------------------- */
 enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY };
 
