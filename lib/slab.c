@@ -125,8 +125,8 @@ static uint64_t rng_next(void)
 }
 
 /* The carve of slab_carve, with the k blocks of the batch linked in a
- * random order (a Fisher-Yates shuffle of their indices), so that the
- * next block a program gets is not the neighbour of the last one; and,
+ * random order (an interleaving of runs, below), so that the next block a
+ * program gets is not sure to be the neighbour of the last one; and,
  * with HAKMEM_SECURE_FILL, each filled as a freed block is (malloc.c), so
  * that every block on a free list carries the pattern.  The blocks are
  * all handed to the bin, as slab_carve does. */
@@ -137,18 +137,33 @@ void *slab_carve_secure(struct heap *h, struct slab *s)
 	uint8_t *base = slab_block0(s) + (size_t)s->carved * bs;
 	uint16_t idx[256];
 	hak_assert(k >= 1 && k <= 256);
-	for (uint32_t i = 0; i < k; i++)
-		idx[i] = (uint16_t)i;
-	for (uint32_t i = k - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(((rng_next() >> 32) * (uint64_t)(i + 1)) >> 32);
-		uint16_t t = idx[i];
-		idx[i] = idx[j];
-		idx[j] = t;
+	/* The batch in CARVE_RUNS runs of neighbours; each next block of the
+	 * list is the next of a run chosen at random.  Which block follows
+	 * which is not predictable, yet each run is walked in address order,
+	 * which the hardware prefetcher follows: a shuffle of the whole
+	 * batch made the same instructions 4x slower in bench/'s batch small
+	 * (its working set outgrows the caches); with 8 runs it was 2x, with
+	 * 4 about 1.1x. */
+	enum { CARVE_RUNS = 4 };
+	uint16_t at[CARVE_RUNS], end[CARVE_RUNS];
+	uint8_t live[CARVE_RUNS];
+	uint32_t nruns = k < CARVE_RUNS ? k : CARVE_RUNS, nlive = nruns;
+	for (uint32_t j = 0; j < nruns; j++) {
+		at[j] = (uint16_t)(k * j / nruns);
+		end[j] = (uint16_t)(k * (j + 1) / nruns);
+		live[j] = (uint8_t)j;
 	}
-	size_t end = secure_fill_end(s);
-	if (KNOB(secure_fill) && end > HAK_FILL_FROM)
+	for (uint32_t i = 0; i < k; i++) {
+		uint32_t r = (uint32_t)(((rng_next() >> 32) * (uint64_t)nlive) >> 32);
+		uint32_t j = live[r];
+		idx[i] = at[j]++;
+		if (at[j] == end[j])
+			live[r] = live[--nlive];
+	}
+	size_t fill_end = secure_fill_end(s);
+	if (KNOB(secure_fill) && fill_end > HAK_FILL_FROM)
 		for (uint32_t i = 0; i < k; i++)
-			memset(base + (size_t)i * bs + HAK_FILL_FROM, HAK_FILL_BYTE, end - HAK_FILL_FROM);
+			memset(base + (size_t)i * bs + HAK_FILL_FROM, HAK_FILL_BYTE, fill_end - HAK_FILL_FROM);
 	uintptr_t key = free_key();
 	uint8_t *first = base + (size_t)idx[0] * bs, *b = first;
 	for (uint32_t i = 1; i < k; i++) {

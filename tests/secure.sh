@@ -82,4 +82,13 @@ else
 	sed 's/^/  /' "$tmp/err"
 	status=1
 fi
+# New blocks in a random order: fewer than 3 in 4 follow their neighbour.
+out=$("$prog" order 2>&1)
+n=${out%% *}
+if test -n "$n" && test "$n" -ge 0 2>/dev/null && test "$n" -lt 150; then
+	echo "PASS: order: $out allocations were the last one's neighbour"
+else
+	echo "FAIL: order: $out allocations were the last one's neighbour (want fewer than 150)"
+	status=1
+fi
 exit $status
