@@ -90,8 +90,11 @@ void hak_write_err(const char *s);
 void hak_report(const char *what, const void *p, const char *tail, size_t cls_size) __attribute__((cold));
 /* A damaged heap (the secure build's checks): hak_report, then abort(). */
 void hak_heap_error(const char *what, const void *p, size_t cls_size) __attribute__((noreturn, cold));
-/* The secure build's per-process secret: random (getrandom, else
- * AT_RANDOM), set by hak_init before any block exists. */
+/* A random word: getrandom(2), else a mix of addresses, the pid and the
+ * time.  For the free key and the secure build's secret. */
+uintptr_t hak_random_word(void);
+/* The secure build's per-process secret: hak_random_word, set by hak_init
+ * before any block exists. */
 void hak_secret_init(void);
 
 /* ---- locks ----

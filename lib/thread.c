@@ -13,8 +13,6 @@
 
 #include <errno.h>
 #include <sched.h>
-#include <sys/random.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 __thread struct heap *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_empty;
@@ -171,16 +169,11 @@ static void atfork_child(void)
 	huge_fork_child();
 }
 
-/* The free key (internal.h): random bytes from the kernel (a system
- * call: no libc state is needed this early), or where the stack and the
- * library lie and the time when there are none; odd, so never a block's
- * address or NULL. */
+/* The free key (internal.h): random, and odd, so never a block's address
+ * or NULL. */
 static void free_key_init(void)
 {
-	uintptr_t k = 0;
-	if (syscall(SYS_getrandom, &k, sizeof(k), GRND_NONBLOCK) != (long)sizeof(k))
-		k = ((uintptr_t)&k ^ os_now_ms()) * 0x9e3779b97f4a7c15ull ^ (uintptr_t)&hak_free_key;
-	atomic_store_explicit(&hak_free_key, k | 1, memory_order_relaxed);
+	atomic_store_explicit(&hak_free_key, hak_random_word() | 1, memory_order_relaxed);
 }
 
 void hak_init(void)

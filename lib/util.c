@@ -6,8 +6,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/auxv.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 HAKMEM_EXPORT const char *hak_version(void)
@@ -134,7 +134,7 @@ void hak_heap_error(const char *what, const void *p, size_t cls_size)
 
 uintptr_t hak_secret = (uintptr_t)0x68616b6d656d2121ull; /* until hak_init */
 
-void hak_secret_init(void)
+uintptr_t hak_random_word(void)
 {
 	uintptr_t v = 0;
 	ssize_t r;
@@ -142,13 +142,22 @@ void hak_secret_init(void)
 		r = getrandom(&v, sizeof(v), GRND_NONBLOCK);
 	while (r < 0 && errno == EINTR);
 	if (r != (ssize_t)sizeof(v)) {
-		/* 16 random bytes the kernel gave the process at exec */
-		const void *at = (const void *)getauxval(AT_RANDOM);
-		if (at)
-			memcpy(&v, at, sizeof(v));
-		v ^= (uintptr_t)&v ^ ((uintptr_t)getpid() << 32);
+		/* No getrandom (Linux before 3.17): where the stack and the
+		 * library lie, the pid and the time.  Not AT_RANDOM: its bytes
+		 * are the C library's stack and pointer guards, and a secret
+		 * made from them would give them away. */
+		struct timespec ts = { 0, 0 };
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = ((uintptr_t)&v ^ (uintptr_t)&hak_secret ^ ((uintptr_t)getpid() << 32) ^
+		     (uintptr_t)ts.tv_nsec) *
+		    0x9e3779b97f4a7c15ull;
 	}
-	hak_secret ^= v;
+	return v;
+}
+
+void hak_secret_init(void)
+{
+	hak_secret ^= hak_random_word();
 }
 
 /* ---- locks (internal.h, "locks") ---- */
