@@ -7,12 +7,13 @@
  * fixed seed and prints exactly one line on stdout:
  *
  *   RESULT bench=larson profile=8-1024 threads=2 ops=123456 secs=1.00
- *          mops=0.12 rss_kib=12345 malloc=libjemalloc.so.2
+ *          mops=0.12 rss_kib=12345 sys_s=0.010 malloc=libjemalloc.so.2
  *
  * (one line; wrapped here).  "ops" counts allocator calls (each malloc,
  * calloc, realloc and free is one); "malloc" names the object that
  * provides the malloc the program actually calls, so a link-order mistake
- * shows in the results.
+ * shows in the results; "sys_s" is the kernel time of the whole process
+ * (getrusage), where memory given back and faulted in again shows.
  *
  * Options shared by all workloads:
  *   -n N      worker threads (default 1)
@@ -301,9 +302,11 @@ static inline void bench_report(const struct bench_opts *o, uint64_t ops,
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("RESULT bench=%s profile=%s threads=%d ops=%llu secs=%.3f "
-	       "mops=%.6g rss_kib=%ld malloc=%s\n",
+	       "mops=%.6g rss_kib=%ld sys_s=%.3f malloc=%s\n",
 	       o->bench, o->profile, o->threads, (unsigned long long)ops, secs,
-	       (double)ops / secs / 1e6, ru.ru_maxrss, bench_malloc_origin());
+	       (double)ops / secs / 1e6, ru.ru_maxrss,
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6,
+	       bench_malloc_origin());
 	fflush(stdout);
 }
 
