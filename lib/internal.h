@@ -494,10 +494,10 @@ hak_inline void blk_clear_key(void *b)
 
 /* ---- the secure build's fill (HAKMEM_SECURE_FILL) ----
  * A free block holds HAK_FILL_BYTE from byte HAK_FILL_FROM to
- * secure_fill_end: words 0 (the link), 1 (the free key) and 2 (the large
- * tier's purge mark, large.c) are left alone.  A large block (over a page) is filled in its
- * first page only: the rest may be given back to the kernel while it is
- * free (large.c), and comes back as zeros. */
+ * secure_fill_end: words 0 (the link) and 1 (the free key) are left alone
+ * (and word 2, once the large tier's purge mark).  A large block (over a
+ * page) is filled in its first page only: filling and checking up to 1 MiB
+ * on every free and reuse would cost more than the check is worth. */
 #define HAK_FILL_BYTE 0xdf
 #define HAK_FILL_FROM 24
 hak_inline size_t secure_fill_end(const struct slab *s)
@@ -643,6 +643,14 @@ hak_inline void slab_full_to_partial(struct heap *h, struct slab *s)
 	slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
 	s->state = SLAB_PARTIAL;
 	slist_push(&h->partial[s->cls], s);
+}
+
+/* s is a slab in use (not a free slot, not a large run's later slot): a
+ * walk of a segment's used_mask, where a retire may have freed a run's
+ * later slots meanwhile, looks only at these. */
+hak_inline bool slab_is_head(const struct slab *s)
+{
+	return s->state != SLAB_FREE && s->state != SLAB_CONT;
 }
 
 hak_inline void slab_unlink(struct heap *h, struct slab *s)
@@ -822,6 +830,11 @@ hak_inline void *slab_refill_local(struct heap *h, unsigned c)
  * room); NULL when out of memory.  *fresh_segment tells whether a segment
  * was mapped for it. */
 struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment);
+/* The same with a run of k slots (k0 when it starts at slot 0, after the
+ * header): a large slab, one block of class c (large.c).  Without 'map',
+ * NULL when no segment of h has such a run. */
+struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
+			  bool map, bool *fresh_segment);
 /* s (no block out, on no list) gives its slot back to its segment (owner
  * h), and the segment goes when it is empty (true).  The slot's pages
  * wait for the sweep (slab_segments_sweep), or go now with no delay. */
@@ -946,7 +959,7 @@ uint32_t large_default_cap(unsigned c);
  * bounded round-up) */
 int large_refill(struct heap *h, unsigned c, void **block);
 int large_settle(struct heap *h, struct segment *seg, struct slab *s);
-/* A large refill keeps the sweep of free large blocks going: true when
+/* A large refill keeps the sweep of free slots going: true when
  * heap.c should run the sweep if it is due. */
 bool large_sweep_wanted(struct heap *h);
 void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next);

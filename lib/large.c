@@ -1,19 +1,29 @@
 /* large.c - the large tier: blocks of 32 KiB to 1 MiB (classes 40..59).
  *
- * A large slab is a whole 2 MiB segment that the heap owns, one run of
- * pages serving one class (40 KiB .. 1 MiB, page multiples), handed out
- * through the slab engine with a small per-thread cache
- * (HAKMEM_LARGE_CACHE_CAP blocks per class).  This file holds its policy:
- *   - ACE's bounded round-up: before a class takes a new slab (a new
- *     segment, new pages to touch) it borrows a free block of a larger
- *     class within the large tier's W_MAX (ace.c);
- *   - free blocks give their pages back too, not only empty slabs: a large
- *     slab holds few blocks of one class, and blocks freed long ago in a
- *     class no longer used would stay resident.  Each sweep marks the free
- *     blocks it sees, and the next one gives back all of a marked block
- *     but its first page (the free-list link lives there);
- *   - an empty slab is retired by the second sweep that finds it empty,
- *     as in the tiny tier.
+ * A large segment (2 MiB, owned by a heap) is cut into 32 slots of 64 KiB,
+ * and every large block is a run of consecutive slots: as many as its
+ * class needs (40-64 KiB: 1, 80-128 KiB: 2, ..., 1 MiB: 16; one more when
+ * the run starts at slot 0, after the segment header).  The run is a slab
+ * of one block, handed out through the slab engine, with a small
+ * per-thread cache per class in front (HAKMEM_LARGE_CACHE_CAP blocks).
+ * So the tier's free memory is not kept per class:
+ *   - a freed block (past the cache) retires its slab at once, and its
+ *     slots serve the next block of any class: freed runs coalesce with
+ *     their free neighbours in the segment's used_mask, where a new run is
+ *     the first k free slots in a row (slab_new_run);
+ *   - free slots keep their pages (a block that comes back soon finds them
+ *     resident) until the heap's sweep finds they waited a purge delay
+ *     (slab_segments_sweep, purge.c), then the pages go to the kernel; a
+ *     segment whose every slot is free goes to the segment cache;
+ *   - ACE's bounded round-up: before a class takes a new run it takes a
+ *     cached block of a larger class within the large tier's W_MAX (ace.c),
+ *     which keeps its own class (its free goes back to its slab);
+ *   - blocks other threads freed wait on their slab's remote list until
+ *     the owner's refill of that class scans its full slabs, or its sweep
+ *     drains them all.
+ * A block's 64 KiB slots waste no memory: only the pages a block touches
+ * are resident, and a run's slack pages past its block are never touched
+ * by it.
  */
 #include "internal.h"
 
@@ -27,22 +37,26 @@ uint32_t large_default_cap(unsigned c)
 	return (uint32_t)KNOB(large_cache_cap);
 }
 
-/* Take a free block of a larger class whose size is within W_MAX of c's,
- * from a slab that already holds freed, resident blocks.  The block keeps
- * its own class: its free goes back to its slab. */
+/* Slots a block of class c takes, in a run that starts at slot 0 (after
+ * the header) or elsewhere. */
+static unsigned large_slots(unsigned c, bool at0)
+{
+	size_t need = ace_class_size[c] + (at0 ? HAK_SEG_META : 0);
+	return (unsigned)((need + ((size_t)1 << HAK_LARGE_SHIFT) - 1) >> HAK_LARGE_SHIFT);
+}
+
+/* Take a cached block of a larger class whose size is within W_MAX of
+ * c's.  The block keeps its own class: its free goes back to its slab. */
 static void *large_borrow(struct heap *h, unsigned c)
 {
 	uint64_t limit = ace_wmax_limit(TIER_LARGE, ace_class_size[c]);
 	for (unsigned k = c + 1; k < HAK_NCLS && ace_class_size[k] <= limit; k++) {
-		struct slab *s = h->cur[k];
-		if (s == NULL || s->free == NULL)
-			s = h->partial[k];
-		if (s == NULL || s->free == NULL)
+		struct tbin *b = &h->bins[k];
+		void *p = b->head;
+		if (p == NULL)
 			continue;
-		void *p = s->free;
-		s->free = blk_next(p);
-		s->nfree--;
-		s->used++;
+		b->head = blk_next(p);
+		b->count--;
 		DCTR_INC(h, refill_borrow);
 		DCTR_ADD(h, class_bytes, ace_class_size[k] - ace_class_size[c]);
 		return p;
@@ -54,16 +68,23 @@ int large_refill(struct heap *h, unsigned c, void **block)
 {
 	struct segment *seg;
 	bool fresh;
+	unsigned k = large_slots(c, false), k0 = large_slots(c, true);
 	if ((*block = large_borrow(h, c)) != NULL)
 		return REFILL_OWN;
-	if (h->segs_avail[TIER_LARGE] == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
+	/* a run in h's segments; else what exited threads left (its free
+	 * runs, and its blocks freed since), one segment per try; else a new
+	 * segment */
+	struct slab *s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, false, &fresh);
+	if (s == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
 		return REFILL_OWN;
 	}
-	struct slab *s = slab_new(h, TIER_LARGE, HAK_LARGE_SHIFT, c, &fresh);
+	if (s == NULL)
+		s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, true, &fresh);
 	if (s == NULL)
 		return REFILL_FAILED;
+	hak_assert(s->capacity >= 1);
 	h->cur[c] = s;
 	return REFILL_NEW;
 }
@@ -76,47 +97,36 @@ bool large_sweep_wanted(struct heap *h)
 	return false;
 }
 
+/* A slab whose block came back: its run goes back to the segment now
+ * (its pages wait for the sweep). */
 int large_settle(struct heap *h, struct segment *seg, struct slab *s)
 {
+	if (s->used == 0) {
+		slab_retire(h, seg, s);
+		return SETTLE_NONE;
+	}
 	return slab_settle_owned(h, seg, s);
 }
 
-/* A free block is marked in its third word (the first is the free-list
- * link, the second the free key: internal.h) with one of these, xor its
- * address. */
-#define LARGE_SEEN 0x68616b2d7365656eull   /* "hak-seen" */
-#define LARGE_PURGED 0x68616b2d67697665ull /* "hak-give" */
-
-/* Returns true while some block waits for the next sweep. */
-static bool large_free_purge(struct slab *s, bool force)
+/* Full slabs of class c whose blocks other threads freed: drained, and
+ * retired when empty. */
+static void large_drain_full(struct heap *h, unsigned c)
 {
-	bool pending = false;
-	for (void *b = s->free; b; b = blk_next(b)) {
-		uint64_t *mark = (uint64_t *)b + 2;
-		uint64_t seen = LARGE_SEEN ^ (uintptr_t)b, done = LARGE_PURGED ^ (uintptr_t)b;
-		HAK_TRACK_OPEN(mark, sizeof(*mark)); /* track.h */
-		if (*mark == done) {
-			/* nothing */
-		} else if (force || *mark == seen) {
-			purge_pages((uint8_t *)b + HAK_PAGE, slab_bsize(s) - HAK_PAGE);
-			*mark = done;
-		} else {
-			*mark = seen;
-			pending = true;
-		}
-		HAK_TRACK_CLOSE(mark, sizeof(*mark)); /* track.h */
+	struct slab *s, *snext;
+	for (s = h->full_head[c]; s; s = snext) {
+		snext = s->next;
+		if (atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
+			continue;
+		slab_drain(s);
+		if (s->used == 0)
+			slab_retire(h, seg_of_slab(s), s);
 	}
-	return pending;
 }
 
 void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 {
 	for (unsigned c = HAK_CLS_LARGE; c < HAK_NCLS; c++) {
-		if (h->cur[c] && large_free_purge(h->cur[c], force))
-			purge_note(next, now);
-		for (struct slab *s = h->partial[c]; s; s = s->next)
-			if (s->used != 0 && large_free_purge(s, force))
-				purge_note(next, now);
+		large_drain_full(h, c);
 		if (h->partial[c])
 			slab_sweep_empty(h, c, now, force, next);
 	}

@@ -7,7 +7,7 @@
  * memory given back and faulted in again costs kernel time.
  *
  * The tiers keep their free memory in their own structures (a heap's free
- * slab slots and empty slabs, free large blocks, the mid pool's free page
+ * slab slots (large runs too) and empty slabs, the mid pool's free page
  * slots, the segment cache, the huge cache) and walk them in their
  * sweeps; the decisions are made here, the same way for all:
  *   - purge_old: a thing free since 'since' may go (a delay has passed);

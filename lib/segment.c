@@ -73,8 +73,10 @@ static void segment_init(struct segment *seg, struct heap *h, int tier, unsigned
 	seg->tier = (uint8_t)tier;
 	seg->slab_shift = (uint8_t)slab_shift;
 	seg->nslabs = (uint8_t)HAK_TIER_NSLABS(slab_shift);
-	for (unsigned i = 0; i < seg->nslabs; i++)
+	for (unsigned i = 0; i < seg->nslabs; i++) {
 		seg->slabs[i].index = (uint8_t)i;
+		seg->slabs[i].nslots = 1;
+	}
 	atomic_store_explicit(&seg->owner, h, memory_order_release);
 }
 

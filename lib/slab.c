@@ -50,8 +50,9 @@ void slab_validate(const struct slab *s)
 	uint32_t n = 0;
 	uint8_t *start = slab_block0(s);
 	hak_assert(s->b0 == (uint32_t)(uintptr_t)start);
+	hak_assert(s->nslots >= 1 && s->index + s->nslots <= seg_of_slab(s)->nslabs);
 	hak_assert(start + (size_t)s->capacity * slab_bsize(s) <=
-		   slab_start(s) + ((size_t)1 << seg_of_slab(s)->slab_shift));
+		   slab_start(s) + ((size_t)s->nslots << seg_of_slab(s)->slab_shift));
 	for (void *b = s->free; b; b = blk_next_in(b, seg_of_slab(s)->slab_shift)) {
 		hak_assert((uint8_t *)b >= start);
 		hak_assert((size_t)((uint8_t *)b - start) % slab_bsize(s) == 0);
@@ -186,6 +187,7 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	struct slab *s = &seg->slabs[i];
 	size_t len;
 	uint8_t *b0 = slab_area(seg, i, &len) + slab_colour(seg, i, c);
+	len += (size_t)(s->nslots - 1) << seg->slab_shift; /* a large run */
 	s->b0 = (uint32_t)(uintptr_t)b0;
 	/* room for the colour: the last block goes when the slack is short */
 	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / ace_class_size[c]);
@@ -207,10 +209,37 @@ static uint32_t seg_full_mask(const struct segment *seg)
 	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
 }
 
-struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment)
+/* Mask of the n slots from i. */
+static uint32_t run_mask(unsigned i, unsigned n)
 {
-	struct segment *seg = h->segs_avail[tier];
+	return (n >= 32 ? 0xffffffffu : (1u << n) - 1) << i;
+}
+
+/* The first slot of a run of k free slots of seg (k0 when the run starts
+ * at slot 0, which holds the header), or -1. */
+static int run_find(const struct segment *seg, unsigned k, unsigned k0)
+{
+	uint32_t free = ~seg->used_mask & seg_full_mask(seg);
+	uint32_t x = free;
+	for (unsigned j = 1; j < k && x; j++)
+		x &= free >> j;
+	x &= ~1u;
+	if ((free & run_mask(0, k0)) == run_mask(0, k0))
+		x |= 1u;
+	return x ? (int)__builtin_ctz(x) : -1;
+}
+
+struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
+			  bool map, bool *fresh_segment)
+{
+	struct segment *seg;
+	int at = -1;
 	*fresh_segment = false;
+	for (seg = h->segs_avail[tier]; seg; seg = seg->next)
+		if ((at = run_find(seg, k, k0)) >= 0)
+			break;
+	if (seg == NULL && !map)
+		return NULL;
 	if (seg == NULL) {
 		seg = segment_alloc(h, tier, shift);
 		if (seg == NULL)
@@ -219,10 +248,20 @@ struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool
 		DCTR_INC(h, refill_new_segment);
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[tier], seg);
+		at = run_find(seg, k, k0);
+		hak_assert(at >= 0);
 	}
-	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & seg_full_mask(seg));
-	seg->used_mask |= 1u << i;
-	seg->dirty &= ~(1u << i);
+	unsigned i = (unsigned)at, n = i == 0 ? k0 : k;
+	uint32_t m = run_mask(i, n);
+	seg->used_mask |= m;
+	seg->dirty &= ~m; /* reused before their purge: no purge */
+	for (unsigned j = i + 1; j < i + n; j++) {
+		struct slab *t = &seg->slabs[j];
+		t->state = SLAB_CONT;
+		t->carved = t->capacity = 0;
+		atomic_store_explicit(&t->owner, NULL, memory_order_relaxed);
+	}
+	seg->slabs[i].nslots = (uint8_t)n;
 	struct slab *s = slab_init(h, seg, i, c);
 	if (seg->used_mask == seg_full_mask(seg)) {
 		seglist_remove(&h->segs_avail[tier], seg);
@@ -234,6 +273,11 @@ struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool
 	return s;
 }
 
+struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment)
+{
+	return slab_new_run(h, tier, shift, c, 1, 1, true, fresh_segment);
+}
+
 bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 {
 	hak_assert(s->used == 0);
@@ -242,7 +286,11 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	s->free = NULL;
 	s->nfree = s->carved = 0;
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
-	uint32_t bit = 1u << s->index;
+	unsigned n = s->nslots;
+	for (unsigned j = s->index + 1u; j < s->index + n; j++)
+		seg->slabs[j].state = SLAB_FREE; /* the run's later slots */
+	s->nslots = 1;
+	uint32_t bit = run_mask(s->index, n);
 	seg->used_mask &= ~bit;
 	if (seg->in_full) {
 		seglist_remove(&h->segs_full[seg->tier], seg);
@@ -257,7 +305,7 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	size_t len;
 	uint8_t *a = slab_area(seg, s->index, &len);
 	if (purge_delay() == 0) { /* no delay: the pages go now */
-		purge_pages(a, len);
+		purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
 		return false;
 	}
 	uint64_t now = os_now_ms();
@@ -331,6 +379,8 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 	CTR_INC(h, segments_adopted);
 	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 		struct slab *s = &seg->slabs[__builtin_ctz(m)];
+		if (!slab_is_head(s))
+			continue;
 		atomic_store_explicit(&s->owner, h, memory_order_relaxed);
 		slab_drain(s);
 		s->state = SLAB_CURRENT; /* on no list yet */
@@ -354,6 +404,8 @@ static void seg_drain(struct heap *h, struct segment *seg)
 {
 	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 		struct slab *s = &seg->slabs[__builtin_ctz(m)];
+		if (!slab_is_head(s))
+			continue;
 		slab_drain(s);
 		if (s->used == 0) {
 			if (slab_retire(h, seg, s))
@@ -388,6 +440,8 @@ void slab_abandon_segments(struct heap *h, int tier)
 			seg->in_full = 0;
 			for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 				struct slab *s = &seg->slabs[__builtin_ctz(m)];
+				if (!slab_is_head(s))
+					continue;
 				atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 				s->next = s->prev = NULL;
 			}

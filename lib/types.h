@@ -98,14 +98,18 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * one run of 2 MiB. */
 #define HAK_TINY_SHIFT 16
 #define HAK_MID_SHIFT 17
-#define HAK_LARGE_SHIFT 21
+#define HAK_LARGE_SHIFT 16
 #define HAK_TIER_NSLABS(shift) ((unsigned)(HAK_SEG_SIZE >> (shift)))
 
 /* ---------------------------------------------------------------------
- * Slabs: a segment of a slab tier is cut into equal slabs (tiny: 32 x 64
- * KiB, mid: 16 x 128 KiB pages, large: 1 x 2 MiB); each slab serves one
- * class.  Blocks carry no header: a block's slab is
- * seg->slabs[(p - seg) >> seg->slab_shift].
+ * Slabs: a segment of a slab tier is cut into equal slots (tiny: 32 x 64
+ * KiB, mid: 16 x 128 KiB pages, large: 32 x 64 KiB); a slab takes one slot
+ * (tiny, mid) or a run of consecutive slots (large: nslots, as many as one
+ * block of its class needs, so that a large slab holds one block and a
+ * freed block's slots serve any class at once), and serves one class.
+ * The later slots of a run are SLAB_CONT: no blocks start there.  Blocks
+ * carry no header: a block's slab is seg->slabs[(p - seg) >> seg->slab_shift]
+ * (a run's blocks start in its first slot).
  *
  * Colour: a tiny slab of a class whose size is a multiple of 128 starts
  * its first block at a multiple of 64 bytes past the slab's start, chosen
@@ -117,11 +121,14 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  *
  * Invariants (checked by slab_validate under --enable-debug):
  *   carved <= capacity
+ *   capacity * class size <= nslots slots less the colour (and, in slot
+ *                                      0, the segment header)
  *   used + nfree == carved            (used counts blocks with the user,
  *                                      in a thread's free list, or waiting
  *                                      on the remote list)
  *   nfree == length(free)
  *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
+ *   state == SLAB_CONT   =>  a run's later slot: owner NULL, carved 0
  * Only the owning heap (owner) writes anything but 'remote' and its link
  * on a shared stack (seg->snext, slab_snext); other threads read cls, b0,
  * div_* (set before any block is handed out) and carved (written with
@@ -138,7 +145,8 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * path reads owner, cls and what checks the pointer (b0, div_*, carved)
  * from the same line.
  * ------------------------------------------------------------------- */
-enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY };
+enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY,
+		  SLAB_CONT };
 
 struct heap;
 
@@ -160,6 +168,7 @@ struct slab {
 	uint8_t state;            /* enum slab_state */
 	uint8_t index;            /* position in the segment */
 	uint8_t empty_seen;       /* the last sweep found it empty */
+	uint8_t nslots;           /* slots of its run (large), else 1 */
 } __attribute__((aligned(64)));
 
 #define HAK_MAX_SLABS 32
@@ -170,7 +179,8 @@ struct slab {
  *
  * Invariants:
  *   seg == (seg & ~HAK_SEG_MASK), magic == HAK_SEG_MAGIC
- *   popcount(used_mask) == slabs in use; used_mask ⊆ (1 << nslabs) - 1
+ *   popcount(used_mask) == slots in use (a large run's every slot);
+ *   used_mask ⊆ (1 << nslabs) - 1
  *   dirty & used_mask == 0            (only free slabs wait for a purge)
  *   owner == the heap whose thread may take and give back its slabs
  *            (tiny, large), or NULL while the segment is abandoned, cached,

@@ -155,7 +155,7 @@ START_TEST(test_segment_alloc_tiers)
 	static const struct {
 		int tier;
 		unsigned shift, nslabs;
-	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 17, 16 }, { TIER_LARGE, 21, 1 } };
+	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 17, 16 }, { TIER_LARGE, 16, 32 } };
 	struct hak_stats st0 = stats();
 	struct segment *segs[3];
 	for (int i = 0; i < 3; i++) {
@@ -221,7 +221,9 @@ START_TEST(test_segment_cache_reuse)
 	struct segment *c = segment_alloc(&test_heap, TIER_LARGE, tier_shift(TIER_LARGE));
 	ck_assert_ptr_eq(c, b);
 	ck_assert_uint_eq(c->tier, TIER_LARGE);
-	ck_assert_uint_eq(c->nslabs, 1);
+	ck_assert_uint_eq(c->nslabs, 32); /* a mid segment had 16 */
+	for (unsigned i = 0; i < c->nslabs; i++) /* no run left from before */
+		ck_assert(c->slabs[i].state == SLAB_FREE && c->slabs[i].nslots == 1);
 	ck_assert_uint_eq(c->magic, HAK_SEG_MAGIC);
 	ck_assert_ptr_eq(segmap_lookup(c), c);
 	struct segment *d = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));

@@ -195,7 +195,8 @@ static bool check_one_slab(struct heap *h, struct segment *seg, struct slab *s, 
 		return false;
 	}
 	unsigned c = s->cls;
-	size_t len = ((size_t)1 << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
+	/* a large slab is a run of nslots slots */
+	size_t len = ((size_t)s->nslots << seg->slab_shift) - (i == 0 ? HAK_SEG_HDR : 0);
 	uint8_t *start = (uint8_t *)seg + ((size_t)i << seg->slab_shift) +
 			 (i == 0 ? HAK_SEG_HDR : 0);
 	/* coloured: tiny classes 0..19 whose size is a multiple of 128 */
@@ -279,16 +280,29 @@ static bool validate_heap(struct heap *h, const uint64_t *live, struct walk *w)
 					      seg->used_mask, seg->dirty, l);
 					return false;
 				}
-				for (unsigned i = 0; i < seg->nslabs; i++) {
+				for (unsigned i = 0, cont = 0; i < seg->nslabs; i++) {
 					struct slab *s = &seg->slabs[i];
 					bool inuse = seg->used_mask & (1u << i);
-					if (inuse != (s->state != SLAB_FREE) || s->index != i) {
-						TFAIL("slab %u of %p: state %u but used bit %d", i, (void *)seg,
-						      s->state, inuse);
+					if (inuse != (s->state != SLAB_FREE) || s->index != i ||
+					    (cont > 0) != (s->state == SLAB_CONT) ||
+					    (s->state == SLAB_CONT && (atomic_load(&s->owner) != NULL ||
+									s->carved != 0))) {
+						TFAIL("slab %u of %p: state %u but used bit %d (run: %u slots left)",
+						      i, (void *)seg, s->state, inuse, cont);
 						return false;
+					}
+					if (cont > 0) { /* a later slot of a large run */
+						cont--;
+						continue;
 					}
 					if (!inuse)
 						continue;
+					if (s->nslots < 1 || i + s->nslots > seg->nslabs ||
+					    (t != TIER_LARGE && s->nslots != 1)) {
+						TFAIL("slab %u of %p: a run of %u slots", i, (void *)seg, s->nslots);
+						return false;
+					}
+					cont = s->nslots - 1u;
 					if (!check_one_slab(h, seg, s, i, t, &blocks, w))
 						return false;
 				}
@@ -450,9 +464,9 @@ static void *sll_cap_thread(void *arg)
 	return NULL;
 }
 
-/* ACE's W_MAX round-up in the large tier: a class with no slab of its own
- * takes a freed block of the next class (within W_MAX) before it maps a
- * new segment; with W_MAX 1.00 it does not. */
+/* ACE's W_MAX round-up in the large tier: a class with no cached block
+ * takes a cached block of a larger class (within W_MAX) before it takes a
+ * new run; with W_MAX 1.00 it does not. */
 static void *borrow_thread(void *arg)
 {
 	long wmax = (long)(intptr_t)arg;
@@ -468,10 +482,13 @@ static void *borrow_thread(void *arg)
 	bool reused = false;
 	for (int i = 0; i < 4; i++)
 		reused |= p == b[i];
+	/* W_MAX 1.25: the cached 112 KiB block; 1.00: a 96 KiB run of its
+	 * own, in the slots the other freed blocks gave back (runs coalesce
+	 * and serve any class) */
 	if (wmax >= 125 && (got != big || !reused))
 		TFAIL("W_MAX %ld: malloc(%zu) got %zu bytes, reused %d", wmax, small, got, reused);
-	if (wmax == 100 && (got != small || reused))
-		TFAIL("W_MAX 1.00: malloc(%zu) got %zu bytes, reused %d", small, got, reused);
+	if (wmax == 100 && (got != small || !reused))
+		TFAIL("W_MAX 1.00: malloc(%zu) got %zu bytes, in a freed run %d", small, got, reused);
 	hak_free(p);
 	knob_set_wmax(TIER_LARGE, 125);
 	return NULL;
@@ -481,6 +498,55 @@ START_TEST(test_large_borrow_wmax)
 {
 	run_thread(borrow_thread, (void *)(intptr_t)125);
 	run_thread(borrow_thread, (void *)(intptr_t)100);
+}
+END_TEST
+
+/* Large blocks are runs of 64 KiB slots (large.c).  Four 256 KiB blocks
+ * freed past their class's cache give back 16 slots in a row: a 1 MiB
+ * block takes them at once, in the same segment, without a new mapping;
+ * its later slots start no block. */
+static void *runs_thread(void *arg)
+{
+	(void)arg;
+	const size_t quarter = 256 * 1024, whole = 1024 * 1024;
+	void *a[5];
+	for (int i = 0; i < 5; i++)
+		a[i] = hak_malloc(quarter);
+	struct segment *seg = segmap_lookup(a[1]);
+	for (int i = 2; i < 5; i++)
+		if (seg == NULL || segmap_lookup(a[i]) != seg ||
+		    (uint8_t *)a[i] != (uint8_t *)a[i - 1] + quarter) {
+			TFAIL("256 KiB blocks 1-4 are not four runs in a row of one segment");
+			return NULL;
+		}
+	uint64_t maps = atomic_load(&os_ctr.map_calls);
+	for (int i = 0; i < 5; i++)
+		hak_free(a[i]); /* a[0] stays in the cache (HAKMEM_LARGE_CACHE_CAP 1) */
+	if (!(seg->used_mask & 1u) && seg->used_mask == 0)
+		TFAIL("the segment emptied");
+	uint8_t *p = hak_malloc(whole);
+	if (p != a[1] || atomic_load(&os_ctr.map_calls) != maps)
+		TFAIL("1 MiB block at %p, not in the freed runs at %p (%llu new mappings)", (void *)p, a[1],
+		      (unsigned long long)(atomic_load(&os_ctr.map_calls) - maps));
+	else {
+		memset(p, 0x3c, whole); /* all of it is the block's */
+		struct slab *s = slab_of(seg, p);
+		if (s->nslots != 16 || s->capacity != 1 || slab_check_free(s, p) != 0)
+			TFAIL("1 MiB run: %u slots, capacity %u", s->nslots, s->capacity);
+		for (size_t off = 64 * 1024; off < whole; off += 64 * 1024) {
+			struct slab *t = slab_of(seg, p + off);
+			if (t->state != SLAB_CONT || slab_check_free(t, p + off) != HAK_BAD_NOT_BLOCK)
+				TFAIL("slot at +%zu KiB: state %u, a free there is not refused", off >> 10,
+				      t->state);
+		}
+	}
+	hak_free(p);
+	return NULL;
+}
+
+START_TEST(test_large_runs_coalesce)
+{
+	run_thread(runs_thread, NULL);
 }
 END_TEST
 
@@ -1160,13 +1226,14 @@ static void *purge_thread(void *arg)
 	return NULL;
 }
 
-/* Free large blocks in a slab that still has a live block give their pages
- * back (all but the first page of each): forced by hak_collect, and after
- * two purge sweeps a delay apart while the thread goes on allocating. */
+/* Freed large blocks give their pages back while a block of their segment
+ * is still live: their runs of slots go back to the segment at once, and
+ * the free slots' pages go (forced by hak_collect, or a delay later, by a
+ * sweep while the thread goes on allocating). */
 static void *large_free_purge_thread(void *arg)
 {
 	bool delayed = arg != NULL;
-	const size_t sz = 229376; /* 224 KiB: 9 blocks to a large slab */
+	const size_t sz = 229376; /* 224 KiB: a run of 4 slots */
 	/* 8 freed; with delay one of them waits in the thread's bin (cap 1) */
 	const size_t give = (delayed ? 7 : 8) * (sz - 4096);
 	void *b[9];
@@ -1220,6 +1287,7 @@ static Suite *slab_suite(void)
 	Suite *s = suite_create("slab");
 	TCase *tc = tcase_create("bins");
 	tcase_add_test(tc, test_large_borrow_wmax);
+	tcase_add_test(tc, test_large_runs_coalesce);
 	tcase_add_checked_fixture(tc, warm_up, NULL);
 	tcase_set_timeout(tc, 20);
 	tcase_add_loop_test(tc, test_sll_cap, 0, 2);
