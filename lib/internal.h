@@ -839,8 +839,13 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
  * h), and the segment goes when it is empty (true).  The slot's pages
  * wait for the sweep (slab_segments_sweep), or go now with no delay. */
 bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s);
+/* Bytes of free slots of h's segments of 'tier' whose pages are still
+ * there (waiting for a purge delay); slab_slot_free keeps at most
+ * h->dirty_keep[tier] of them (types.h). */
+uint64_t slab_dirty_bytes(const struct heap *h, int tier);
 /* Give back the pages of the free slots of h's segments of 'tier' that
- * have waited a purge delay (force: all); notes what still waits. */
+ * have waited a purge delay (force: all), and the large segments kept
+ * empty that long; notes what still waits. */
 void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uint64_t *next);
 /* s (no block out) off h's lists and its slot back (slab_slot_free). */
 bool slab_retire(struct heap *h, struct segment *seg, struct slab *s);
@@ -1019,13 +1024,25 @@ void heap_count_foreign(void);
 uint64_t heap_foreign_frees(void);
 /* Bad frees (internal.h, "the free key"): what slab_check_free finds. */
 enum { HAK_BAD_NOT_BLOCK = 1, HAK_BAD_DOUBLE = 2 };
+/* No block of s starts at p.  Where a freed large block's run began, in a
+ * slot that is free now (large.c gives a run back at once), it was freed
+ * already: a double free; else not a block.  Only on a bad free (it reads
+ * the owner's state). */
+hak_inline int slab_check_gone(const struct slab *s, const void *p)
+{
+	const struct segment *seg = seg_of_slab(s);
+	uintptr_t off = (uintptr_t)p & (((uintptr_t)1 << seg->slab_shift) - 1);
+	if (seg->tier == TIER_LARGE && s->state == SLAB_FREE && off == (s->index == 0 ? HAK_SEG_META : 0))
+		return HAK_BAD_DOUBLE;
+	return HAK_BAD_NOT_BLOCK;
+}
 /* 0 when p may be freed, else what is wrong (HAK_BAD_*).  Any thread:
  * carved only grows while s serves its class, and is 0 while s is free.
  * Inline: realloc runs it on every call. */
 hak_inline int slab_check_free(const struct slab *s, const void *p)
 {
 	if (slab_block_index(s, p) >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
-		return HAK_BAD_NOT_BLOCK;
+		return slab_check_gone(s, p);
 	if (blk_key(p) == free_key())
 		return HAK_BAD_DOUBLE;
 	return 0;

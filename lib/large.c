@@ -4,8 +4,8 @@
  * and every large block is a run of consecutive slots: as many as its
  * class needs (40-64 KiB: 1, 80-128 KiB: 2, ..., 1 MiB: 16; one more when
  * the run starts at slot 0, after the segment header).  The run is a slab
- * of one block, handed out through the slab engine, with a small
- * per-thread cache per class in front (HAKMEM_LARGE_CACHE_CAP blocks).
+ * of one block, handed out through the slab engine, with a per-thread
+ * cache per class in front (HAKMEM_LARGE_CACHE_CAP blocks, 0 by default).
  * So the tier's free memory is not kept per class:
  *   - a freed block (past the cache) retires its slab at once, and its
  *     slots serve the next block of any class: freed runs coalesce with
@@ -14,7 +14,9 @@
  *   - free slots keep their pages (a block that comes back soon finds them
  *     resident) until the heap's sweep finds they waited a purge delay
  *     (slab_segments_sweep, purge.c), then the pages go to the kernel; a
- *     segment whose every slot is free goes to the segment cache;
+ *     segment whose every slot is free stays that long too, then goes to
+ *     the segment cache; a heap keeps at most dirty_keep bytes of such
+ *     pages (large_keep_grow), beyond which a freed run's pages go now;
  *   - ACE's bounded round-up: before a class takes a new run it takes a
  *     cached block of a larger class within the large tier's W_MAX (ace.c),
  *     which keeps its own class (its free goes back to its slab);
@@ -64,6 +66,29 @@ static void *large_borrow(struct heap *h, unsigned c)
 	return NULL;
 }
 
+/* The free dirty slots a heap keeps (heap.dirty_keep, slab_slot_free):
+ * from LARGE_KEEP_MIN, doubled when the heap needs a new run within a
+ * purge delay of giving pages back beyond it (it would have served
+ * there), and lowered by each sweep to twice the most it held since the
+ * last one.  A thread that stops calling the allocator keeps at most
+ * that much: freeing 500 MiB of large blocks and sleeping leaves 8 MiB
+ * resident, while a program whose large working set swings by 100 MiB
+ * keeps what it reuses. */
+#define LARGE_KEEP_MIN ((uint64_t)8 << 20)
+#define LARGE_KEEP_MAX ((uint64_t)1 << 30)
+
+static void large_keep_grow(struct heap *h)
+{
+	uint64_t *keep = &h->dirty_keep[TIER_LARGE];
+	if (*keep == 0)
+		*keep = LARGE_KEEP_MIN;
+	if (h->dirty_purged_ms[TIER_LARGE] != 0) {
+		if (*keep < LARGE_KEEP_MAX && !purge_old(h->dirty_purged_ms[TIER_LARGE], os_now_ms(), false))
+			*keep *= 2;
+		h->dirty_purged_ms[TIER_LARGE] = 0;
+	}
+}
+
 int large_refill(struct heap *h, unsigned c, void **block)
 {
 	struct segment *seg;
@@ -74,6 +99,7 @@ int large_refill(struct heap *h, unsigned c, void **block)
 	/* a run in h's segments; else what exited threads left (its free
 	 * runs, and its blocks freed since), one segment per try; else a new
 	 * segment */
+	large_keep_grow(h);
 	struct slab *s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, false, &fresh);
 	if (s == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
 		DCTR_INC(h, refill_adopt);
@@ -131,6 +157,11 @@ void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 			slab_sweep_empty(h, c, now, force, next);
 	}
 	slab_segments_sweep(h, TIER_LARGE, now, force, next);
+	/* keep no more than twice what was held since the last sweep */
+	uint64_t want = 2 * h->dirty_high[TIER_LARGE];
+	if (h->dirty_keep[TIER_LARGE] > want)
+		h->dirty_keep[TIER_LARGE] = want > LARGE_KEEP_MIN ? want : LARGE_KEEP_MIN;
+	h->dirty_high[TIER_LARGE] = slab_dirty_bytes(h, TIER_LARGE);
 }
 
 void large_exit(struct heap *h)

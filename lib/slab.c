@@ -297,15 +297,31 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[seg->tier], seg);
 	}
-	if (seg->used_mask == 0) {
+	size_t len;
+	uint8_t *a = slab_area(seg, s->index, &len);
+	len += (size_t)(n - 1) << seg->slab_shift;
+	/* A large segment that empties stays with the heap for a purge
+	 * delay, dirty, as its free runs do: a program whose large blocks
+	 * come and go would otherwise map and fault in segments all the
+	 * time.  Not beyond the tier's dirty_keep bytes of free dirty slots:
+	 * then the run's pages go now (and an empty segment to the cache). */
+	int t = seg->tier;
+	bool keep = purge_delay() != 0 && !h->purge_now;
+	if (keep && h->dirty_keep[t] != 0) {
+		uint64_t d = slab_dirty_bytes(h, t) + len;
+		keep = d <= h->dirty_keep[t];
+		if (!keep)
+			h->dirty_purged_ms[t] = os_now_ms();
+		else if (d > h->dirty_high[t])
+			h->dirty_high[t] = d;
+	}
+	if (seg->used_mask == 0 && (!keep || t != TIER_LARGE)) {
 		seglist_remove(&h->segs_avail[seg->tier], seg);
 		segment_release(seg);
 		return true;
 	}
-	size_t len;
-	uint8_t *a = slab_area(seg, s->index, &len);
-	if (purge_delay() == 0) { /* no delay: the pages go now */
-		purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
+	if (!keep) { /* the pages go now */
+		purge_pages(a, len);
 		return false;
 	}
 	uint64_t now = os_now_ms();
@@ -315,13 +331,28 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	return false;
 }
 
+uint64_t slab_dirty_bytes(const struct heap *h, int tier)
+{
+	uint64_t n = 0;
+	for (const struct segment *seg = h->segs_avail[tier]; seg; seg = seg->next)
+		n += (uint64_t)__builtin_popcount(seg->dirty) << seg->slab_shift;
+	return n;
+}
+
 void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uint64_t *next)
 {
-	for (struct segment *seg = h->segs_avail[tier]; seg; seg = seg->next) {
+	struct segment *seg, *snext;
+	for (seg = h->segs_avail[tier]; seg; seg = snext) {
+		snext = seg->next;
 		if (!seg->dirty)
 			continue;
 		if (!purge_old(seg->dirty_since, now, force)) {
 			purge_note(next, seg->dirty_since);
+			continue;
+		}
+		if (seg->used_mask == 0) { /* a large segment kept empty */
+			seglist_remove(&h->segs_avail[tier], seg);
+			segment_release(seg);
 			continue;
 		}
 		for (uint32_t m = seg->dirty; m; m &= m - 1) {
@@ -438,6 +469,10 @@ void slab_abandon_segments(struct heap *h, int tier)
 		for (; seg; seg = next) {
 			next = seg->next;
 			seg->in_full = 0;
+			if (seg->used_mask == 0) { /* a large segment kept empty */
+				segment_release(seg);
+				continue;
+			}
 			for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 				struct slab *s = &seg->slabs[__builtin_ctz(m)];
 				if (!slab_is_head(s))

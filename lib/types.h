@@ -278,6 +278,15 @@ struct heap {
 	uint32_t mid_keep;              /* empty mid pages kept (pool.c, between the knobs mid_keep_min and mid_keep_max) */
 	uint32_t mid_high;              /* most pages on mid_empty since the last sweep */
 	uint64_t mid_returned_ms;       /* last page given back beyond mid_keep; 0: none since */
+	/* Free slots of a tier's segments whose pages wait for a purge
+	 * delay (slab_dirty_bytes): at most dirty_keep bytes when the tier
+	 * sets it (large.c; 0: no bound); a freed run beyond it gives its
+	 * pages back at once (dirty_purged_ms: when it last happened, 0:
+	 * not since the tier looked).  dirty_high: the most seen since the
+	 * tier's last sweep. */
+	uint64_t dirty_keep[TIER_COUNT];
+	uint64_t dirty_high[TIER_COUNT];
+	uint64_t dirty_purged_ms[TIER_COUNT];
 	/* segments the heap owns (tiny and large: slab.c's segment sets) */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
