@@ -355,10 +355,15 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 			segment_release(seg);
 			continue;
 		}
-		for (uint32_t m = seg->dirty; m; m &= m - 1) {
+		/* one call per run of neighbouring dirty slots */
+		for (uint32_t m = seg->dirty; m;) {
+			unsigned i = (unsigned)__builtin_ctz(m);
+			uint32_t rest = ~(m >> i);
+			unsigned n = rest ? (unsigned)__builtin_ctz(rest) : 32u;
 			size_t len;
-			uint8_t *a = slab_area(seg, (unsigned)__builtin_ctz(m), &len);
-			purge_pages(a, len);
+			uint8_t *a = slab_area(seg, i, &len);
+			purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
+			m &= ~run_mask(i, n);
 		}
 		seg->dirty = 0;
 	}
