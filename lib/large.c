@@ -40,6 +40,7 @@ static void *large_borrow(struct heap *h, unsigned c)
 		if (s == NULL || s->free == NULL)
 			continue;
 		void *p = s->free;
+		slab_unkeep(h, s);
 		s->free = blk_next(p);
 		s->nfree--;
 		s->used++;

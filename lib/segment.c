@@ -163,6 +163,7 @@ bool segment_cache_release(void)
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
+	seg->cached_since = os_now_ms();
 	hak_lock(&abandoned_lock);
 	seg->prev = NULL;
 	seg->next = abandoned[seg->tier];
@@ -180,6 +181,27 @@ struct segment *segment_adopt(int tier)
 	seg = abandoned[tier];
 	if (seg) {
 		__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		abandoned_count--;
+	}
+	hak_unlock(&abandoned_lock);
+	return seg;
+}
+
+struct segment *segment_adopt_idle(int tier, uint64_t now)
+{
+	struct segment *seg, *prev = NULL;
+	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
+		return NULL;
+	hak_lock(&abandoned_lock);
+	/* newest first: the idle ones are at the end */
+	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
+		if (seg->cached_since <= now && purge_old(seg->cached_since, now, false))
+			break;
+	if (seg) {
+		if (prev)
+			prev->next = seg->next;
+		else
+			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
 		abandoned_count--;
 	}
 	hak_unlock(&abandoned_lock);
