@@ -197,6 +197,17 @@ tests_early_main_SOURCES = tests/early_main.c
 tests_early_main_LDADD = tests/libearlyprobe.la
 tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 
+# Memory back while the program sleeps: tests/idle.sh.
+check_PROGRAMS += tests/idle_prog
+tests_idle_prog_SOURCES = tests/idle_prog.c
+tests_idle_prog_CPPFLAGS = $(AM_CPPFLAGS)
+tests_idle_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_idle_prog_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_idle_prog_LDFLAGS = $(AM_LDFLAGS) -no-install
+if OVERRIDE
+tests_idle_prog_CPPFLAGS += -DTEST_OVERRIDE
+endif
+
 # A program built against the C library alone, its malloc bound to
 # malloc@GLIBC_*: tests/interpose.sh preloads hakmem under it.
 check_PROGRAMS += tests/interpose_prog
@@ -293,6 +304,7 @@ tests_scripts = \
 	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \
+	tests/idle.sh \
 	tests/docs.sh
 
 dist_check_SCRIPTS += $(tests_scripts)
