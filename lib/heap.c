@@ -380,8 +380,9 @@ void heap_abandon(struct heap *h)
  *     threads freed into them since), their empty slabs retired and all
  *     their free pages given back, then abandoned again (or released,
  *     when nothing in them is in use);
- *   - mid pages on the shared stacks: drained, the empty ones back to
- *     their shard; free page slots idle a purge delay: purged;
+ *   - mid pages on the shared stacks that no thread used since the last
+ *     pass: drained, the empty ones back to their shard; free page slots
+ *     idle a purge delay: purged;
  *   - the segment cache and the huge cache: what waited a purge delay.
  * A live thread's heap is never touched: what it keeps empty is bounded
  * (slab_keep, mid_keep) and swept by the thread itself. */
@@ -408,7 +409,7 @@ void heap_reclaim(struct heap *h)
 		}
 		h->slab_empty = 0;
 	}
-	pool_collect(h, 0, true);
+	pool_collect_idle(h);
 	pool_purge(0, true, false);
 	segment_cache_collect(false);
 	huge_collect(false);

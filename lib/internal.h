@@ -940,6 +940,9 @@ void pool_trim(struct heap *h, unsigned c);
 /* Drain the pages on the shared stacks of one shard (all: every shard);
  * pages found empty go back to their segments. */
 void pool_collect(struct heap *h, unsigned shard, bool all);
+/* The purge thread's pass: pool_collect of every stack no thread used
+ * since its previous pass. */
+void pool_collect_idle(struct heap *h);
 /* Wait until no thread is between reading a stack head and its CAS:
  * then no stale pointer into a released segment is left. */
 void pool_quiesce(void);

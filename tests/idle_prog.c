@@ -178,17 +178,8 @@ static void *freer(void *arg)
 static int thread_case(double seconds, long limit_mib)
 {
 	pthread_t t[NWORKERS], fr[NFREERS];
-	/* the pointer arrays written before the baseline, and one thread
-	 * first: the C library's own per-thread memory (a stack cache) is in
-	 * the baseline */
+	/* the pointer arrays written before the baseline */
 	memset(blocks, 0, sizeof(blocks));
-	if (pthread_create(&t[0], NULL, worker, (void *)(uintptr_t)0) != 0)
-		return 2;
-	pthread_join(t[0], NULL);
-	for (size_t i = 0; i < nblocks[0]; i++)
-		FREE(blocks[0][i]);
-	nblocks[0] = 0;
-	sleep_ms(300);
 	long base = rss_kib();
 	for (size_t w = 0; w < NWORKERS; w++)
 		if (pthread_create(&t[w], NULL, worker, (void *)(uintptr_t)w) != 0)
