@@ -273,6 +273,15 @@ void heap_free_remote(struct heap *h, struct segment *seg, void *p)
 	}
 	CTR_INC(h, remote_frees);
 	DCTR_INC(h, ss_remote);
+	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL) {
+		/* a slab of an exited thread's segment: no owner drains it
+		 * soon, and a chain gathered here would wait for this thread's
+		 * next call into the allocator, keeping the slab from
+		 * emptying while this thread sleeps (the purge thread,
+		 * heap_reclaim) */
+		slab_remote_push(s, p, p);
+		return;
+	}
 	if (h->rf_slab == s) {
 		blk_set_next(p, h->rf_head);
 		h->rf_head = p;
