@@ -18,6 +18,10 @@
  * no slab, so the fast paths need no "initialised?" test. */
 struct heap heap_empty;
 
+/* The purge thread's heap (thread.c, heap_reclaim): it owns exited
+ * threads' segments only for the length of a pass. */
+struct heap heap_purger;
+
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 static _Atomic uint64_t foreign_frees;       /* pointers hakmem never gave */
 
@@ -273,12 +277,13 @@ void heap_free_remote(struct heap *h, struct segment *seg, void *p)
 	}
 	CTR_INC(h, remote_frees);
 	DCTR_INC(h, ss_remote);
-	if (atomic_load_explicit(&s->owner, memory_order_relaxed) == NULL) {
-		/* a slab of an exited thread's segment: no owner drains it
-		 * soon, and a chain gathered here would wait for this thread's
-		 * next call into the allocator, keeping the slab from
-		 * emptying while this thread sleeps (the purge thread,
-		 * heap_reclaim) */
+	struct heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+	if (owner == NULL || owner == &heap_purger) {
+		/* a slab of an exited thread's segment (or a mid page on a
+		 * shared stack): no owner drains it soon, and a chain gathered
+		 * here would wait for this thread's next call into the
+		 * allocator, keeping the slab from emptying while this thread
+		 * sleeps (the purge thread, heap_reclaim) */
 		slab_remote_push(s, p, p);
 		return;
 	}

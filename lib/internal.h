@@ -997,6 +997,7 @@ void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
  * heap.c: the thread heap
  * ==================================================================== */
 extern struct heap heap_empty;
+extern struct heap heap_purger; /* the purge thread's (heap_reclaim) */
 void heap_setup(struct heap *h);
 void heap_fold_overflows(struct heap *h, unsigned c);
 

@@ -184,7 +184,6 @@ static pthread_mutex_t pt_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pt_cond;
 static int pt_stop;              /* under pt_mutex */
 static _Atomic int pt_busy;      /* in a pass (a child of fork resets its heap) */
-static struct heap pt_heap;
 static bool pt_registered;
 static _Atomic uint64_t pt_passes;
 
@@ -221,7 +220,7 @@ static void *purge_thread_main(void *arg)
 		pthread_mutex_unlock(&pt_mutex);
 		uint64_t before = pt_given_back();
 		atomic_store_explicit(&pt_busy, 1, memory_order_relaxed);
-		heap_reclaim(&pt_heap);
+		heap_reclaim(&heap_purger);
 		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&pt_passes, 1, memory_order_relaxed);
 		/* work found: again a delay later; none: back off */
@@ -260,10 +259,10 @@ void purge_thread_try_start(void)
 	/* pthread_create may allocate (served here again: the state says
 	 * running already) */
 	if (!pt_registered) {
-		heap_setup(&pt_heap);
+		heap_setup(&heap_purger);
 		hak_lock(&heap_lock);
-		pt_heap.reg_next = heap_registry;
-		__atomic_store_n(&heap_registry, &pt_heap, __ATOMIC_RELEASE);
+		heap_purger.reg_next = heap_registry;
+		__atomic_store_n(&heap_registry, &heap_purger, __ATOMIC_RELEASE);
 		hak_unlock(&heap_lock);
 		pt_registered = true;
 		pt_cond_init();
@@ -321,7 +320,7 @@ static void atfork_child(void)
 	if (pt_registered) {
 		pt_cond_init();
 		if (atomic_load_explicit(&pt_busy, memory_order_relaxed))
-			heap_setup(&pt_heap);
+			heap_setup(&heap_purger);
 		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
 	}
 	if (atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_RUNNING)
