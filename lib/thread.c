@@ -167,8 +167,9 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
  *     stop it: the heaps then give back at once what they free, but the
  *     blocks other threads free into an exited thread's segments are seen
  *     by no heap, and the thread is what gives them back;
- *   - it wakes every purge delay (at least 10 ms) while it finds work,
- *     and backs off to once a second when it does not;
+ *   - it wakes every purge delay (at least 10 ms) while memory is being
+ *     given back (os_ctr: by it or by any thread), and backs off to once
+ *     a second when none is;
  *   - a child of fork has none; its first slow-path allocation starts its
  *     own;
  *   - at exit (hakmem's destructor) it is told to stop and joined, for
