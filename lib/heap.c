@@ -18,6 +18,10 @@
  * no slab, so the fast paths need no "initialised?" test. */
 struct heap heap_empty;
 
+/* The purge thread's heap (thread.c, heap_reclaim): it owns exited
+ * threads' segments only for the length of a pass. */
+struct heap heap_purger;
+
 static _Atomic uint64_t orphan_remote_frees; /* by threads without a heap */
 static _Atomic uint64_t foreign_frees;       /* pointers hakmem never gave */
 
@@ -102,6 +106,7 @@ void heap_setup(struct heap *h)
 	memset(h, 0, offsetof(struct heap, reg_next));
 	heap_read_knobs(h);
 	h->mid_keep = (uint32_t)KNOB(mid_keep_min);
+	h->slab_keep = SLAB_KEEP_MIN;
 	h->live = 1;
 	static _Atomic unsigned next_shard;
 	h->shard = atomic_fetch_add_explicit(&next_shard, 1, memory_order_relaxed) % POOL_SHARDS;
@@ -272,6 +277,16 @@ void heap_free_remote(struct heap *h, struct segment *seg, void *p)
 	}
 	CTR_INC(h, remote_frees);
 	DCTR_INC(h, ss_remote);
+	struct heap *owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+	if (owner == NULL || owner == &heap_purger) {
+		/* a slab of an exited thread's segment (or a mid page on a
+		 * shared stack): no owner drains it soon, and a chain gathered
+		 * here would wait for this thread's next call into the
+		 * allocator, keeping the slab from emptying while this thread
+		 * sleeps (the purge thread, heap_reclaim) */
+		slab_remote_push(s, p, p);
+		return;
+	}
 	if (h->rf_slab == s) {
 		blk_set_next(p, h->rf_head);
 		h->rf_head = p;
@@ -305,6 +320,7 @@ void heap_purge(struct heap *h, bool force)
 	pool_sweep(h, now, force, &next);
 	tiny_sweep(h, now, force, &next);
 	large_sweep(h, now, force, &next);
+	slab_keep_sweep(h);
 	/* what the sweeps scheduled meanwhile (a slot freed: purge_note) */
 	if (h->next_purge && (next == 0 || h->next_purge < next))
 		next = h->next_purge;
@@ -367,6 +383,50 @@ void heap_abandon(struct heap *h)
 		h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
 		h->cur[c] = NULL;
 	}
+}
+
+/* The purge thread's pass (thread.c), on a heap of its own that never
+ * allocates and owns nothing between passes.  It reaches only what no
+ * thread's heap holds, each piece through the lock or atomic that already
+ * guards it:
+ *   - tiny and large segments abandoned by exited threads that no thread
+ *     adopted for a purge delay: adopted here, drained (the blocks other
+ *     threads freed into them since), their empty slabs retired and all
+ *     their free pages given back, then abandoned again (or released,
+ *     when nothing in them is in use);
+ *   - mid pages on the shared stacks that no thread used since the last
+ *     pass: drained, the empty ones back to their shard; free page slots
+ *     idle a purge delay: purged;
+ *   - the segment cache and the huge cache: what waited a purge delay.
+ * A live thread's heap is never touched: what it keeps empty is bounded
+ * (slab_keep, mid_keep) and swept by the thread itself. */
+void heap_reclaim(struct heap *h)
+{
+	static const int tiers[2] = { TIER_TINY, TIER_LARGE };
+	uint64_t now = os_now_ms();
+	struct segment *seg;
+	bool adopted = false;
+	for (int t = 0; t < 2; t++)
+		while ((seg = segment_adopt_idle(tiers[t], now)) != NULL) {
+			slab_adopt_segment(h, seg);
+			adopted = true;
+		}
+	if (adopted) {
+		/* drain, retire, give back every free page (heap_purge with
+		 * force): these segments waited a delay already */
+		heap_flush(h);
+		tiny_exit(h);
+		large_exit(h);
+		for (unsigned c = 0; c < HAK_NBINS; c++) {
+			h->partial[c] = h->full_head[c] = h->full_tail[c] = NULL;
+			h->cur[c] = NULL;
+		}
+		h->slab_empty = 0;
+	}
+	pool_collect_idle(h);
+	pool_purge(0, true, false);
+	segment_cache_collect(false);
+	huge_collect(false);
 }
 
 void heap_collect(struct heap *h)

@@ -188,6 +188,7 @@ struct hak_config {
 	_Atomic long pool_ring_cap;  /* HAKMEM_POOL_RING_CAP */
 	_Atomic long large_cache_cap;/* HAKMEM_LARGE_CACHE_CAP */
 	_Atomic long purge_delay_ms; /* HAKMEM_PURGE_DELAY_MS */
+	_Atomic long purge_thread;   /* HAKMEM_PURGE_THREAD */
 	_Atomic long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
 	_Atomic long huge_cache;     /* HAKMEM_HUGE_CACHE */
 	_Atomic long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
@@ -380,6 +381,10 @@ struct segment *segment_alloc(struct heap *owner, int tier, unsigned slab_shift)
 void segment_release(struct segment *seg);
 void segment_abandon(struct segment *seg);
 struct segment *segment_adopt(int tier);
+/* An abandoned segment of 'tier' that no one adopted for a purge delay,
+ * taken off the list (the purge thread's pass, heap_reclaim); NULL when
+ * none. */
+struct segment *segment_adopt_idle(int tier, uint64_t now);
 void segment_cache_collect(bool force);
 /* Unmap every cached segment now; true when one went (after the kernel
  * refused a mapping: free memory must be usable). */
@@ -663,6 +668,15 @@ hak_inline void slab_unlink(struct heap *h, struct slab *s)
 		h->cur[s->cls] = NULL;
 }
 
+/* s (of h) stops being an empty slab h keeps: in use again or retired. */
+hak_inline void slab_unkeep(struct heap *h, struct slab *s)
+{
+	if (unlikely(s->kept)) {
+		s->kept = 0;
+		h->slab_empty -= (uint64_t)1 << seg_of_slab(s)->slab_shift;
+	}
+}
+
 /* ---- the local stages of a refill (inline: heap_refill is one function,
  * as it runs every few allocations on a mid tier's busy path) ---- */
 #define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
@@ -815,6 +829,7 @@ hak_inline void *slab_refill_local(struct heap *h, unsigned c)
 		}
 		if ((s = h->partial[c]) != NULL) {
 			slist_remove(&h->partial[c], NULL, s);
+			slab_unkeep(h, s);
 			DCTR_INC(h, refill_partial);
 		} else if ((s = slab_full_scan(h, c)) != NULL) {
 			DCTR_INC(h, refill_fullscan);
@@ -825,6 +840,15 @@ hak_inline void *slab_refill_local(struct heap *h, unsigned c)
 		h->cur[c] = s;
 	}
 }
+/* Empty tiny slabs a heap keeps (types.h, heap.slab_keep; large slabs
+ * are retired at once, large.c):
+ * from SLAB_KEEP_MIN, doubled when a new slab is needed within a purge
+ * delay of one given back beyond it, lowered by each sweep to twice the
+ * most the heap had empty since the last (slab_keep_sweep). */
+#define SLAB_KEEP_MIN ((uint64_t)4 << 20)
+#define SLAB_KEEP_MAX ((uint64_t)1 << 30)
+void slab_keep_sweep(struct heap *h);
+
 /* Heap-owned segments (tiny and large): a new slab of class c from one of
  * h's segments of 'tier' (a new segment of slabs 2^shift when none has
  * room); NULL when out of memory.  *fresh_segment tells whether a segment
@@ -935,6 +959,9 @@ void pool_trim(struct heap *h, unsigned c);
 /* Drain the pages on the shared stacks of one shard (all: every shard);
  * pages found empty go back to their segments. */
 void pool_collect(struct heap *h, unsigned shard, bool all);
+/* The purge thread's pass: pool_collect of every stack no thread used
+ * since its previous pass. */
+void pool_collect_idle(struct heap *h);
 /* Wait until no thread is between reading a stack head and its CAS:
  * then no stale pointer into a released segment is left. */
 void pool_quiesce(void);
@@ -989,6 +1016,7 @@ void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
  * heap.c: the thread heap
  * ==================================================================== */
 extern struct heap heap_empty;
+extern struct heap heap_purger; /* the purge thread's (heap_reclaim) */
 void heap_setup(struct heap *h);
 void heap_fold_overflows(struct heap *h, unsigned c);
 
@@ -1010,6 +1038,9 @@ void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
 /* hak_collect: adopt what exited threads left, give back all that is
  * free. */
 void heap_collect(struct heap *h);
+/* The purge thread's pass on its own heap h: what exited threads left and
+ * the shared caches, once idle a purge delay (heap.c says what). */
+void heap_reclaim(struct heap *h);
 /* The kernel refused a mapping: h's empty slabs and pages go back now, and
  * the caches of segments and huge mappings give back their address
  * space, so that free memory is usable again. */
@@ -1079,6 +1110,18 @@ struct heap *heap_get_slow(void);
 void *heap_fallback_alloc(unsigned c); /* a block of class c */
 void heap_fallback_collect(void);      /* hak_collect: its free memory goes back */
 void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t *exited);
+/* The purge thread (thread.c): PT_NONE until it starts, PT_RUNNING,
+ * PT_OFF (HAKMEM_PURGE_THREAD=0, it could not start, or the process
+ * exits).  purge_thread_poll runs on the allocation slow path. */
+enum { PT_NONE = 0, PT_RUNNING = 1, PT_OFF = 2 };
+extern _Atomic int purge_thread_state;
+void purge_thread_try_start(void) hak_noinline;
+uint64_t purge_thread_passes(void);
+hak_inline void purge_thread_poll(void)
+{
+	if (unlikely(atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_NONE))
+		purge_thread_try_start();
+}
 
 /* ======================================================================
  * malloc.c: inline fast paths

@@ -64,6 +64,7 @@ static void *huge_alloc_init(size_t n, size_t align, bool zero, bool grow)
 
 void *hak_alloc_slow(size_t n)
 {
+	purge_thread_poll();
 	if (n > HAK_LARGE_MAX)
 		return huge_alloc_init(n, 0, false, false);
 	return alloc_class(n, ace_class(n));

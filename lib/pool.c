@@ -103,6 +103,7 @@ uint32_t pool_default_cap(unsigned c)
 struct pool_stack {
 	_Atomic uint64_t head;
 	_Atomic uint64_t pushes, pops; /* pages */
+	_Atomic uint64_t idle_ops;     /* pushes + pops at the purge thread's last look */
 } __attribute__((aligned(64)));
 
 static struct pool_stack stacks[POOL_NCLS][POOL_SHARDS];
@@ -713,32 +714,60 @@ void pool_exit(struct heap *h)
 	}
 }
 
-/* Take each stack whole, drain its pages, give back the empty ones and
- * push the rest back in one CAS.  Pages are on no stack meanwhile: a
- * concurrent refill finds fewer and takes new ones. */
-void pool_collect(struct heap *h, unsigned shard, bool all)
+/* Take the stack of class c and shard k whole, drain its pages, give
+ * back the empty ones and push the rest back in one CAS.  Pages are on no
+ * stack meanwhile: a concurrent refill finds fewer and takes new ones. */
+static void collect_stack(struct heap *h, unsigned c, unsigned k)
 {
-	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
-		for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++) {
-			struct pool_stack *st = stack_of(c, k);
-			if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
-				continue;
-			struct slab *s = pool_stack_take(c, k), *next, *first = NULL, *last = NULL;
-			uint32_t n = 0;
-			for (; s; s = next) {
-				next = atomic_load_explicit(slab_snext(s), memory_order_relaxed);
-				slab_drain(s);
-				if (s->used == 0) {
-					CTR_INC(h, slabs_retired);
-					pool_page_free(h, seg_of_slab(s), s);
-				} else {
-					chain_add(s, &first, &last, &n);
-				}
-			}
-			if (first)
-				pool_stack_push(c, k, first, last, n);
+	struct pool_stack *st = stack_of(c, k);
+	if (pool_tag_ptr(atomic_load_explicit(&st->head, memory_order_relaxed)) == NULL)
+		return;
+	struct slab *s = pool_stack_take(c, k), *next, *first = NULL, *last = NULL;
+	uint32_t n = 0;
+	for (; s; s = next) {
+		next = atomic_load_explicit(slab_snext(s), memory_order_relaxed);
+		slab_drain(s);
+		if (s->used == 0) {
+			CTR_INC(h, slabs_retired);
+			pool_page_free(h, seg_of_slab(s), s);
+		} else {
+			chain_add(s, &first, &last, &n);
 		}
 	}
+	if (first)
+		pool_stack_push(c, k, first, last, n);
+}
+
+void pool_collect(struct heap *h, unsigned shard, bool all)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
+		for (unsigned k = all ? 0 : shard; k < (all ? POOL_SHARDS : shard + 1); k++)
+			collect_stack(h, c, k);
+}
+
+static uint64_t stack_ops(struct pool_stack *st)
+{
+	return atomic_load_explicit(&st->pushes, memory_order_relaxed) +
+	       atomic_load_explicit(&st->pops, memory_order_relaxed);
+}
+
+/* The purge thread's pass (one thread: it alone writes idle_ops).  A
+ * stack that threads pushed to or popped from since the last pass is in
+ * use: its pages are about to be taken, and a collect would only make a
+ * refill miss them and take new ones.  The others are collected. */
+void pool_collect_idle(struct heap *h)
+{
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++)
+		for (unsigned k = 0; k < POOL_SHARDS; k++) {
+			struct pool_stack *st = stack_of(c, k);
+			uint64_t ops = stack_ops(st);
+			if (ops != atomic_load_explicit(&st->idle_ops, memory_order_relaxed)) {
+				atomic_store_explicit(&st->idle_ops, ops, memory_order_relaxed);
+				continue;
+			}
+			collect_stack(h, c, k);
+			atomic_store_explicit(&st->idle_ops, stack_ops(st), memory_order_relaxed);
+		}
 }
 
 void pool_collect_all(struct heap *h)

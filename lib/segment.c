@@ -165,6 +165,7 @@ bool segment_cache_release(void)
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
+	seg->cached_since = os_now_ms();
 	hak_lock(&abandoned_lock);
 	seg->prev = NULL;
 	seg->next = abandoned[seg->tier];
@@ -173,15 +174,60 @@ void segment_abandon(struct segment *seg)
 	hak_unlock(&abandoned_lock);
 }
 
+/* Can seg (abandoned: no one writes its slabs but remote pushes) serve a
+ * refill: a free slot, or a slab with free blocks, carved or not, or
+ * blocks waiting on its remote list? */
+static bool seg_has_room(struct segment *seg)
+{
+	uint32_t full = seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+	if (seg->used_mask != full)
+		return true;
+	for (unsigned i = 0; i < seg->nslabs; i++) {
+		struct slab *s = &seg->slabs[i];
+		if (s->nfree || s->carved < s->capacity ||
+		    atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL)
+			return true;
+	}
+	return false;
+}
+
 struct segment *segment_adopt(int tier)
 {
-	struct segment *seg;
+	struct segment *seg, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
-	seg = abandoned[tier];
+	/* A segment with no room would give the refill nothing, and its
+	 * memory would stay with this thread, which may then sleep: left
+	 * for the blocks freed into it, or for the purge thread. */
+	for (seg = abandoned[tier]; seg && !seg_has_room(seg); prev = seg, seg = seg->next)
+		;
 	if (seg) {
-		__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		if (prev)
+			prev->next = seg->next;
+		else
+			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		abandoned_count--;
+	}
+	hak_unlock(&abandoned_lock);
+	return seg;
+}
+
+struct segment *segment_adopt_idle(int tier, uint64_t now)
+{
+	struct segment *seg, *prev = NULL;
+	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
+		return NULL;
+	hak_lock(&abandoned_lock);
+	/* newest first: the idle ones are at the end */
+	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
+		if (seg->cached_since <= now && purge_old(seg->cached_since, now, false))
+			break;
+	if (seg) {
+		if (prev)
+			prev->next = seg->next;
+		else
+			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
 		abandoned_count--;
 	}
 	hak_unlock(&abandoned_lock);

@@ -196,6 +196,7 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	slab_set_class(s, c);
 	s->state = SLAB_CURRENT;
 	s->empty_seen = 0;
+	s->kept = 0;
 	s->next = s->prev = NULL;
 	atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
 	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
@@ -207,6 +208,23 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 static uint32_t seg_full_mask(const struct segment *seg)
 {
 	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+}
+
+/* h needs a new slab within a purge delay of giving one back beyond
+ * slab_keep: it would have served here; keep twice as much. */
+static void slab_keep_grow(struct heap *h)
+{
+	if (h->slab_keep < SLAB_KEEP_MAX && !purge_old(h->slab_returned_ms, os_now_ms(), false))
+		h->slab_keep *= 2;
+	h->slab_returned_ms = 0;
+}
+
+void slab_keep_sweep(struct heap *h)
+{
+	uint64_t want = 2 * h->slab_high;
+	if (h->slab_keep > want)
+		h->slab_keep = want > SLAB_KEEP_MIN ? want : SLAB_KEEP_MIN;
+	h->slab_high = h->slab_empty;
 }
 
 /* Mask of the n slots from i. */
@@ -235,6 +253,8 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	struct segment *seg;
 	int at = -1;
 	*fresh_segment = false;
+	if (tier != TIER_LARGE && h->slab_returned_ms != 0)
+		slab_keep_grow(h);
 	for (seg = h->segs_avail[tier]; seg; seg = seg->next)
 		if ((at = run_find(seg, k, k0)) >= 0)
 			break;
@@ -371,6 +391,7 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 
 bool slab_retire(struct heap *h, struct segment *seg, struct slab *s)
 {
+	slab_unkeep(h, s);
 	slab_unlink(h, s);
 	CTR_INC(h, slabs_retired);
 	return slab_slot_free(h, seg, s);
@@ -382,6 +403,24 @@ int slab_settle_owned(struct heap *h, struct segment *seg, struct slab *s)
 		if (purge_delay() == 0) {
 			slab_retire(h, seg, s);
 			return SETTLE_NONE;
+		}
+		if (!s->kept) {
+			uint64_t bytes = (uint64_t)1 << seg->slab_shift;
+			if (h->slab_empty + bytes > h->slab_keep) {
+				/* beyond what h keeps: back now, its pages too,
+				 * so that a thread that stops calling the
+				 * allocator keeps at most slab_keep */
+				int keep = h->purge_now;
+				h->purge_now = 1;
+				slab_retire(h, seg, s);
+				h->purge_now = keep;
+				h->slab_returned_ms = os_now_ms();
+				return SETTLE_NONE;
+			}
+			s->kept = 1;
+			h->slab_empty += bytes;
+			if (h->slab_empty > h->slab_high)
+				h->slab_high = h->slab_empty;
 		}
 		if (s->state == SLAB_FULL)
 			slab_full_to_partial(h, s);
@@ -418,6 +457,7 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 		if (!slab_is_head(s))
 			continue;
 		atomic_store_explicit(&s->owner, h, memory_order_relaxed);
+		s->kept = 0; /* counted in the heap that left it */
 		slab_drain(s);
 		s->state = SLAB_CURRENT; /* on no list yet */
 		s->next = s->prev = NULL;

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 __thread struct heap *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_empty;
@@ -149,6 +151,152 @@ void heap_counters_sum(uint64_t out[HAK_NCOUNTERS], uint64_t *started, uint64_t 
 	hak_unlock(&heap_lock);
 }
 
+/* ---- the purge thread ----
+ *
+ * Memory no thread's heap holds (segments of exited threads, mid pages on
+ * the shared stacks, free page slots, the segment and huge caches) would
+ * otherwise go back only when some thread calls the allocator again; a
+ * program whose threads all sleep, or whose workers exited, would keep it.
+ * One background thread gives it back once it has stayed free a purge
+ * delay (heap_reclaim, heap.c).  The rule (man 3 hakmem, MEMORY RETURN):
+ *   - it starts lazily, at the first allocation that takes the slow path
+ *     once hakmem has mapped PT_START_BYTES: never in the constructor,
+ *     never under a hakmem lock (the slow path of malloc holds none), and
+ *     a small program never gets one;
+ *   - not with HAKMEM_PURGE_THREAD=0.  HAKMEM_PURGE_DELAY_MS=0 does not
+ *     stop it: the heaps then give back at once what they free, but the
+ *     blocks other threads free into an exited thread's segments are seen
+ *     by no heap, and the thread is what gives them back;
+ *   - it wakes every purge delay (at least 10 ms) while memory is being
+ *     given back (os_ctr: by it or by any thread), and backs off to once
+ *     a second when none is;
+ *   - a child of fork has none; its first slow-path allocation starts its
+ *     own;
+ *   - at exit (hakmem's destructor) it is told to stop and joined, for
+ *     at most a second.
+ * It blocks every signal, never allocates, and touches no thread's heap:
+ * only the shared structures, each through its own lock or atomics. */
+#define PT_START_BYTES ((uint64_t)8 << 20)
+#define PT_BACKOFF_MAX_MS 1000
+
+_Atomic int purge_thread_state; /* PT_*, internal.h */
+static pthread_t pt_thread;
+static pthread_mutex_t pt_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pt_cond;
+static int pt_stop;              /* under pt_mutex */
+static _Atomic int pt_busy;      /* in a pass (a child of fork resets its heap) */
+static bool pt_registered;
+static _Atomic uint64_t pt_passes;
+
+uint64_t purge_thread_passes(void)
+{
+	return atomic_load_explicit(&pt_passes, memory_order_relaxed);
+}
+
+static uint64_t pt_given_back(void)
+{
+	return atomic_load_explicit(&os_ctr.purged, memory_order_relaxed) +
+	       atomic_load_explicit(&os_ctr.unmap_calls, memory_order_relaxed);
+}
+
+static void *purge_thread_main(void *arg)
+{
+	(void)arg;
+	uint64_t period = 0;
+	pthread_mutex_lock(&pt_mutex);
+	while (!pt_stop) {
+		uint64_t base = purge_delay() < 10 ? 10 : purge_delay();
+		if (period < base)
+			period = base;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(period / 1000);
+		ts.tv_nsec += (long)(period % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop)
+			continue;
+		pthread_mutex_unlock(&pt_mutex);
+		uint64_t before = pt_given_back();
+		atomic_store_explicit(&pt_busy, 1, memory_order_relaxed);
+		heap_reclaim(&heap_purger);
+		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
+		atomic_fetch_add_explicit(&pt_passes, 1, memory_order_relaxed);
+		/* work found: again a delay later; none: back off */
+		if (pt_given_back() != before)
+			period = base;
+		else if (period < PT_BACKOFF_MAX_MS)
+			period = period * 2 < PT_BACKOFF_MAX_MS ? period * 2 : PT_BACKOFF_MAX_MS;
+		pthread_mutex_lock(&pt_mutex);
+	}
+	pthread_mutex_unlock(&pt_mutex);
+	return NULL;
+}
+
+static void pt_cond_init(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pt_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void purge_thread_try_start(void)
+{
+	if (atomic_load_explicit(&init_state, memory_order_acquire) != 2 || tls_in_init || tls_dead)
+		return;
+	if (!KNOB(purge_thread)) {
+		atomic_store_explicit(&purge_thread_state, PT_OFF, memory_order_relaxed);
+		return;
+	}
+	if (atomic_load_explicit(&os_ctr.mapped, memory_order_relaxed) < PT_START_BYTES)
+		return;
+	int expect = PT_NONE;
+	if (!atomic_compare_exchange_strong(&purge_thread_state, &expect, PT_RUNNING))
+		return;
+	/* pthread_create may allocate (served here again: the state says
+	 * running already) */
+	if (!pt_registered) {
+		heap_setup(&heap_purger);
+		hak_lock(&heap_lock);
+		heap_purger.reg_next = heap_registry;
+		__atomic_store_n(&heap_registry, &heap_purger, __ATOMIC_RELEASE);
+		hak_unlock(&heap_lock);
+		pt_registered = true;
+		pt_cond_init();
+	}
+	pt_stop = 0;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)256 << 10);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&pt_thread, &attr, purge_thread_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (r != 0)
+		atomic_store_explicit(&purge_thread_state, PT_OFF, memory_order_relaxed);
+}
+
+__attribute__((destructor)) static void purge_thread_stop(void)
+{
+	int expect = PT_RUNNING;
+	if (!atomic_compare_exchange_strong(&purge_thread_state, &expect, PT_OFF))
+		return;
+	pthread_mutex_lock(&pt_mutex);
+	pt_stop = 1;
+	pthread_cond_signal(&pt_cond);
+	pthread_mutex_unlock(&pt_mutex);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1;
+	pthread_timedjoin_np(pt_thread, NULL, &ts);
+}
+
 /* ---- fork ----
  *
  * No lock is taken before fork (internal.h, "locks"): the parent goes on
@@ -167,6 +315,17 @@ static void atfork_child(void)
 	pool_fork_child();
 	segment_fork_child();
 	huge_fork_child();
+	/* no purge thread here: the next slow-path allocation starts one;
+	 * what it held in a pass is leaked in the child */
+	pthread_mutex_init(&pt_mutex, NULL);
+	if (pt_registered) {
+		pt_cond_init();
+		if (atomic_load_explicit(&pt_busy, memory_order_relaxed))
+			heap_setup(&heap_purger);
+		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
+	}
+	if (atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_RUNNING)
+		atomic_store_explicit(&purge_thread_state, PT_NONE, memory_order_relaxed);
 }
 
 /* The free key (internal.h): random, and odd, so never a block's address

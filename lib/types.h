@@ -169,6 +169,8 @@ struct slab {
 	uint8_t index;            /* position in the segment */
 	uint8_t empty_seen;       /* the last sweep found it empty */
 	uint8_t nslots;           /* slots of its run (large), else 1 */
+	uint8_t kept;             /* empty, counted in its heap's slab_empty
+				   * (tiny and large: slab_settle_owned) */
 } __attribute__((aligned(64)));
 
 #define HAK_MAX_SLABS 32
@@ -206,7 +208,8 @@ struct segment {
 	size_t map_size;          /* bytes mapped, multiple of HAK_SEG_SIZE */
 	size_t huge_off;          /* user pointer = (char *)seg + huge_off */
 	size_t huge_align;        /* alignment the mapping was made with */
-	uint64_t cached_since;    /* ms, while in a cache */
+	uint64_t cached_since;    /* ms, while in a cache; while abandoned, since
+				   * when (segment_adopt_idle) */
 	uint8_t purged;           /* cached and already given back */
 	/* slab i's link on a shared stack (pool.c, slab_snext): outside the
 	 * slab's cache line, which the free fast path reads */
@@ -287,6 +290,15 @@ struct heap {
 	uint64_t dirty_keep[TIER_COUNT];
 	uint64_t dirty_high[TIER_COUNT];
 	uint64_t dirty_purged_ms[TIER_COUNT];
+	/* Empty tiny and large slabs (used == 0, not current) still on the
+	 * heap's partial lists, each flagged 'kept': slab_empty bytes of
+	 * slabs, at most slab_keep (slab.c, between SLAB_KEEP_MIN and
+	 * SLAB_KEEP_MAX: the same rule as mid_keep).  A slab that empties
+	 * beyond them is retired at once and its pages go back. */
+	uint64_t slab_empty;
+	uint64_t slab_keep;
+	uint64_t slab_high;             /* most slab_empty since the last sweep */
+	uint64_t slab_returned_ms;      /* last slab given back beyond slab_keep; 0: none since */
 	/* segments the heap owns (tiny and large: slab.c's segment sets) */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];

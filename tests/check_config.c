@@ -80,6 +80,7 @@ static const struct var vars[] = {
 	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 4, 0, CONFIG_NUM },
 	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 0, 0, CONFIG_NUM },
 	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 100, 0, CONFIG_NUM },
+	{ "HAKMEM_PURGE_THREAD", &hak_cfg.purge_thread, 0, 1, 1, 0, CONFIG_BOOL },
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 8, 0, CONFIG_NUM },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 8, 0, CONFIG_NUM },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 125, 2, CONFIG_NUM },

@@ -9,7 +9,10 @@
  *   later) can still allocate, reallocate and free: it is served by the
  *   fallback heap, and its blocks stay good after the thread is gone;
  * - fork() from a thread while other threads allocate: the child can
- *   allocate, free, make threads and collect.
+ *   allocate, free, make threads and collect;
+ * - the purge thread: started by a slow path once enough is mapped, not
+ *   with the knob off, gives back the segments of an exited thread whose
+ *   blocks another thread freed, and starts again in a child of fork.
  *
  * Worker threads never call ck_assert (a passing assertion allocates and
  * talks to the Check runner); they record the first failure in terr[].
@@ -424,6 +427,149 @@ START_TEST(test_fork_in_thread)
 }
 END_TEST
 
+/* ---- the purge thread ---- */
+
+static void purge_thread_on(void)
+{
+	/* itest.h turned it off, and the first slow path may have seen that */
+	atomic_store(&hak_cfg.purge_thread, 1);
+	atomic_store(&purge_thread_state, PT_NONE);
+}
+
+/* Huge blocks, 24 MiB: more than the purge thread waits for. */
+static void *big[8];
+
+static void map_enough(void)
+{
+	for (int i = 0; i < 8; i++) {
+		big[i] = hak_malloc((size_t)3 << 20);
+		ck_assert_ptr_nonnull(big[i]);
+	}
+}
+
+static void unmap_enough(void)
+{
+	for (int i = 0; i < 8; i++)
+		hak_free(big[i]);
+}
+
+static bool wait_passes(uint64_t after, int ms)
+{
+	for (int t = 0; t < ms && purge_thread_passes() <= after; t += 10)
+		usleep(10000);
+	return purge_thread_passes() > after;
+}
+
+static uint64_t segments_in_use(void)
+{
+	uint64_t in_use, peak, cached, abandoned;
+	segment_counts(&in_use, &peak, &cached, &abandoned);
+	return in_use;
+}
+
+START_TEST(test_purge_thread_lazy)
+{
+	purge_thread_on();
+	/* little mapped yet: a slow path starts nothing */
+	void *p = hak_malloc(100000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_NONE);
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	ck_assert_msg(wait_passes(0, 5000), "the purge thread made no pass in 5 s");
+	hak_free(p);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
+START_TEST(test_purge_thread_off)
+{
+	atomic_store(&purge_thread_state, PT_NONE); /* the knob stays 0 */
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_OFF);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
+#define EXIT_TINY 4000
+#define EXIT_LARGE 24
+static void *exit_blocks[EXIT_TINY + EXIT_LARGE];
+
+static void *alloc_and_exit(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < EXIT_TINY + EXIT_LARGE; i++) {
+		size_t n = i < EXIT_TINY ? 200 : 200000;
+		exit_blocks[i] = hak_malloc(n);
+		if (exit_blocks[i] == NULL) {
+			TFAIL("no memory");
+			return NULL;
+		}
+		memset(exit_blocks[i], 1, n);
+	}
+	return NULL;
+}
+
+/* The segments of an exited thread, whose blocks another thread frees
+ * later: the purge thread gives them back, with no further allocator call
+ * (the freeing thread's frees only push onto the slabs' remote lists). */
+START_TEST(test_purge_thread_exited)
+{
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	uint64_t base = segments_in_use();
+	run_thread(alloc_and_exit, NULL);
+	ck_assert_uint_gt(segments_in_use(), base);
+	for (int i = 0; i < EXIT_TINY + EXIT_LARGE; i++)
+		hak_free(exit_blocks[i]);
+	uint64_t n = segments_in_use();
+	for (int t = 0; t < 5000 && n > base; t += 10) {
+		usleep(10000);
+		n = segments_in_use();
+	}
+	ck_assert_msg(n <= base, "%llu segments in use 5 s after the frees, %llu before the thread",
+		      (unsigned long long)n, (unsigned long long)base);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
+/* A child of fork has no purge thread; its first slow-path allocation
+ * starts one, which runs. */
+START_TEST(test_purge_thread_fork)
+{
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	ck_assert(wait_passes(0, 5000));
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (atomic_load(&purge_thread_state) != PT_NONE)
+			_exit(1);
+		uint64_t passes = purge_thread_passes();
+		void *p = hak_malloc(100000);
+		if (p == NULL || atomic_load(&purge_thread_state) != PT_RUNNING)
+			_exit(2);
+		hak_free(p);
+		_exit(wait_passes(passes, 5000) ? 0 : 3);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -438,6 +584,14 @@ static Suite *thread_suite(void)
 	tc = tcase_create("fork");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_fork_in_thread);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("purge thread");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_purge_thread_lazy);
+	tcase_add_test(tc, test_purge_thread_off);
+	tcase_add_test(tc, test_purge_thread_exited);
+	tcase_add_test(tc, test_purge_thread_fork);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -23,6 +23,15 @@ static char terr[1024] __attribute__((unused));
 			snprintf(terr, sizeof(terr), __VA_ARGS__);       \
 	} while (0)
 
+/* The white-box suites count every block, slab and segment of a heap
+ * and every mapping call: the purge thread (thread.c) would allocate its
+ * own memory as it starts (pthread_create) and adopt abandoned segments
+ * while they count.  Off in them, unless a test turns it on. */
+__attribute__((constructor)) static void itest_purge_thread_off(void)
+{
+	atomic_store(&hak_cfg.purge_thread, 0);
+}
+
 /* fn(arg) in a thread of its own; fails the test with what it recorded */
 static inline void run_thread(void *(*fn)(void *), void *arg)
 {

@@ -8,7 +8,10 @@
 #   make check    every suite and script below (a few minutes on 2 cores)
 #   make stress   the transfer stress, the mid pool's 16-thread stress and
 #                 the thread churn (32 threads a round, SCALE 50), each for
-#                 DURATION seconds (default 60)
+#                 DURATION seconds (default 60); then the transfer stress
+#                 and the churn again with HAKMEM_PURGE_DELAY_MS=0, memory
+#                 given back at once and the purge thread at its busiest
+#                 (every block's contents are checked)
 #
 # Check suites (tests/check_*.c) link the shared lib/libhakmem.la and test
 # it from outside, as a program would use it.  With --disable-override they
@@ -197,6 +200,17 @@ tests_early_main_SOURCES = tests/early_main.c
 tests_early_main_LDADD = tests/libearlyprobe.la
 tests_early_main_LDFLAGS = $(AM_LDFLAGS) -no-install
 
+# Memory back while the program sleeps: tests/idle.sh.
+check_PROGRAMS += tests/idle_prog
+tests_idle_prog_SOURCES = tests/idle_prog.c
+tests_idle_prog_CPPFLAGS = $(AM_CPPFLAGS)
+tests_idle_prog_CFLAGS = $(AM_CFLAGS) -fno-builtin
+tests_idle_prog_LDADD = lib/libhakmem.la $(PTHREAD_LIBS)
+tests_idle_prog_LDFLAGS = $(AM_LDFLAGS) -no-install
+if OVERRIDE
+tests_idle_prog_CPPFLAGS += -DTEST_OVERRIDE
+endif
+
 # A program built against the C library alone, its malloc bound to
 # malloc@GLIBC_*: tests/interpose.sh preloads hakmem under it.
 check_PROGRAMS += tests/interpose_prog
@@ -293,6 +307,7 @@ tests_scripts = \
 	tests/stats.sh \
 	tests/early.sh \
 	tests/preload.sh \
+	tests/idle.sh \
 	tests/docs.sh
 
 dist_check_SCRIPTS += $(tests_scripts)
@@ -337,6 +352,10 @@ stress: tests/check_stress$(EXEEXT) tests/check_pool_stress$(EXEEXT) tests/check
 		$(top_builddir)/tests/check_pool_stress$(EXEEXT)
 	DURATION=$${DURATION:-60} SCALE=$${SCALE:-50} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
 		$(top_builddir)/tests/check_churn$(EXEEXT)
+	HAKMEM_PURGE_DELAY_MS=0 DURATION=$${DURATION:-60} CK_VERBOSITY=$${CK_VERBOSITY:-normal} \
+		$(top_builddir)/tests/check_stress$(EXEEXT)
+	HAKMEM_PURGE_DELAY_MS=0 DURATION=$${DURATION:-60} SCALE=$${SCALE:-50} \
+		CK_VERBOSITY=$${CK_VERBOSITY:-normal} $(top_builddir)/tests/check_churn$(EXEEXT)
 else
 stress:
 	@echo "error: make stress needs the Check framework (not found by configure)" >&2; exit 1
