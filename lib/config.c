@@ -42,6 +42,7 @@ struct hak_config hak_cfg = {
 	.purge_delay_ms = 100,
 	.segment_cache = 8,
 	.huge_cache = 8,
+	.huge_cache_mb = 256,
 	.wmax_pct = 125,
 	.pool_refill_batch = 2,
 	.pool_cap = 4,
@@ -71,6 +72,7 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_PURGE_DELAY_MS", &hak_cfg.purge_delay_ms, 0, 3600000, 0, NULL },
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0, NULL },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0, NULL },
+	{ "HAKMEM_HUGE_CACHE_MB", &hak_cfg.huge_cache_mb, 0, 1048576, 0, NULL },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2, NULL },
 	/* the secure build (libhakmem-secure) only; accepted and unused in
 	 * the default one */

@@ -1,15 +1,25 @@
-/* huge.c - huge blocks (> 1 MiB): one mapping each.
+/* huge.c - huge blocks (> 1 MiB): a range of mapped 2 MiB regions each.
  *
- * Each block is its own mapping, a whole number of 2 MiB regions,
- * 2 MiB-aligned, with the segment header in its first page and the block
- * at base + huge_off.  A block aligned to 2 MiB or more sits at base + 2
- * MiB and its region is marked SEGMAP_PREV.  Freed mappings wait in a small
- * cache for reuse by a request they fit within the huge tier's W_MAX
- * round-up (ace.c); after the purge delay their pages go back (purge.c).
- * The cache holds HAKMEM_HUGE_CACHE mappings, more while a program reuses
- * more (its built-in tuner: hcache_grow; what it allows now is the knob
- * huge_cache_cap).  realloc grows a huge block in place with mremap, or
- * moves it with mremap: its pages are never copied. */
+ * Each block is a whole number of 2 MiB regions, 2 MiB-aligned, with the
+ * segment header in its first page and the block at base + huge_off.  A
+ * block aligned to 2 MiB or more sits at base + 2 MiB and its region is
+ * marked SEGMAP_PREV.  os_map_aligned places each new mapping just below
+ * the last one, so that the kernel merges them into one VMA: 70,000
+ * blocks are a handful of kernel mappings, not 70,000 (a process may hold
+ * only vm.max_map_count).
+ *
+ * Freed ranges wait in a cache (hcache) for reuse.  A freed range that
+ * touches a cached one merges with it.  A request takes the smallest
+ * cached range that holds it: whole when that is within the huge tier's
+ * W_MAX round-up (ace.c), else its front, and the rest stays cached (a
+ * split costs no system call, and the pages already faulted in are
+ * reused).  After the purge delay the pages of a cached range go back
+ * (purge.c); the cache keeps at most HAKMEM_HUGE_CACHE_MB of pages not
+ * given back (oldest purged first), and HAKMEM_HUGE_CACHE ranges, more
+ * while a program reuses more (its built-in tuner: hcache_grow; what it
+ * allows now is the knob huge_cache_cap).  realloc grows a huge block in
+ * place with mremap, or moves it with mremap (copies it when the kernel
+ * refuses). */
 #include "internal.h"
 
 #include <errno.h>
@@ -22,6 +32,7 @@
 static struct hak_lock huge_mutex = HAK_LOCK_INIT_ADAPTIVE;
 static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
 static unsigned hcache_n;
+static size_t hcache_bytes; /* bytes of the cached ranges (<= HAKMEM_HUGE_CACHE_MB) */
 /* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
  * (at most HUGE_CACHE_MAX): a program that frees a batch of more huge
  * blocks than that and allocates them again would unmap and map them on
@@ -51,6 +62,7 @@ void huge_fork_child(void)
 {
 	if (hak_lock_after_fork(&huge_mutex) < 0) {
 		hcache_n = 0;
+		hcache_bytes = 0;
 		hcache_grow = 0;
 		hcache_evicted_ms = 0;
 		atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
@@ -95,9 +107,18 @@ size_t huge_usable(struct segment *seg, const void *p)
 	return seg->map_size - seg->huge_off;
 }
 
-/* Take the smallest cached mapping of at least need bytes and at most
- * need * W_MAX, or need * HUGE_GROW_MAX for a block that is growing
- * (realloc): a growing buffer will use the room. */
+static void hcache_remove(unsigned i) /* huge_mutex held */
+{
+	hcache_bytes -= hcache[i]->map_size;
+	for (; i + 1 < hcache_n; i++)
+		hcache[i] = hcache[i + 1];
+	hcache_n--;
+}
+
+/* Take the smallest cached range of at least need bytes: whole when it is
+ * at most need * W_MAX, or need * HUGE_GROW_MAX for a block that is
+ * growing (realloc: a growing buffer will use the room), else its first
+ * need bytes, the rest staying in the cache in its place. */
 #define HUGE_GROW_MAX 4
 static struct segment *hcache_take(size_t need, bool grow)
 {
@@ -109,15 +130,22 @@ static struct segment *hcache_take(size_t need, bool grow)
 	hak_lock(&huge_mutex);
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
-		if (s->map_size >= need && s->map_size <= limit && (!best || s->map_size < best->map_size)) {
+		if (s->map_size >= need && (!best || s->map_size < best->map_size)) {
 			best = s;
 			bi = i;
 		}
 	}
-	if (best) {
-		for (unsigned i = bi + 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
+	if (best && best->map_size > limit) {
+		/* split: the tail keeps the range's place, age and state */
+		struct segment *tail = (struct segment *)((uint8_t *)best + need);
+		tail->map_size = best->map_size - need;
+		tail->cached_since = best->cached_since;
+		tail->purged = best->purged;
+		hcache_bytes -= need;
+		best->map_size = need;
+		hcache[bi] = tail;
+	} else if (best) {
+		hcache_remove(bi);
 	} else if (hcache_evicted_ms != 0) {
 		/* a mapping evicted a moment ago might have served */
 		if (!purge_old(hcache_evicted_ms, os_now_ms(), false) &&
@@ -138,11 +166,13 @@ bool huge_cache_release(void)
 	for (unsigned i = 0; i < hcache_n; i++)
 		gone[i] = hcache[i];
 	hcache_n = 0;
+	hcache_bytes = 0;
 	hcache_grow = 0;
 	atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
 	hak_unlock(&huge_mutex);
 	for (unsigned i = 0; i < ngone; i++)
 		os_unmap(gone[i], gone[i]->map_size);
+	os_unmap_retry(true);
 	return ngone > 0;
 }
 
@@ -227,38 +257,89 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	return p;
 }
 
+/* b, a cached range just after a, joins it (neither is in hcache).  The
+ * result is purged only when both were; then b's header, inside it now,
+ * is cleared too: every byte of a purged range past its first page reads
+ * zero (huge_alloc's calloc relies on it). */
+static struct segment *hcache_join(struct segment *a, struct segment *b)
+{
+	size_t bsize = b->map_size;
+	uint64_t since = b->cached_since > a->cached_since ? b->cached_since : a->cached_since;
+	bool purged = a->purged && b->purged;
+	if (purged)
+		memset(b, 0, sizeof(*b));
+	a->map_size += bsize;
+	a->cached_since = since;
+	a->purged = purged;
+	return a;
+}
+
+/* Put seg into the cache, joined with the cached ranges it touches; the
+ * oldest go (into gone[], to be unmapped) beyond the cap on ranges
+ * (hcache_cap) and beyond HAKMEM_HUGE_CACHE_MB, seg itself if it is
+ * larger than that.  Returns how many went. */
+static unsigned hcache_put(struct segment *seg, struct segment **gone) /* huge_mutex held */
+{
+	for (unsigned i = 0; i < hcache_n;) {
+		struct segment *c = hcache[i];
+		if ((uint8_t *)c + c->map_size == (uint8_t *)seg) {
+			hcache_remove(i);
+			seg = hcache_join(c, seg);
+		} else if ((uint8_t *)seg + seg->map_size == (uint8_t *)c) {
+			hcache_remove(i);
+			seg = hcache_join(seg, c);
+		} else {
+			i++;
+		}
+	}
+	unsigned ngone = 0;
+	uint64_t now = seg->cached_since;
+	while (hcache_n >= hcache_cap()) {
+		gone[ngone++] = hcache[0];
+		hcache_remove(0);
+		hcache_evicted_ms = now;
+	}
+	hcache[hcache_n++] = seg;
+	hcache_bytes += seg->map_size;
+	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
+	while (hcache_bytes > cap) {
+		gone[ngone++] = hcache[0];
+		hcache_remove(0);
+	}
+	if (hcache_n > 0 && atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
+		atomic_store_explicit(&hcache_oldest_ms, now, memory_order_relaxed);
+	return ngone;
+}
+
 void huge_free(struct segment *seg, void *p)
 {
 	(void)p;
 	huge_mark(seg, 0);
 	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
-	struct segment *evict = NULL;
+	struct segment *gone[HUGE_CACHE_MAX + 1];
+	unsigned ngone = 0;
 	bool over = false;
 	if (KNOB(huge_cache) > 0 && seg->huge_off < HAK_SEG_SIZE) {
 		seg->cached_since = os_now_ms();
 		seg->purged = 0;
 		hak_lock(&huge_mutex);
-		if (hcache_n >= hcache_cap()) {
-			evict = hcache[0];
-			for (unsigned i = 1; i < hcache_n; i++)
-				hcache[i - 1] = hcache[i];
-			hcache_n--;
-			hcache_evicted_ms = seg->cached_since;
-		}
-		hcache[hcache_n++] = seg;
-		if (atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
-			atomic_store_explicit(&hcache_oldest_ms, seg->cached_since, memory_order_relaxed);
+		ngone = hcache_put(seg, gone);
 		over = hcache_n > hcache_cap();
 		hak_unlock(&huge_mutex);
-		seg = evict;
-	} else if (KNOB(huge_cache) == 0) {
-		/* switched off (tests do): what it still holds goes */
-		hak_lock(&huge_mutex);
-		over = hcache_n > 0;
-		hak_unlock(&huge_mutex);
+	} else {
+		gone[ngone++] = seg;
+		if (KNOB(huge_cache) == 0) {
+			/* switched off (tests do): what it still holds goes */
+			hak_lock(&huge_mutex);
+			over = hcache_n > 0;
+			hak_unlock(&huge_mutex);
+		}
 	}
-	if (seg)
-		os_unmap(seg, seg->map_size);
+	while (ngone > 0) {
+		ngone--;
+		os_unmap(gone[ngone], gone[ngone]->map_size);
+	}
+	os_unmap_retry(false);
 	uint64_t oldest = atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed);
 	if (over || (oldest != 0 && purge_old(oldest, os_now_ms(), false)))
 		huge_collect(false);
@@ -292,15 +373,14 @@ void huge_collect(bool force)
 	/* beyond the cap now: the oldest go */
 	while (hcache_n > hcache_cap()) {
 		gone[ngone++] = hcache[0];
-		for (unsigned i = 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
+		hcache_remove(0);
 	}
 	hak_unlock(&huge_mutex);
 	while (ngone > 0) {
 		ngone--;
 		os_unmap(gone[ngone], gone[ngone]->map_size);
 	}
+	os_unmap_retry(force);
 }
 
 /* Resize a huge block to n > HAK_LARGE_MAX bytes.  NULL (errno ENOMEM)
@@ -364,10 +444,18 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	}
 	huge_mark(seg, 0);
 	if (os_remap_move(seg, old, need, base) == NULL) {
+		/* refused (counted, os.c): the reservation becomes the new
+		 * block and the pages are copied */
 		huge_mark(seg, 1);
-		os_unmap(base, need);
-		errno = ENOMEM;
-		return NULL;
+		struct segment *ns = (struct segment *)base;
+		ns->map_size = need;
+		void *q = huge_header_init(ns, seg->huge_off, seg->huge_align);
+		memcpy(q, p, usable);
+		huge_mark(ns, 1);
+		atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
+		huge_free(seg, p);
+		errno = saved;
+		return q;
 	}
 	struct segment *ns = (struct segment *)base;
 	ns->map_size = need;
