@@ -14,8 +14,11 @@
  * W_MAX round-up (ace.c), else its front, and the rest stays cached (a
  * split costs no system call, and the pages already faulted in are
  * reused).  After the purge delay the pages of a cached range go back
- * (purge.c); the cache keeps at most HAKMEM_HUGE_CACHE_MB of pages not
- * given back (oldest purged first), and HAKMEM_HUGE_CACHE ranges, more
+ * (purge.c).  The cache keeps at most HAKMEM_HUGE_CACHE_MB, and at most
+ * the peak of live huge bytes less the live bytes now (hcache_trim: the
+ * oldest ranges are unmapped first), so that live blocks and cached
+ * ranges together never need more than the live blocks once did; and at
+ * most HAKMEM_HUGE_CACHE ranges, more
  * while a program reuses more (its built-in tuner: hcache_grow; what it
  * allows now is the knob huge_cache_cap).  realloc grows a huge block in
  * place with mremap, or moves it with mremap (copies it when the kernel
@@ -55,6 +58,20 @@ static unsigned hcache_cap(void) /* huge_mutex held */
 	return v;
 }
 static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
+/* Bytes of the huge blocks in use (their ranges), and the most there
+ * have been: the cache keeps at most the difference (and at most
+ * HAKMEM_HUGE_CACHE_MB), so that the pages of live blocks and cached
+ * ranges together stay within what the live blocks once needed. */
+static _Atomic size_t huge_live, huge_live_peak;
+
+static void huge_live_add(size_t add, size_t sub)
+{
+	size_t now = atomic_fetch_add_explicit(&huge_live, add - sub, memory_order_relaxed) + add - sub;
+	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
+	while (now > peak && !atomic_compare_exchange_weak_explicit(&huge_live_peak, &peak, now,
+								   memory_order_relaxed, memory_order_relaxed))
+		;
+}
 
 /* In the child of fork: if a thread that is gone was changing the cache,
  * its mappings are forgotten (leaked in the child). */
@@ -206,6 +223,23 @@ static void *huge_header_init(struct segment *seg, size_t off, size_t align)
 	return (uint8_t *)seg + off;
 }
 
+static unsigned hcache_trim(struct segment **gone, unsigned ngone);
+
+/* A new mapping made the live bytes grow: the cache may keep less now
+ * (hcache_trim); done before the program touches the new pages. */
+static void huge_trim_after_map(void)
+{
+	struct segment *gone[HUGE_CACHE_MAX + 1];
+	unsigned ngone;
+	hak_lock(&huge_mutex);
+	ngone = hcache_trim(gone, 0);
+	hak_unlock(&huge_mutex);
+	while (ngone > 0) {
+		ngone--;
+		os_unmap(gone[ngone], gone[ngone]->map_size);
+	}
+}
+
 void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 {
 	if (align < 16)
@@ -221,9 +255,10 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	}
 	size_t need = round_seg(off + n);
 	struct segment *seg = NULL;
-	bool fresh = true;
+	bool fresh = true, hit = false;
 	if (align < HAK_SEG_SIZE && KNOB(huge_cache) > 0) {
 		seg = hcache_take(need, grow);
+		hit = seg != NULL;
 		if (seg) {
 			fresh = seg->purged;
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
@@ -250,6 +285,9 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 			seg->map_size = need;
 	}
 	void *p = huge_header_init(seg, off, align);
+	huge_live_add(seg->map_size, 0);
+	if (fresh && !hit)
+		huge_trim_after_map();
 	if (zero && !fresh)
 		memset(p, 0, n);
 	huge_mark(seg, 1);
@@ -274,10 +312,38 @@ static struct segment *hcache_join(struct segment *a, struct segment *b)
 	return a;
 }
 
+/* Keep the cache within its bytes: HAKMEM_HUGE_CACHE_MB, and the peak
+ * of live huge bytes less those live now.  The oldest ranges go first
+ * (into gone[] from index ngone, to be unmapped); of the last one only
+ * the tail beyond the cap.  Returns the new count in gone[]. */
+static unsigned hcache_trim(struct segment **gone, unsigned ngone) /* huge_mutex held */
+{
+	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
+	size_t live = atomic_load_explicit(&huge_live, memory_order_relaxed);
+	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
+	if (peak - live < cap)
+		cap = peak > live ? peak - live : 0;
+	while (hcache_bytes > cap) {
+		struct segment *s = hcache[0];
+		size_t ex = round_seg(hcache_bytes - cap);
+		if (ex < s->map_size) {
+			struct segment *tail = (struct segment *)((uint8_t *)s + s->map_size - ex);
+			tail->map_size = ex;
+			s->map_size -= ex;
+			hcache_bytes -= ex;
+			gone[ngone++] = tail;
+			break;
+		}
+		gone[ngone++] = s;
+		hcache_remove(0);
+	}
+	return ngone;
+}
+
 /* Put seg into the cache, joined with the cached ranges it touches; the
  * oldest go (into gone[], to be unmapped) beyond the cap on ranges
- * (hcache_cap) and beyond HAKMEM_HUGE_CACHE_MB, seg itself if it is
- * larger than that.  Returns how many went. */
+ * (hcache_cap) and beyond the cap on bytes (hcache_trim), seg itself if
+ * it is larger than that.  Returns how many went. */
 static unsigned hcache_put(struct segment *seg, struct segment **gone) /* huge_mutex held */
 {
 	for (unsigned i = 0; i < hcache_n;) {
@@ -301,20 +367,16 @@ static unsigned hcache_put(struct segment *seg, struct segment **gone) /* huge_m
 	}
 	hcache[hcache_n++] = seg;
 	hcache_bytes += seg->map_size;
-	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
-	while (hcache_bytes > cap) {
-		gone[ngone++] = hcache[0];
-		hcache_remove(0);
-	}
 	if (hcache_n > 0 && atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
 		atomic_store_explicit(&hcache_oldest_ms, now, memory_order_relaxed);
-	return ngone;
+	return hcache_trim(gone, ngone);
 }
 
 void huge_free(struct segment *seg, void *p)
 {
 	(void)p;
 	huge_mark(seg, 0);
+	huge_live_add(0, seg->map_size);
 	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
 	struct segment *gone[HUGE_CACHE_MAX + 1];
 	unsigned ngone = 0;
@@ -398,12 +460,14 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	if (need < old) {
 		os_unmap((uint8_t *)seg + need, old - need);
 		seg->map_size = need;
+		huge_live_add(0, old - need);
 		return p;
 	}
 	int saved = errno;
 	/* grow in place when the pages after the mapping are free */
 	if (os_remap(seg, old, need) != NULL) {
 		seg->map_size = need;
+		huge_live_add(need, old);
 		return p;
 	}
 	/* a cached mapping with room to grow: its pages are already there */
@@ -414,6 +478,7 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
 			void *q = huge_header_init(c, noff, seg->huge_align);
+			huge_live_add(c->map_size, 0);
 			memcpy(q, p, usable);
 			huge_mark(c, 1);
 			huge_free(seg, p);
@@ -450,6 +515,7 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 		struct segment *ns = (struct segment *)base;
 		ns->map_size = need;
 		void *q = huge_header_init(ns, seg->huge_off, seg->huge_align);
+		huge_live_add(need, 0);
 		memcpy(q, p, usable);
 		huge_mark(ns, 1);
 		atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
@@ -459,6 +525,7 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	}
 	struct segment *ns = (struct segment *)base;
 	ns->map_size = need;
+	huge_live_add(need, old);
 	huge_mark(ns, 1);
 	errno = saved;
 	return (uint8_t *)ns + ns->huge_off;
