@@ -9,11 +9,11 @@
  * only vm.max_map_count).
  *
  * Freed ranges wait in a cache (hcache) for reuse.  A freed range that
- * touches a cached one merges with it.  A request takes the smallest
- * cached range that holds it: whole when that is within the huge tier's
- * W_MAX round-up (ace.c), else its front, and the rest stays cached (a
- * split costs no system call, and the pages already faulted in are
- * reused).  After the purge delay the pages of a cached range go back
+ * touches a cached one merges with it.  A request takes the front of the
+ * smallest cached range that holds it, and the rest stays cached (a split
+ * costs no system call, and the pages already faulted in are reused).  A request no cached range holds takes the largest one whose
+ * pages are still there, moved (mremap) to the start of a new mapping:
+ * only the rest is faulted in (huge_map_reusing).  After the purge delay the pages of a cached range go back
  * (purge.c).  The cache keeps at most HAKMEM_HUGE_CACHE_MB, and at most
  * the peak of live huge bytes less the live bytes now (hcache_trim: the
  * oldest ranges are unmapped first), so that live blocks and cached
@@ -132,18 +132,17 @@ static void hcache_remove(unsigned i) /* huge_mutex held */
 	hcache_n--;
 }
 
-/* Take the smallest cached range of at least need bytes: whole when it is
- * at most need * W_MAX, or need * HUGE_GROW_MAX for a block that is
- * growing (realloc: a growing buffer will use the room), else its first
- * need bytes, the rest staying in the cache in its place. */
+/* Take the smallest cached range of at least need bytes: its first need
+ * bytes, the rest staying in the cache in its place (a round-up would
+ * only keep pages resident that the block does not use), or the whole
+ * range, up to need * HUGE_GROW_MAX, for a block that is growing (realloc:
+ * a growing buffer will use the room). */
 #define HUGE_GROW_MAX 4
 static struct segment *hcache_take(size_t need, bool grow)
 {
 	struct segment *best = NULL;
 	unsigned bi = 0;
-	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX : ace_wmax_limit(TIER_HUGE, need);
-	if (limit < need)
-		limit = need;
+	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX : need;
 	hak_lock(&huge_mutex);
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
@@ -225,6 +224,48 @@ static void *huge_header_init(struct segment *seg, size_t off, size_t align)
 
 static unsigned hcache_trim(struct segment **gone, unsigned ngone);
 
+/* A miss: the largest cached range whose pages are still there (not
+ * purged), smaller than need, taken out of the cache; NULL if none. */
+static struct segment *hcache_take_dirty(size_t need)
+{
+	struct segment *best = NULL;
+	unsigned bi = 0;
+	hak_lock(&huge_mutex);
+	for (unsigned i = 0; i < hcache_n; i++) {
+		struct segment *s = hcache[i];
+		if (!s->purged && s->map_size < need && (!best || s->map_size > best->map_size)) {
+			best = s;
+			bi = i;
+		}
+	}
+	if (best)
+		hcache_remove(bi);
+	hak_unlock(&huge_mutex);
+	return best;
+}
+
+/* A new mapping of need bytes that starts with the pages of a cached
+ * range (moved there by mremap, not copied): only the rest is faulted in
+ * when the program touches it.  *dirty: the bytes at its start that may
+ * hold old data.  NULL when no cached range has pages to give. */
+static struct segment *huge_map_reusing(size_t need, size_t *dirty)
+{
+	struct segment *r = hcache_take_dirty(need);
+	if (r == NULL)
+		return NULL;
+	size_t rsize = r->map_size;
+	struct segment *dst = os_map_aligned(need, HAK_SEG_SIZE);
+	if (dst != NULL && os_remap_move(r, rsize, need, dst) != NULL) {
+		*dirty = rsize;
+	} else {
+		*dirty = 0; /* refused (counted): dst is a plain new mapping */
+		os_unmap(r, rsize);
+	}
+	if (dst != NULL)
+		dst->map_size = need;
+	return dst;
+}
+
 /* A new mapping made the live bytes grow: the cache may keep less now
  * (hcache_trim); done before the program touches the new pages. */
 static void huge_trim_after_map(void)
@@ -256,12 +297,15 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	size_t need = round_seg(off + n);
 	struct segment *seg = NULL;
 	bool fresh = true, hit = false;
+	size_t dirty = need; /* bytes at the start that may hold old data */
 	if (align < HAK_SEG_SIZE && KNOB(huge_cache) > 0) {
 		seg = hcache_take(need, grow);
 		hit = seg != NULL;
 		if (seg) {
 			fresh = seg->purged;
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
+		} else if ((seg = huge_map_reusing(need, &dirty)) != NULL) {
+			fresh = dirty == 0;
 		}
 	}
 	bool retried = false;
@@ -286,10 +330,10 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	}
 	void *p = huge_header_init(seg, off, align);
 	huge_live_add(seg->map_size, 0);
-	if (fresh && !hit)
+	if (!hit)
 		huge_trim_after_map();
 	if (zero && !fresh)
-		memset(p, 0, n);
+		memset(p, 0, n < dirty - off ? n : dirty - off);
 	huge_mark(seg, 1);
 	atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
 	return p;

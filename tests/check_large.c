@@ -5,7 +5,7 @@
  *
  * huge_alloc for sizes 1 MiB+1 .. 64 MiB and alignments up to 64 MiB (the
  * SEGMAP_PREV case: header one region below the block); the huge cache
- * (hits, the W_MAX bound, eviction, HAKMEM_HUGE_CACHE=0), calloc zeroing
+ * (hits, splits and joins, eviction, HAKMEM_HUGE_CACHE=0), calloc zeroing
  * after reuse with and without a purge; huge_realloc shrinking, growing in
  * place and moving, keeping contents and alignment; hak_usable_size;
  * 70,000 blocks of 1.1 MiB stay a few kernel mappings and give their
@@ -211,15 +211,15 @@ START_TEST(test_huge_cache)
 	ck_assert_uint_eq(st1.huge_cache_hits, st0.huge_cache_hits + 1);
 	ck_assert_uint_eq(st1.huge_allocs, st0.huge_allocs + 2);
 	check_huge(q, 5 * MiB, 16);
-	/* a smaller request within W_MAX reuses it too */
+	/* a smaller request needing as many regions reuses it too */
 	hak_free(q);
 	q = hak_malloc(4 * MiB + 1); /* needs 6 MiB */
 	ck_assert_ptr_eq(q, p);
 	ck_assert_uint_eq(stats().huge_cache_hits, st0.huge_cache_hits + 2);
 	check_huge(q, 4 * MiB + 1, 16);
 	hak_free(q);
-	/* beyond W_MAX (6 > 2 * 1.25): a 2 MiB request takes the front of
-	 * the 6 MiB range, the other 4 MiB stay cached; no mapping is made */
+	/* a 2 MiB request takes the front of the 6 MiB range, the other 4 MiB
+	 * stay cached; no mapping is made */
 	struct hak_stats st2 = stats();
 	q = hak_malloc(MiB + 100); /* needs 2 MiB */
 	uint8_t *r = hak_malloc(3 * MiB); /* needs 4 MiB: the rest, whole */
@@ -611,7 +611,7 @@ START_TEST(test_huge_cache_split_join_bound)
 	n = huge_cache_state(&cap);
 	ck_assert_uint_eq(n, 1);
 	struct hak_stats st0 = stats();
-	uint8_t *c = hak_malloc(12 * MiB); /* 14 MiB (20 > 14 * W_MAX): the front */
+	uint8_t *c = hak_malloc(12 * MiB); /* 14 MiB: the front */
 	struct hak_stats st1 = stats();
 	ck_assert_ptr_eq(c, b[4]);
 	ck_assert_uint_eq(st1.huge_cache_hits, st0.huge_cache_hits + 1);
@@ -673,6 +673,36 @@ START_TEST(test_huge_churn_bounded)
 	ck_assert_uint_ge(st1.huge_cache_hits - st0.huge_cache_hits, ROUNDS / 2);
 	for (int i = 0; i < N; i++)
 		hak_free(b[i]);
+}
+END_TEST
+
+/* A request no cached range holds takes the pages of the largest cached
+ * one, moved (not copied, not faulted anew) to the start of its new
+ * mapping; calloc still gives zeroes. */
+START_TEST(test_huge_miss_reuses_pages)
+{
+	hak_cfg.purge_delay_ms = 3600000;
+	for (int k = 0; k < 2; k++) {
+		uint8_t *a = hak_malloc(8 * MiB); /* a 10 MiB range */
+		ck_assert_ptr_nonnull(a);
+		memset(a, 0x3c, 8 * MiB);
+		hak_free(a);
+		struct hak_stats st0 = stats();
+		uint8_t *b = k == 0 ? hak_malloc(16 * MiB) : hak_calloc(1, 16 * MiB);
+		struct hak_stats st1 = stats();
+		unsigned cap, n = huge_cache_state(&cap);
+		ck_assert_ptr_nonnull(b);
+		check_huge(b, 16 * MiB, 16);
+		ck_assert_uint_eq(n, 0);
+		ck_assert_uint_eq(st1.os_purged, st0.os_purged);
+		ck_assert_uint_eq(st1.os_remap_failures, st0.os_remap_failures);
+		if (k == 0) /* the old pages, where they were in the range */
+			ck_assert_msg(b[0] == 0x3c && b[8 * MiB - 1] == 0x3c,
+				      "a miss did not reuse the cached pages");
+		else
+			ck_assert(all_zero(b, 16 * MiB));
+		hak_free(b);
+	}
 }
 END_TEST
 
@@ -785,6 +815,7 @@ static Suite *large_suite(void)
 	tcase_add_test(tc, test_huge_calloc_after_reuse);
 	tcase_add_test(tc, test_huge_cache_split_join_bound);
 	tcase_add_test(tc, test_huge_churn_bounded);
+	tcase_add_test(tc, test_huge_miss_reuses_pages);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("realloc");
