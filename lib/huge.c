@@ -367,6 +367,10 @@ static unsigned hcache_trim(struct segment **gone, unsigned ngone) /* huge_mutex
 	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
 	if (peak - live < cap)
 		cap = peak > live ? peak - live : 0;
+	else if (hcache_bytes > cap)
+		cap -= cap / 4; /* over HAKMEM_HUGE_CACHE_MB: a quarter more goes,
+				 * so that a stream of frees is not one
+				 * munmap each */
 	while (hcache_bytes > cap) {
 		struct segment *s = hcache[0];
 		size_t ex = round_seg(hcache_bytes - cap);
