@@ -5,6 +5,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#ifndef MAP_FIXED_NOREPLACE /* C libraries older than the flag (Linux 4.17) */
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
 struct os_counters os_ctr;
 
 /* Fault injection, for the tests only (no environment variable sets it):
