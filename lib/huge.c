@@ -11,17 +11,18 @@
  * Freed ranges wait in a cache (hcache) for reuse.  A freed range that
  * touches a cached one merges with it.  A request takes the front of the
  * smallest cached range that holds it, and the rest stays cached (a split
- * costs no system call, and the pages already faulted in are reused).  A request no cached range holds takes the largest one whose
- * pages are still there, moved (mremap) to the start of a new mapping:
- * only the rest is faulted in (huge_map_reusing).  After the purge delay the pages of a cached range go back
- * (purge.c).  The cache keeps at most HAKMEM_HUGE_CACHE_MB, and at most
- * the peak of live huge bytes less the live bytes now (hcache_trim: the
- * oldest ranges are unmapped first), so that live blocks and cached
- * ranges together never need more than the live blocks once did; and at
- * most HAKMEM_HUGE_CACHE ranges, more
- * while a program reuses more (its built-in tuner: hcache_grow; what it
- * allows now is the knob huge_cache_cap).  realloc grows a huge block in
- * place with mremap, or moves it with mremap (copies it when the kernel
+ * costs no system call, and the pages already faulted in are reused).  A
+ * request no cached range holds takes the largest one whose pages are
+ * still there, moved (mremap) to the start of a new mapping: only the
+ * rest is faulted in (huge_map_reusing).  After the purge delay the pages
+ * of a cached range go back (purge.c).  The cache keeps at most
+ * HAKMEM_HUGE_CACHE_MB, and at most the peak of live huge bytes less the
+ * live bytes now (hcache_trim: the oldest ranges are unmapped first), so
+ * that live blocks and cached ranges together never need more than the
+ * live blocks once did; and at most HAKMEM_HUGE_CACHE ranges, more while
+ * a program reuses more (its built-in tuner: hcache_grow; what it allows
+ * now is the knob huge_cache_cap).  realloc grows a huge block in place
+ * with mremap, or moves it with mremap (copies it when the kernel
  * refuses). */
 #include "internal.h"
 
@@ -365,8 +366,8 @@ static unsigned hcache_trim(struct segment **gone, unsigned ngone) /* huge_mutex
 	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
 	size_t live = atomic_load_explicit(&huge_live, memory_order_relaxed);
 	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
-	if (peak - live < cap)
-		cap = peak > live ? peak - live : 0;
+	if (live >= peak || peak - live < cap)
+		cap = live >= peak ? 0 : peak - live;
 	else if (hcache_bytes > cap)
 		cap -= cap / 4; /* over HAKMEM_HUGE_CACHE_MB: a quarter more goes,
 				 * so that a stream of frees is not one
