@@ -21,20 +21,20 @@
 
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
 	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
-	bench/batch-hakmem bench/rounds-hakmem
+	bench/batch-hakmem bench/rounds-hakmem bench/bigblocks-hakmem
 bench_hakmem_secure_programs = bench/larson-hakmem-secure \
 	bench/churn-hakmem-secure bench/xthread-hakmem-secure \
 	bench/realloc-hakmem-secure bench/scratch-hakmem-secure \
-	bench/batch-hakmem-secure bench/rounds-hakmem-secure
+	bench/batch-hakmem-secure bench/rounds-hakmem-secure bench/bigblocks-hakmem-secure
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
 	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
-	bench/batch-jemalloc bench/rounds-jemalloc
+	bench/batch-jemalloc bench/rounds-jemalloc bench/bigblocks-jemalloc
 bench_mimalloc_programs = bench/larson-mimalloc bench/churn-mimalloc \
 	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc \
-	bench/batch-mimalloc bench/rounds-mimalloc
+	bench/batch-mimalloc bench/rounds-mimalloc bench/bigblocks-mimalloc
 bench_system_programs = bench/larson-system bench/churn-system \
 	bench/xthread-system bench/realloc-system bench/scratch-system \
-	bench/batch-system bench/rounds-system
+	bench/batch-system bench/rounds-system bench/bigblocks-system
 
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
@@ -199,6 +199,24 @@ bench_rounds_system_CFLAGS = $(bench_cflags)
 bench_rounds_system_LDFLAGS = $(bench_ldflags)
 bench_rounds_system_LDADD = $(bench_system_libs)
 
+# bigblocks
+bench_bigblocks_hakmem_SOURCES = bench/bigblocks.c bench/common.h
+bench_bigblocks_hakmem_CFLAGS = $(bench_cflags)
+bench_bigblocks_hakmem_LDFLAGS = $(bench_ldflags)
+bench_bigblocks_hakmem_LDADD = $(bench_hakmem_libs)
+bench_bigblocks_jemalloc_SOURCES = bench/bigblocks.c bench/common.h
+bench_bigblocks_jemalloc_CFLAGS = $(bench_cflags) $(JEMALLOC_CFLAGS)
+bench_bigblocks_jemalloc_LDFLAGS = $(bench_ldflags)
+bench_bigblocks_jemalloc_LDADD = $(bench_jemalloc_libs)
+bench_bigblocks_mimalloc_SOURCES = bench/bigblocks.c bench/common.h
+bench_bigblocks_mimalloc_CFLAGS = $(bench_cflags) $(MIMALLOC_CFLAGS)
+bench_bigblocks_mimalloc_LDFLAGS = $(bench_ldflags)
+bench_bigblocks_mimalloc_LDADD = $(bench_mimalloc_libs)
+bench_bigblocks_system_SOURCES = bench/bigblocks.c bench/common.h
+bench_bigblocks_system_CFLAGS = $(bench_cflags)
+bench_bigblocks_system_LDFLAGS = $(bench_ldflags)
+bench_bigblocks_system_LDADD = $(bench_system_libs)
+
 BENCH_PROFILE = quick
 
 # The allocators configure left in (--with-jemalloc, --with-mimalloc),
@@ -254,6 +272,10 @@ bench_batch_hakmem_secure_SOURCES = bench/batch.c bench/common.h
 bench_batch_hakmem_secure_CFLAGS = $(bench_cflags)
 bench_batch_hakmem_secure_LDFLAGS = $(bench_ldflags)
 bench_batch_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+bench_bigblocks_hakmem_secure_SOURCES = bench/bigblocks.c bench/common.h
+bench_bigblocks_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_bigblocks_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_bigblocks_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
 
 bench_rounds_hakmem_secure_SOURCES = bench/rounds.c bench/common.h
 bench_rounds_hakmem_secure_CFLAGS = $(bench_cflags)

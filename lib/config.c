@@ -43,6 +43,7 @@ struct hak_config hak_cfg = {
 	.purge_thread = 1,
 	.segment_cache = 8,
 	.huge_cache = 8,
+	.huge_cache_mb = 256,
 	.wmax_pct = 125,
 	.pool_refill_batch = 2,
 	.pool_cap = 4,
@@ -73,6 +74,7 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_PURGE_THREAD", &hak_cfg.purge_thread, 0, 1, 0, NULL },
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 0, NULL },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 0, NULL },
+	{ "HAKMEM_HUGE_CACHE_MB", &hak_cfg.huge_cache_mb, 0, 1048576, 0, NULL },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 2, NULL },
 	/* the secure build (libhakmem-secure) only; accepted and unused in
 	 * the default one */

@@ -1,15 +1,29 @@
-/* huge.c - huge blocks (> 1 MiB): one mapping each.
+/* huge.c - huge blocks (> 1 MiB): a range of mapped 2 MiB regions each.
  *
- * Each block is its own mapping, a whole number of 2 MiB regions,
- * 2 MiB-aligned, with the segment header in its first page and the block
- * at base + huge_off.  A block aligned to 2 MiB or more sits at base + 2
- * MiB and its region is marked SEGMAP_PREV.  Freed mappings wait in a small
- * cache for reuse by a request they fit within the huge tier's W_MAX
- * round-up (ace.c); after the purge delay their pages go back (purge.c).
- * The cache holds HAKMEM_HUGE_CACHE mappings, more while a program reuses
- * more (its built-in tuner: hcache_grow; what it allows now is the knob
- * huge_cache_cap).  realloc grows a huge block in place with mremap, or
- * moves it with mremap: its pages are never copied. */
+ * Each block is a whole number of 2 MiB regions, 2 MiB-aligned, with the
+ * segment header in its first page and the block at base + huge_off.  A
+ * block aligned to 2 MiB or more sits at base + 2 MiB and its region is
+ * marked SEGMAP_PREV.  os_map_aligned places each new mapping just below
+ * the last one, so that the kernel merges them into one VMA: 70,000
+ * blocks are a handful of kernel mappings, not 70,000 (a process may hold
+ * only vm.max_map_count).
+ *
+ * Freed ranges wait in a cache (hcache) for reuse.  A freed range that
+ * touches a cached one merges with it.  A request takes the front of the
+ * smallest cached range that holds it, and the rest stays cached (a split
+ * costs no system call, and the pages already faulted in are reused).  A
+ * request no cached range holds takes the largest one whose pages are
+ * still there, moved (mremap) to the start of a new mapping: only the
+ * rest is faulted in (huge_map_reusing).  After the purge delay the pages
+ * of a cached range go back (purge.c).  The cache keeps at most
+ * HAKMEM_HUGE_CACHE_MB, and at most the peak of live huge bytes less the
+ * live bytes now (hcache_trim: the oldest ranges are unmapped first), so
+ * that live blocks and cached ranges together never need more than the
+ * live blocks once did; and at most HAKMEM_HUGE_CACHE ranges, more while
+ * a program reuses more (its built-in tuner: hcache_grow; what it allows
+ * now is the knob huge_cache_cap).  realloc grows a huge block in place
+ * with mremap, or moves it with mremap (copies it when the kernel
+ * refuses). */
 #include "internal.h"
 
 #include <errno.h>
@@ -22,6 +36,7 @@
 static struct hak_lock huge_mutex = HAK_LOCK_INIT_ADAPTIVE;
 static struct segment *hcache[HUGE_CACHE_MAX]; /* oldest first */
 static unsigned hcache_n;
+static size_t hcache_bytes; /* bytes of the cached ranges (<= HAKMEM_HUGE_CACHE_MB) */
 /* The cache holds HAKMEM_HUGE_CACHE mappings, doubled hcache_grow times
  * (at most HUGE_CACHE_MAX): a program that frees a batch of more huge
  * blocks than that and allocates them again would unmap and map them on
@@ -44,6 +59,20 @@ static unsigned hcache_cap(void) /* huge_mutex held */
 	return v;
 }
 static _Atomic uint64_t huge_allocs, huge_hits, huge_frees;
+/* Bytes of the huge blocks in use (their ranges), and the most there
+ * have been: the cache keeps at most the difference (and at most
+ * HAKMEM_HUGE_CACHE_MB), so that the pages of live blocks and cached
+ * ranges together stay within what the live blocks once needed. */
+static _Atomic size_t huge_live, huge_live_peak;
+
+static void huge_live_add(size_t add, size_t sub)
+{
+	size_t now = atomic_fetch_add_explicit(&huge_live, add - sub, memory_order_relaxed) + add - sub;
+	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
+	while (now > peak && !atomic_compare_exchange_weak_explicit(&huge_live_peak, &peak, now,
+								   memory_order_relaxed, memory_order_relaxed))
+		;
+}
 
 /* In the child of fork: if a thread that is gone was changing the cache,
  * its mappings are forgotten (leaked in the child). */
@@ -51,6 +80,7 @@ void huge_fork_child(void)
 {
 	if (hak_lock_after_fork(&huge_mutex) < 0) {
 		hcache_n = 0;
+		hcache_bytes = 0;
 		hcache_grow = 0;
 		hcache_evicted_ms = 0;
 		atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
@@ -95,29 +125,44 @@ size_t huge_usable(struct segment *seg, const void *p)
 	return seg->map_size - seg->huge_off;
 }
 
-/* Take the smallest cached mapping of at least need bytes and at most
- * need * W_MAX, or need * HUGE_GROW_MAX for a block that is growing
- * (realloc): a growing buffer will use the room. */
+static void hcache_remove(unsigned i) /* huge_mutex held */
+{
+	hcache_bytes -= hcache[i]->map_size;
+	for (; i + 1 < hcache_n; i++)
+		hcache[i] = hcache[i + 1];
+	hcache_n--;
+}
+
+/* Take the smallest cached range of at least need bytes: its first need
+ * bytes, the rest staying in the cache in its place (a round-up would
+ * only keep pages resident that the block does not use), or the whole
+ * range, up to need * HUGE_GROW_MAX, for a block that is growing (realloc:
+ * a growing buffer will use the room). */
 #define HUGE_GROW_MAX 4
 static struct segment *hcache_take(size_t need, bool grow)
 {
 	struct segment *best = NULL;
 	unsigned bi = 0;
-	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX : ace_wmax_limit(TIER_HUGE, need);
-	if (limit < need)
-		limit = need;
+	uint64_t limit = grow ? (uint64_t)need * HUGE_GROW_MAX : need;
 	hak_lock(&huge_mutex);
 	for (unsigned i = 0; i < hcache_n; i++) {
 		struct segment *s = hcache[i];
-		if (s->map_size >= need && s->map_size <= limit && (!best || s->map_size < best->map_size)) {
+		if (s->map_size >= need && (!best || s->map_size < best->map_size)) {
 			best = s;
 			bi = i;
 		}
 	}
-	if (best) {
-		for (unsigned i = bi + 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
+	if (best && best->map_size > limit) {
+		/* split: the tail keeps the range's place, age and state */
+		struct segment *tail = (struct segment *)((uint8_t *)best + need);
+		tail->map_size = best->map_size - need;
+		tail->cached_since = best->cached_since;
+		tail->purged = best->purged;
+		hcache_bytes -= need;
+		best->map_size = need;
+		hcache[bi] = tail;
+	} else if (best) {
+		hcache_remove(bi);
 	} else if (hcache_evicted_ms != 0) {
 		/* a mapping evicted a moment ago might have served */
 		if (!purge_old(hcache_evicted_ms, os_now_ms(), false) &&
@@ -138,11 +183,13 @@ bool huge_cache_release(void)
 	for (unsigned i = 0; i < hcache_n; i++)
 		gone[i] = hcache[i];
 	hcache_n = 0;
+	hcache_bytes = 0;
 	hcache_grow = 0;
 	atomic_store_explicit(&hcache_oldest_ms, 0, memory_order_relaxed);
 	hak_unlock(&huge_mutex);
 	for (unsigned i = 0; i < ngone; i++)
 		os_unmap(gone[i], gone[i]->map_size);
+	os_unmap_retry(true);
 	return ngone > 0;
 }
 
@@ -176,6 +223,65 @@ static void *huge_header_init(struct segment *seg, size_t off, size_t align)
 	return (uint8_t *)seg + off;
 }
 
+static unsigned hcache_trim(struct segment **gone, unsigned ngone);
+
+/* A miss: the largest cached range whose pages are still there (not
+ * purged), smaller than need, taken out of the cache; NULL if none. */
+static struct segment *hcache_take_dirty(size_t need)
+{
+	struct segment *best = NULL;
+	unsigned bi = 0;
+	hak_lock(&huge_mutex);
+	for (unsigned i = 0; i < hcache_n; i++) {
+		struct segment *s = hcache[i];
+		if (!s->purged && s->map_size < need && (!best || s->map_size > best->map_size)) {
+			best = s;
+			bi = i;
+		}
+	}
+	if (best)
+		hcache_remove(bi);
+	hak_unlock(&huge_mutex);
+	return best;
+}
+
+/* A new mapping of need bytes that starts with the pages of a cached
+ * range (moved there by mremap, not copied): only the rest is faulted in
+ * when the program touches it.  *dirty: the bytes at its start that may
+ * hold old data.  NULL when no cached range has pages to give. */
+static struct segment *huge_map_reusing(size_t need, size_t *dirty)
+{
+	struct segment *r = hcache_take_dirty(need);
+	if (r == NULL)
+		return NULL;
+	size_t rsize = r->map_size;
+	struct segment *dst = os_map_aligned(need, HAK_SEG_SIZE);
+	if (dst != NULL && os_remap_move(r, rsize, need, dst) != NULL) {
+		*dirty = rsize;
+	} else {
+		*dirty = 0; /* refused (counted): dst is a plain new mapping */
+		os_unmap(r, rsize);
+	}
+	if (dst != NULL)
+		dst->map_size = need;
+	return dst;
+}
+
+/* A new mapping made the live bytes grow: the cache may keep less now
+ * (hcache_trim); done before the program touches the new pages. */
+static void huge_trim_after_map(void)
+{
+	struct segment *gone[HUGE_CACHE_MAX + 1];
+	unsigned ngone;
+	hak_lock(&huge_mutex);
+	ngone = hcache_trim(gone, 0);
+	hak_unlock(&huge_mutex);
+	while (ngone > 0) {
+		ngone--;
+		os_unmap(gone[ngone], gone[ngone]->map_size);
+	}
+}
+
 void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 {
 	if (align < 16)
@@ -191,12 +297,16 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 	}
 	size_t need = round_seg(off + n);
 	struct segment *seg = NULL;
-	bool fresh = true;
+	bool fresh = true, hit = false;
+	size_t dirty = need; /* bytes at the start that may hold old data */
 	if (align < HAK_SEG_SIZE && KNOB(huge_cache) > 0) {
 		seg = hcache_take(need, grow);
+		hit = seg != NULL;
 		if (seg) {
 			fresh = seg->purged;
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
+		} else if ((seg = huge_map_reusing(need, &dirty)) != NULL) {
+			fresh = dirty == 0;
 		}
 	}
 	bool retried = false;
@@ -220,45 +330,127 @@ void *huge_alloc(size_t n, size_t align, bool zero, bool grow)
 			seg->map_size = need;
 	}
 	void *p = huge_header_init(seg, off, align);
+	huge_live_add(seg->map_size, 0);
+	if (!hit)
+		huge_trim_after_map();
 	if (zero && !fresh)
-		memset(p, 0, n);
+		memset(p, 0, n < dirty - off ? n : dirty - off);
 	huge_mark(seg, 1);
 	atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
 	return p;
+}
+
+/* b, a cached range just after a, joins it (neither is in hcache).  The
+ * result is purged only when both were; then b's header, inside it now,
+ * is cleared too: every byte of a purged range past its first page reads
+ * zero (huge_alloc's calloc relies on it). */
+static struct segment *hcache_join(struct segment *a, struct segment *b)
+{
+	size_t bsize = b->map_size;
+	uint64_t since = b->cached_since > a->cached_since ? b->cached_since : a->cached_since;
+	bool purged = a->purged && b->purged;
+	if (purged)
+		memset(b, 0, sizeof(*b));
+	a->map_size += bsize;
+	a->cached_since = since;
+	a->purged = purged;
+	return a;
+}
+
+/* Keep the cache within its bytes: HAKMEM_HUGE_CACHE_MB, and the peak
+ * of live huge bytes less those live now.  The oldest ranges go first
+ * (into gone[] from index ngone, to be unmapped); of the last one only
+ * the tail beyond the cap.  Returns the new count in gone[]. */
+static unsigned hcache_trim(struct segment **gone, unsigned ngone) /* huge_mutex held */
+{
+	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
+	size_t live = atomic_load_explicit(&huge_live, memory_order_relaxed);
+	size_t peak = atomic_load_explicit(&huge_live_peak, memory_order_relaxed);
+	if (live >= peak || peak - live < cap)
+		cap = live >= peak ? 0 : peak - live;
+	else if (hcache_bytes > cap)
+		cap -= cap / 4; /* over HAKMEM_HUGE_CACHE_MB: a quarter more goes,
+				 * so that a stream of frees is not one
+				 * munmap each */
+	while (hcache_bytes > cap) {
+		struct segment *s = hcache[0];
+		size_t ex = round_seg(hcache_bytes - cap);
+		if (ex < s->map_size) {
+			struct segment *tail = (struct segment *)((uint8_t *)s + s->map_size - ex);
+			tail->map_size = ex;
+			s->map_size -= ex;
+			hcache_bytes -= ex;
+			gone[ngone++] = tail;
+			break;
+		}
+		gone[ngone++] = s;
+		hcache_remove(0);
+	}
+	return ngone;
+}
+
+/* Put seg into the cache, joined with the cached ranges it touches; the
+ * oldest go (into gone[], to be unmapped) beyond the cap on ranges
+ * (hcache_cap) and beyond the cap on bytes (hcache_trim), seg itself if
+ * it is larger than that.  Returns how many went. */
+static unsigned hcache_put(struct segment *seg, struct segment **gone) /* huge_mutex held */
+{
+	for (unsigned i = 0; i < hcache_n;) {
+		struct segment *c = hcache[i];
+		if ((uint8_t *)c + c->map_size == (uint8_t *)seg) {
+			hcache_remove(i);
+			seg = hcache_join(c, seg);
+		} else if ((uint8_t *)seg + seg->map_size == (uint8_t *)c) {
+			hcache_remove(i);
+			seg = hcache_join(seg, c);
+		} else {
+			i++;
+		}
+	}
+	unsigned ngone = 0;
+	uint64_t now = seg->cached_since;
+	while (hcache_n >= hcache_cap()) {
+		gone[ngone++] = hcache[0];
+		hcache_remove(0);
+		hcache_evicted_ms = now;
+	}
+	hcache[hcache_n++] = seg;
+	hcache_bytes += seg->map_size;
+	if (hcache_n > 0 && atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
+		atomic_store_explicit(&hcache_oldest_ms, now, memory_order_relaxed);
+	return hcache_trim(gone, ngone);
 }
 
 void huge_free(struct segment *seg, void *p)
 {
 	(void)p;
 	huge_mark(seg, 0);
+	huge_live_add(0, seg->map_size);
 	atomic_fetch_add_explicit(&huge_frees, 1, memory_order_relaxed);
-	struct segment *evict = NULL;
+	struct segment *gone[HUGE_CACHE_MAX + 1];
+	unsigned ngone = 0;
 	bool over = false;
 	if (KNOB(huge_cache) > 0 && seg->huge_off < HAK_SEG_SIZE) {
 		seg->cached_since = os_now_ms();
 		seg->purged = 0;
 		hak_lock(&huge_mutex);
-		if (hcache_n >= hcache_cap()) {
-			evict = hcache[0];
-			for (unsigned i = 1; i < hcache_n; i++)
-				hcache[i - 1] = hcache[i];
-			hcache_n--;
-			hcache_evicted_ms = seg->cached_since;
-		}
-		hcache[hcache_n++] = seg;
-		if (atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed) == 0)
-			atomic_store_explicit(&hcache_oldest_ms, seg->cached_since, memory_order_relaxed);
+		ngone = hcache_put(seg, gone);
 		over = hcache_n > hcache_cap();
 		hak_unlock(&huge_mutex);
-		seg = evict;
-	} else if (KNOB(huge_cache) == 0) {
-		/* switched off (tests do): what it still holds goes */
-		hak_lock(&huge_mutex);
-		over = hcache_n > 0;
-		hak_unlock(&huge_mutex);
+	} else {
+		gone[ngone++] = seg;
+		if (KNOB(huge_cache) == 0) {
+			/* switched off (tests do): what it still holds goes */
+			hak_lock(&huge_mutex);
+			over = hcache_n > 0;
+			hak_unlock(&huge_mutex);
+		}
 	}
-	if (seg)
-		os_unmap(seg, seg->map_size);
+	while (ngone > 0) {
+		ngone--;
+		os_unmap(gone[ngone], gone[ngone]->map_size);
+	}
+	os_unmap_retry(false);
 	uint64_t oldest = atomic_load_explicit(&hcache_oldest_ms, memory_order_relaxed);
 	if (over || (oldest != 0 && purge_old(oldest, os_now_ms(), false)))
 		huge_collect(false);
@@ -292,15 +484,14 @@ void huge_collect(bool force)
 	/* beyond the cap now: the oldest go */
 	while (hcache_n > hcache_cap()) {
 		gone[ngone++] = hcache[0];
-		for (unsigned i = 1; i < hcache_n; i++)
-			hcache[i - 1] = hcache[i];
-		hcache_n--;
+		hcache_remove(0);
 	}
 	hak_unlock(&huge_mutex);
 	while (ngone > 0) {
 		ngone--;
 		os_unmap(gone[ngone], gone[ngone]->map_size);
 	}
+	os_unmap_retry(force);
 }
 
 /* Resize a huge block to n > HAK_LARGE_MAX bytes.  NULL (errno ENOMEM)
@@ -318,12 +509,14 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	if (need < old) {
 		os_unmap((uint8_t *)seg + need, old - need);
 		seg->map_size = need;
+		huge_live_add(0, old - need);
 		return p;
 	}
 	int saved = errno;
 	/* grow in place when the pages after the mapping are free */
 	if (os_remap(seg, old, need) != NULL) {
 		seg->map_size = need;
+		huge_live_add(need, old);
 		return p;
 	}
 	/* a cached mapping with room to grow: its pages are already there */
@@ -334,6 +527,7 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 			atomic_fetch_add_explicit(&huge_hits, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
 			void *q = huge_header_init(c, noff, seg->huge_align);
+			huge_live_add(c->map_size, 0);
 			memcpy(q, p, usable);
 			huge_mark(c, 1);
 			huge_free(seg, p);
@@ -364,13 +558,23 @@ void *huge_realloc(struct segment *seg, void *p, size_t n)
 	}
 	huge_mark(seg, 0);
 	if (os_remap_move(seg, old, need, base) == NULL) {
+		/* refused (counted, os.c): the reservation becomes the new
+		 * block and the pages are copied */
 		huge_mark(seg, 1);
-		os_unmap(base, need);
-		errno = ENOMEM;
-		return NULL;
+		struct segment *ns = (struct segment *)base;
+		ns->map_size = need;
+		void *q = huge_header_init(ns, seg->huge_off, seg->huge_align);
+		huge_live_add(need, 0);
+		memcpy(q, p, usable);
+		huge_mark(ns, 1);
+		atomic_fetch_add_explicit(&huge_allocs, 1, memory_order_relaxed);
+		huge_free(seg, p);
+		errno = saved;
+		return q;
 	}
 	struct segment *ns = (struct segment *)base;
 	ns->map_size = need;
+	huge_live_add(need, old);
 	huge_mark(ns, 1);
 	errno = saved;
 	return (uint8_t *)ns + ns->huge_off;

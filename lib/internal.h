@@ -191,6 +191,7 @@ struct hak_config {
 	_Atomic long purge_thread;   /* HAKMEM_PURGE_THREAD */
 	_Atomic long segment_cache;  /* HAKMEM_SEGMENT_CACHE */
 	_Atomic long huge_cache;     /* HAKMEM_HUGE_CACHE */
+	_Atomic long huge_cache_mb;  /* HAKMEM_HUGE_CACHE_MB */
 	_Atomic long wmax_pct;       /* HAKMEM_WMAX, in hundredths */
 	_Atomic long pool_refill_batch; /* HAKMEM_POOL_REFILL_BATCH */
 	_Atomic long pool_cap;       /* HAKMEM_POOL_CAP */
@@ -278,7 +279,10 @@ uint64_t ace_wmax_limit(int tier, uint64_t need);
  * ==================================================================== */
 void *os_map(size_t size);                       /* NULL on failure */
 void *os_map_aligned(size_t size, size_t align); /* align: power of 2 >= page */
-void os_unmap(void *p, size_t size);
+/* false: the kernel refused; the range was purged and waits for
+ * os_unmap_retry (counted in os_ctr.unmap_failures, unmap_pending) */
+bool os_unmap(void *p, size_t size);
+bool os_unmap_retry(bool now);                   /* true: none waits */
 void os_purge(void *p, size_t size);             /* give pages back, keep range */
 /* mremap: grow in place; move onto dst (a reservation of size bytes the
  * caller mapped).  NULL on failure, the mappings as they were. */
@@ -288,11 +292,16 @@ void os_guard(void *p, size_t size);             /* no access (PROT_NONE) */
 uint64_t os_now_ms(void);                        /* coarse monotonic clock */
 struct os_counters {
 	_Atomic uint64_t mapped, mapped_peak, map_calls, unmap_calls, purged;
+	/* munmap calls refused, and the bytes they left waiting for a retry
+	 * or (the list of waiting ranges full) mapped for good; moving
+	 * mremap calls refused */
+	_Atomic uint64_t unmap_failures, unmap_pending, unmap_lost, remap_failures;
 };
 extern struct os_counters os_ctr;
 /* Fault injection for the tests (os.c): the n-th mapping call from now
- * fails (0: off); sticky: every one after it too. */
-extern _Atomic long os_fail_countdown, os_fail_sticky;
+ * fails (0: off); sticky: every one after it too; the unmap countdown
+ * does the same for munmap. */
+extern _Atomic long os_fail_countdown, os_fail_unmap_countdown, os_fail_sticky;
 extern _Atomic uint64_t os_fail_injected;
 
 /* ======================================================================

@@ -735,6 +735,8 @@ static int hak_malloc_info(int options, FILE *fp)
 		C(threads_started), C(threads_exited), C(pool_page_refills),
 		C(pool_pages_taken), C(pool_shared_pushes), C(pool_shared_pops),
 		C(pool_shared_pages), C(pool_cas), C(pool_cas_retries),
+		C(os_unmap_failures), C(os_unmap_pending), C(os_unmap_lost),
+		C(os_remap_failures),
 #undef C
 	};
 	struct hak_stats st;

@@ -56,6 +56,10 @@ static void stats_fill(struct hak_stats *st, struct heap_counters *cp)
 	st->pool_shared_pages = pc.pages;
 	st->pool_cas = pc.cas;
 	st->pool_cas_retries = pc.cas_retries;
+	st->os_unmap_failures = atomic_load_explicit(&os_ctr.unmap_failures, memory_order_relaxed);
+	st->os_unmap_pending = atomic_load_explicit(&os_ctr.unmap_pending, memory_order_relaxed);
+	st->os_unmap_lost = atomic_load_explicit(&os_ctr.unmap_lost, memory_order_relaxed);
+	st->os_remap_failures = atomic_load_explicit(&os_ctr.remap_failures, memory_order_relaxed);
 }
 
 HAKMEM_EXPORT int hak_stats_get(struct hak_stats *st)
@@ -219,7 +223,8 @@ static const struct {
 	F(huge_allocs),	      F(huge_cache_hits),  F(huge_frees),	  F(foreign_frees),
 	F(threads_started),   F(threads_exited),   F(pool_page_refills),  F(pool_pages_taken),
 	F(pool_shared_pushes), F(pool_shared_pops), F(pool_shared_pages), F(pool_cas),
-	F(pool_cas_retries),
+	F(pool_cas_retries),   F(os_unmap_failures), F(os_unmap_pending),  F(os_unmap_lost),
+	F(os_remap_failures),
 };
 #undef F
 
@@ -297,6 +302,14 @@ static void print_text(struct pbuf *b, const struct snap *s)
 	text_line(b, "huge and tables", v, "huge blocks, cached huge mappings, thread heaps");
 	fmt_bytes(v, st->os_purged);
 	text_line(b, "purged", v, "given back (madvise) since the start, in total");
+	fmt_bytes(v, st->os_unmap_pending + st->os_unmap_lost);
+	fmt_u64(a, st->os_unmap_failures);
+	fmt_u64(c, st->os_remap_failures);
+	fmt_bytes(d, st->os_unmap_lost);
+	text_line(b, "unmap refused", v,
+		  note_of(note, sizeof(note),
+			  (const char *const[]){ a, " munmap, ", c, " mremap refused; ", d,
+						 " for good", NULL }));
 
 	pb_str(b, "\nTiers: a thread's cache of a size class is refilled when empty; a\n"
 		  "miss found no room in the thread's slabs and took memory from elsewhere;\n"
@@ -541,6 +554,10 @@ static void print_json(struct pbuf *b, const struct snap *s)
 	jw_u64(&j, "purged", st->os_purged);
 	jw_u64(&j, "map_calls", st->os_map_calls);
 	jw_u64(&j, "unmap_calls", st->os_unmap_calls);
+	jw_u64(&j, "unmap_failures", st->os_unmap_failures);
+	jw_u64(&j, "unmap_pending", st->os_unmap_pending);
+	jw_u64(&j, "unmap_lost", st->os_unmap_lost);
+	jw_u64(&j, "remap_failures", st->os_remap_failures);
 	jw_u64(&j, "segments", st->segments);
 	jw_u64(&j, "segments_peak", st->segments_peak);
 	jw_u64(&j, "segments_cached", st->segments_cached);

@@ -83,6 +83,7 @@ static const struct var vars[] = {
 	{ "HAKMEM_PURGE_THREAD", &hak_cfg.purge_thread, 0, 1, 1, 0, CONFIG_BOOL },
 	{ "HAKMEM_SEGMENT_CACHE", &hak_cfg.segment_cache, 0, 1024, 8, 0, CONFIG_NUM },
 	{ "HAKMEM_HUGE_CACHE", &hak_cfg.huge_cache, 0, 64, 8, 0, CONFIG_NUM },
+	{ "HAKMEM_HUGE_CACHE_MB", &hak_cfg.huge_cache_mb, 0, 1048576, 256, 0, CONFIG_NUM },
 	{ "HAKMEM_WMAX", &hak_cfg.wmax_pct, 100, 400, 125, 2, CONFIG_NUM },
 	{ "HAKMEM_SECURE_FILL", &hak_cfg.secure_fill, 0, 1, 0, 0, CONFIG_BOOL },
 	{ "HAKMEM_VERBOSE", &config_verbose, 0, 1, 0, 0, CONFIG_BOOL },

@@ -308,7 +308,8 @@ START_TEST(info_xml)
 		"huge_cache_hits", "huge_frees", "foreign_frees", "threads_started",
 		"threads_exited", "pool_page_refills", "pool_pages_taken",
 		"pool_shared_pushes", "pool_shared_pops", "pool_shared_pages", "pool_cas",
-		"pool_cas_retries",
+		"pool_cas_retries", "os_unmap_failures", "os_unmap_pending", "os_unmap_lost",
+		"os_remap_failures",
 	};
 	static char text[1 << 16];
 	char want[256];

@@ -17,9 +17,9 @@
  *   first refill fails; the thread exits cleanly;
  * - threads that allocate, free and pass blocks to each other while
  *   mappings fail on and off: nothing leaks;
- * - huge realloc growth (2 MiB -> 64 MiB) when the in-place mremap, the
- *   new mapping or the moving mremap fails: NULL, the block intact and
- *   still usable; calloc, aligned_alloc, posix_memalign, memalign, valloc,
+ * - huge realloc growth (2 MiB -> 64 MiB) when the in-place mremap or the
+ *   new mapping fails: NULL, the block intact and still usable; when the
+ *   moving mremap fails: the block copied, the refusal counted; calloc, aligned_alloc, posix_memalign, memalign, valloc,
  *   pvalloc, reallocarray and huge malloc;
  * - fork: the child's first allocations fail, then succeed, the parent
  *   goes on; children forked while another thread allocates, with
@@ -542,7 +542,8 @@ END_TEST
 /* ---- (c) huge blocks: realloc growth and the other calls ---- */
 
 /* realloc(2 MiB -> 64 MiB) with the k-th mapping call failing (sticky):
- * 1 the in-place mremap, 2 the new mapping, 3 the moving mremap. */
+ * 1 the in-place mremap, 2 the new mapping: NULL; 3 the moving mremap:
+ * the pages are copied instead, and the refusal is counted. */
 START_TEST(huge_realloc_fails)
 {
 	alarm(WATCHDOG);
@@ -556,6 +557,7 @@ START_TEST(huge_realloc_fails)
 	void *q[4] = { NULL };
 	bool ok[4] = { false };
 	uint64_t inj[4] = { 0 };
+	uint64_t remap_fail0 = atomic_load(&os_ctr.remap_failures);
 	for (int k = 1; k <= 3; k++) {
 		huge_cache_release();
 		segment_cache_release();
@@ -570,13 +572,18 @@ START_TEST(huge_realloc_fails)
 		if (q[k] != NULL)
 			break;
 	}
-	for (int k = 1; k <= 3; k++) {
+	for (int k = 1; k <= 2; k++) {
 		ck_assert_msg(q[k] == NULL && err[k] == ENOMEM,
 			      "realloc(2 MiB -> 64 MiB), mapping call %d failing: %p, errno %d", k, q[k],
 			      err[k]);
 		ck_assert_msg(ok[k], "mapping call %d failing: the block changed", k);
 		ck_assert_uint_ge(inj[k], 1);
 	}
+	ck_assert_msg(q[3] != NULL, "moving mremap refused: no copy (errno %d)", err[3]);
+	ck_assert(intact(q[3], from, 7));
+	ck_assert_uint_ge(hak_usable_size(q[3]), to);
+	ck_assert_uint_eq(atomic_load(&os_ctr.remap_failures), remap_fail0 + 1);
+	p = q[3];
 	/* once: a retry succeeds (or NULL with the block kept) */
 	for (int k = 1; k <= 3; k++) {
 		huge_cache_release();
@@ -626,13 +633,19 @@ START_TEST(huge_aligned_realloc_fails)
 		q[k] = hak_realloc(p, 40 * MiB);
 		err[k] = errno;
 		inject_off();
-		ok[k] = intact(p, 3 * MiB, 9);
+		ok[k] = intact(k < 3 ? p : q[k], 3 * MiB, 9);
 	}
-	for (int k = 1; k <= 3; k++) {
+	for (int k = 1; k <= 2; k++) {
 		ck_assert_msg(q[k] == NULL && err[k] == ENOMEM, "mapping call %d failing: %p, errno %d",
 			      k, q[k], err[k]);
 		ck_assert(ok[k]);
 	}
+	/* the moving mremap refused: copied, still aligned */
+	ck_assert_ptr_nonnull(q[3]);
+	ck_assert(ok[3]);
+	ck_assert_uint_eq((uintptr_t)q[3] % (4 * MiB), 0);
+	p = hak_realloc(q[3], 3 * MiB);
+	ck_assert_ptr_eq(p, q[3]);
 	void *r = hak_realloc(p, 40 * MiB);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq((uintptr_t)r % (4 * MiB), 0);

@@ -7,7 +7,9 @@
  * ends given back (os_ctr.mapped grows by exactly the size asked for);
  * os_purge: MADV_DONTNEED semantics (the range reads back zero, the rest is
  * kept) and the purged counter; os_unmap and os_map counters; errno kept
- * on every path; the coarse clock.
+ * on every path; the coarse clock; consecutive aligned mappings merge
+ * into one kernel mapping; a refused munmap is counted, purged, retried
+ * (or counted lost), a refused moving mremap counted.
  */
 #define _GNU_SOURCE 1
 #include "internal.h"
@@ -63,10 +65,10 @@ START_TEST(test_map_aligned)
 			ck_assert_ptr_nonnull(p);
 			ck_assert_msg((uintptr_t)p % align == 0, "os_map_aligned(%zu, %zu) = %p", size,
 				      align, (void *)p);
-			/* the ends were trimmed: exactly size is left mapped */
+			/* mapped just below the last one, or the ends were
+			 * trimmed: exactly size is left mapped */
 			ck_assert_uint_eq(b.mapped - a.mapped, size);
 			ck_assert_uint_eq(b.maps - a.maps, 1);
-			ck_assert_uint_ge(b.unmaps - a.unmaps, 1);
 			ck_assert_uint_le(b.unmaps - a.unmaps, 2);
 			ck_assert_uint_ge(b.peak, b.mapped);
 			/* writable from end to end, zero-filled */
@@ -195,6 +197,113 @@ START_TEST(test_clock)
 }
 END_TEST
 
+/* Lines of /proc/self/maps: the kernel mappings (VMAs) of the process. */
+static int vma_count(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (f == NULL)
+		return -1;
+	int n = 0, c;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Consecutive aligned mappings touch, and the kernel merges them: 64 of
+ * them add a mapping or two, not 64. */
+START_TEST(test_map_aligned_adjacent)
+{
+	enum { N = 64 };
+	uint8_t *p[N];
+	int before = vma_count();
+	for (int i = 0; i < N; i++) {
+		p[i] = os_map_aligned(4 * MiB, 2 * MiB);
+		if (p[i] == NULL)
+			ck_abort_msg("os_map_aligned failed");
+		p[i][0] = 1; /* faulted: merging must survive it */
+	}
+	int during = vma_count();
+	for (int i = 0; i < N; i++)
+		os_unmap(p[i], 4 * MiB);
+	int after = vma_count();
+	ck_assert_msg(during - before <= 4, "%d aligned mappings made %d kernel mappings", N,
+		      during - before);
+	ck_assert_int_le(after, before + 1);
+}
+END_TEST
+
+/* A munmap the kernel refuses: counted, the pages go back at once, the
+ * range waits and is unmapped by a later retry; with no room left to wait
+ * it is counted as lost. */
+START_TEST(test_unmap_refused)
+{
+	const size_t n = 8 * HAK_PAGE;
+	uint8_t *p = os_map(n);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 0x5a, n);
+	struct snap a = snap();
+	uint64_t f0 = atomic_load(&os_ctr.unmap_failures);
+	atomic_store(&os_fail_unmap_countdown, 1);
+	bool ok = os_unmap(p, n);
+	ck_assert(!ok);
+	struct snap b = snap();
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_failures), f0 + 1);
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_pending), n);
+	ck_assert_uint_eq(b.mapped, a.mapped); /* still mapped, and counted */
+	ck_assert(is_mapped(p));
+	ck_assert_uint_eq(p[0], 0);            /* but its pages went back */
+	ck_assert_uint_eq(p[n - 1], 0);
+	ck_assert_uint_eq(b.purged, a.purged + n);
+	/* the retry unmaps it */
+	ck_assert(os_unmap_retry(true));
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_pending), 0);
+	ck_assert(!is_mapped(p));
+	ck_assert_uint_eq(snap().mapped, a.mapped - n);
+	/* refused from now on: 64 ranges wait, the 65th is lost */
+	uint8_t *q[65];
+	for (int i = 0; i < 65; i++) {
+		q[i] = os_map(HAK_PAGE);
+		ck_assert_ptr_nonnull(q[i]);
+	}
+	atomic_store(&os_fail_sticky, 1);
+	atomic_store(&os_fail_unmap_countdown, 1);
+	for (int i = 0; i < 65; i++)
+		os_unmap(q[i], HAK_PAGE);
+	ck_assert(!os_unmap_retry(true)); /* still refused */
+	atomic_store(&os_fail_unmap_countdown, 0);
+	atomic_store(&os_fail_sticky, 0);
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_failures), f0 + 1 + 65); /* a retry refused is not counted again */
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_pending), 64 * HAK_PAGE);
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_lost), HAK_PAGE);
+	ck_assert(os_unmap_retry(true));
+	ck_assert_uint_eq(atomic_load(&os_ctr.unmap_pending), 0);
+	int still = 0;
+	for (int i = 0; i < 65; i++)
+		still += is_mapped(q[i]);
+	ck_assert_int_eq(still, 1);
+}
+END_TEST
+
+/* A moving mremap refused: NULL, counted. */
+START_TEST(test_remap_move_refused)
+{
+	uint8_t *p = os_map(2 * HAK_PAGE), *dst = os_map(4 * HAK_PAGE);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_ptr_nonnull(dst);
+	p[0] = 7;
+	uint64_t f0 = atomic_load(&os_ctr.remap_failures);
+	atomic_store(&os_fail_countdown, 1);
+	ck_assert_ptr_null(os_remap_move(p, 2 * HAK_PAGE, 4 * HAK_PAGE, dst));
+	ck_assert_uint_eq(atomic_load(&os_ctr.remap_failures), f0 + 1);
+	ck_assert_uint_eq(p[0], 7);
+	ck_assert_ptr_eq(os_remap_move(p, 2 * HAK_PAGE, 4 * HAK_PAGE, dst), dst);
+	ck_assert_uint_eq(dst[0], 7);
+	ck_assert_uint_eq(atomic_load(&os_ctr.remap_failures), f0 + 1);
+	os_unmap(dst, 4 * HAK_PAGE);
+}
+END_TEST
+
 static Suite *os_suite(void)
 {
 	Suite *s = suite_create("os");
@@ -205,6 +314,9 @@ static Suite *os_suite(void)
 	tcase_add_test(tc, test_map_unmap_counters);
 	tcase_add_test(tc, test_purge);
 	tcase_add_test(tc, test_clock);
+	tcase_add_test(tc, test_map_aligned_adjacent);
+	tcase_add_test(tc, test_unmap_refused);
+	tcase_add_test(tc, test_remap_move_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

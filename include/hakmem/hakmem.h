@@ -93,7 +93,11 @@ struct hak_stats {
 	uint64_t pool_shared_pages;  /* pages on the shared stacks now */
 	uint64_t pool_cas;           /* CAS attempts on the shared stacks */
 	uint64_t pool_cas_retries;   /* ... of which failed and were retried */
-	uint64_t reserved[17];       /* zero; room to grow without an ABI break */
+	uint64_t os_unmap_failures;  /* munmap calls the kernel refused */
+	uint64_t os_unmap_pending;   /* ... bytes they left mapped (purged), retried later */
+	uint64_t os_unmap_lost;      /* ... bytes left mapped for good (no room to wait) */
+	uint64_t os_remap_failures;  /* moving mremap calls refused (the block was copied) */
+	uint64_t reserved[13];       /* zero; room to grow without an ABI break */
 };
 
 /* Fills *st (if st is not NULL) and returns 0; -1 with errno EINVAL for
