@@ -372,10 +372,15 @@ void heap_flush(struct heap *h)
 
 /* Thread exit: flush, then hand every slab still in use to the others:
  * mid pages to the shared stacks, tiny and large segments to the list of
- * abandoned segments, where other threads adopt them. */
-void heap_abandon(struct heap *h)
+ * abandoned segments, where other threads adopt them.  With 'later' (the
+ * purge thread runs) the free pages stay: a program that starts and ends
+ * threads all the time would otherwise give back and fault in the same
+ * pages on every exit. */
+void heap_abandon(struct heap *h, bool later)
 {
+	h->purge_later = later;
 	heap_flush(h);
+	h->purge_later = 0;
 	pool_exit(h);
 	tiny_exit(h);
 	large_exit(h);

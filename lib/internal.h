@@ -952,7 +952,7 @@ void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next);
  * then whether to clean up every shard now (the last thread heap, or none
  * did for a purge delay) and do it. */
 void pool_exit(struct heap *h);
-void pool_exit_cleanup(struct heap *h, bool last);
+void pool_exit_cleanup(struct heap *h, bool last, bool later);
 /* The flush: drain h's mid pages, give back the empty ones. */
 void pool_flush(struct heap *h);
 /* Everything at once: hak_collect (after heap_flush). */
@@ -1043,7 +1043,7 @@ void heap_free_remote(struct heap *h, struct segment *seg, void *p);
 void heap_remote_flush(struct heap *h); /* push the gathered remote frees */
 void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
 void heap_purge(struct heap *h, bool force);
-void heap_abandon(struct heap *h); /* thread exit: flush, then abandon */
+void heap_abandon(struct heap *h, bool later); /* thread exit: flush, then abandon */
 /* hak_collect: adopt what exited threads left, give back all that is
  * free. */
 void heap_collect(struct heap *h);

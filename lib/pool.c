@@ -783,13 +783,15 @@ void pool_collect_all(struct heap *h)
  * would otherwise purge and fault in the same pages again and again), and
  * always by the exit that leaves at most one thread heap: once the
  * workers of a program are gone, its memory goes back without waiting for
- * a later call into the allocator. */
-void pool_exit_cleanup(struct heap *h, bool last)
+ * a later call into the allocator.  With 'later' (the purge thread runs,
+ * and does that a delay later) only the exiting thread's shard, and only
+ * what waited a delay. */
+void pool_exit_cleanup(struct heap *h, bool last, bool later)
 {
 	static _Atomic uint64_t last_full;
 	uint64_t now = os_now_ms(), prev = atomic_load_explicit(&last_full, memory_order_relaxed);
-	bool full = last || (purge_old(prev, now, false) &&
-			     atomic_compare_exchange_strong(&last_full, &prev, now));
+	bool full = !later && (last || (purge_old(prev, now, false) &&
+					atomic_compare_exchange_strong(&last_full, &prev, now)));
 	if (full) {
 		h->purge_now = 1;
 		pool_collect(h, 0, true);

@@ -375,6 +375,8 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 			segment_release(seg);
 			continue;
 		}
+		if (h->purge_later) /* an exit: the pages go with the segment */
+			continue;
 		/* one call per run of neighbouring dirty slots */
 		for (uint32_t m = seg->dirty; m;) {
 			unsigned i = (unsigned)__builtin_ctz(m);
@@ -452,6 +454,8 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 	seg->in_full = 0;
 	seglist_push(&h->segs_avail[seg->tier], seg);
 	CTR_INC(h, segments_adopted);
+	if (seg->dirty) /* free pages its last owner left: this heap's sweep */
+		purge_note(&h->next_purge, seg->dirty_since);
 	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
 		struct slab *s = &seg->slabs[__builtin_ctz(m)];
 		if (!slab_is_head(s))

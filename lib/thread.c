@@ -50,14 +50,17 @@ static void heap_counters_fold(struct heap *h)
 static void heap_key_destructor(void *arg)
 {
 	struct heap *h = arg;
-	heap_abandon(h);
+	/* with the purge thread, an exit gives back no page: the next thread
+	 * reuses them, the purge thread returns what no one took */
+	bool later = atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_RUNNING;
+	heap_abandon(h, later);
 	/* counted out only now: the exit that leaves one heap (or none) runs
 	 * after every other exit has abandoned what it held */
 	hak_lock(&heap_lock);
 	threads_exited++;
 	uint64_t live = threads_started - threads_exited;
 	hak_unlock(&heap_lock);
-	pool_exit_cleanup(h, live <= 1);
+	pool_exit_cleanup(h, live <= 1, later);
 	tls_heap = &heap_empty;
 	tls_dead = 1;
 	hak_lock(&heap_lock);

@@ -319,6 +319,11 @@ struct heap {
 	/* set while hak_collect or a thread exit that cleans up runs: mid
 	 * pages that go back are purged at once, not a purge delay later */
 	int purge_now;
+	/* Set while a thread exits and the purge thread runs: the exit
+	 * retires what is empty but gives no page back (heap_abandon); the
+	 * next thread to take its segments reuses those pages, and the purge
+	 * thread gives back what no one took for a purge delay. */
+	int purge_later;
 	/* Set while heap_flush or heap_purge runs.  Both walk lists of blocks
 	 * taken out of a ring (the flush every ring, a sweep's trim a mid
 	 * class's) and push them to their pages one by one; a page that
