@@ -93,7 +93,13 @@ struct hak_stats {
 	uint64_t pool_shared_pages;  /* pages on the shared stacks now */
 	uint64_t pool_cas;           /* CAS attempts on the shared stacks */
 	uint64_t pool_cas_retries;   /* ... of which failed and were retried */
-	uint64_t reserved[17];       /* zero; room to grow without an ABI break */
+	/* ACE's waste, always counted on the slow paths: the bytes asked for
+	 * by the mallocs that took new memory (one sample per miss) or a
+	 * larger mid block (W_MAX), and the bytes their blocks hold */
+	uint64_t ace_request_bytes;
+	uint64_t ace_given_bytes;    /* waste = given - request */
+	uint64_t learner_changes;    /* knobs the learner changed (HAKMEM_LEARN) */
+	uint64_t reserved[14];       /* zero; room to grow without an ABI break */
 };
 
 /* Fills *st (if st is not NULL) and returns 0; -1 with errno EINVAL for
