@@ -21,20 +21,20 @@
 
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
 	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
-	bench/batch-hakmem
+	bench/batch-hakmem bench/phase-hakmem
 bench_hakmem_secure_programs = bench/larson-hakmem-secure \
 	bench/churn-hakmem-secure bench/xthread-hakmem-secure \
 	bench/realloc-hakmem-secure bench/scratch-hakmem-secure \
-	bench/batch-hakmem-secure
+	bench/batch-hakmem-secure bench/phase-hakmem-secure
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
 	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
-	bench/batch-jemalloc
+	bench/batch-jemalloc bench/phase-jemalloc
 bench_mimalloc_programs = bench/larson-mimalloc bench/churn-mimalloc \
 	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc \
-	bench/batch-mimalloc
+	bench/batch-mimalloc bench/phase-mimalloc
 bench_system_programs = bench/larson-system bench/churn-system \
 	bench/xthread-system bench/realloc-system bench/scratch-system \
-	bench/batch-system
+	bench/batch-system bench/phase-system
 
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
@@ -57,7 +57,7 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 	$(bench_mimalloc_programs) $(bench_system_programs)
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
-	bench/callgrind-fastpath bench/fastpath.c
+	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn
 
 # The tree's flags (warnings, -pthread, sanitizer when configured) plus:
 # the workloads call only the malloc family; keep the compiler from folding
@@ -183,6 +183,26 @@ bench_batch_system_LDADD = $(bench_system_libs)
 
 BENCH_PROFILE = quick
 
+# phase
+bench_phase_hakmem_SOURCES = bench/phase.c bench/common.h
+bench_phase_hakmem_CFLAGS = $(bench_cflags)
+bench_phase_hakmem_LDFLAGS = $(bench_ldflags)
+bench_phase_hakmem_LDADD = $(bench_hakmem_libs)
+bench_phase_jemalloc_SOURCES = bench/phase.c bench/common.h
+bench_phase_jemalloc_CFLAGS = $(bench_cflags) $(JEMALLOC_CFLAGS)
+bench_phase_jemalloc_LDFLAGS = $(bench_ldflags)
+bench_phase_jemalloc_LDADD = $(bench_jemalloc_libs)
+bench_phase_mimalloc_SOURCES = bench/phase.c bench/common.h
+bench_phase_mimalloc_CFLAGS = $(bench_cflags) $(MIMALLOC_CFLAGS)
+bench_phase_mimalloc_LDFLAGS = $(bench_ldflags)
+bench_phase_mimalloc_LDADD = $(bench_mimalloc_libs)
+bench_phase_system_SOURCES = bench/phase.c bench/common.h
+bench_phase_system_CFLAGS = $(bench_cflags)
+bench_phase_system_LDFLAGS = $(bench_ldflags)
+bench_phase_system_LDADD = $(bench_system_libs)
+
+BENCH_PROFILE = quick
+
 # The allocators configure left in (--with-jemalloc, --with-mimalloc),
 # and those it left out: bench/run runs only the first (programs of an
 # earlier configuration may still lie in bench/) and names the others.
@@ -236,6 +256,10 @@ bench_batch_hakmem_secure_SOURCES = bench/batch.c bench/common.h
 bench_batch_hakmem_secure_CFLAGS = $(bench_cflags)
 bench_batch_hakmem_secure_LDFLAGS = $(bench_ldflags)
 bench_batch_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+bench_phase_hakmem_secure_SOURCES = bench/phase.c bench/common.h
+bench_phase_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_phase_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_phase_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
 
 bench-build: $(bench_programs)
 

@@ -260,9 +260,9 @@ static void mid_batch(size_t size, int n)
 {
 	void *p[600];
 	for (int i = 0; i < n; i++)
-		p[i] = malloc(size);
+		p[i] = hak_malloc(size);
 	for (int i = 0; i < n; i++)
-		free(p[i]);
+		hak_free(p[i]);
 }
 
 struct cap_wait {
@@ -289,7 +289,7 @@ static void learn_fast(void)
 
 START_TEST(test_off_by_default)
 {
-	free(malloc(5000));
+	hak_free(hak_malloc(5000));
 	mid_batch(8192, 100);
 	ck_assert(!learner_running());
 }
