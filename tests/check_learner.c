@@ -10,6 +10,11 @@
  * W_MAX trial: the score's waste penalty, adopt and rollback, and the
  * canary compared with its control.
  *
+ * The mid tier's W_MAX: off by default; at 1.60 a class with no page takes
+ * a larger block from the thread's rings (and ACE counts the waste), but
+ * never one that would break an aligned request's alignment; a canary
+ * gives some classes their own W_MAX.
+ *
  * Then the thread itself, in processes of their own (Check forks): it
  * starts on a malloc slow path when HAKMEM_LEARN is on, raises the CAP of
  * a mid class whose ring overflows under a synthetic load, restarts in a
@@ -236,6 +241,60 @@ START_TEST(test_wmax_verdict)
 }
 END_TEST
 
+/* ---- the mid tier's W_MAX (heap.c, mid_borrow) ---- */
+
+START_TEST(test_mid_borrow)
+{
+	hak_init();
+	void *q[8];
+	/* blocks of 5 KiB wait in this thread's ring */
+	for (int i = 0; i < 8; i++)
+		q[i] = hak_malloc(5000);
+	for (int i = 0; i < 8; i++)
+		hak_free(q[i]);
+	/* W_MAX 1.00 (the default): a 4000-byte request gets its own class */
+	ck_assert_uint_eq(hak_cfg.wmax[TIER_MID], 100);
+	void *p = hak_malloc(4000);
+	ck_assert_uint_eq(hak_usable_size(p), 4096);
+	hak_free(p);
+	struct hak_stats a, b;
+	hak_stats_get(&a);
+	/* W_MAX 1.60: a class with no page of its own takes a larger block
+	 * from the thread's rings instead of a new page, the smallest
+	 * there within 1.6 x the request */
+	knob_set_wmax(TIER_MID, 160);
+	void *r = hak_malloc(3000); /* class 3 KiB, no page: a 4 KiB block */
+	ck_assert_uint_eq(hak_usable_size(r), 4096);
+	void *s = hak_malloc(3300); /* class 3.5 KiB, no page: 4 or 5 KiB */
+	ck_assert_uint_gt(hak_usable_size(s), 3584);
+	ck_assert_uint_le(hak_usable_size(s), 3300 * 16 / 10);
+	hak_stats_get(&b);
+	ck_assert_uint_ge(b.ace_given_bytes - b.ace_request_bytes,
+			  a.ace_given_bytes - a.ace_request_bytes + (4096 - 3000) + (hak_usable_size(s) - 3300));
+	/* an aligned request keeps its alignment: 2048 at 2048 never gets a
+	 * 2.5 KiB block (2560 is not a multiple of 2048), though one waits
+	 * in the ring and class 2 KiB has no page */
+	for (int i = 0; i < 8; i++)
+		q[i] = hak_malloc(2500);
+	for (int i = 0; i < 8; i++)
+		hak_free(q[i]);
+	void *t = hak_aligned_alloc(2048, 2048);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_uint_eq((uintptr_t)t % 2048, 0);
+	ck_assert_uint_eq(hak_usable_size(t), 2048);
+	hak_free(r);
+	hak_free(s);
+	hak_free(t);
+	/* a canary gives the odd classes their own W_MAX */
+	knob_set_wmax(TIER_MID, 100);
+	knob_set_wmax_canary(1ull << 27, 160);
+	ck_assert_uint_eq(ace_wmax_limit_mid(27, 1000), 1600);
+	ck_assert_uint_eq(ace_wmax_limit_mid(28, 1000), 1000);
+	knob_set_wmax_canary(0, 0);
+	ck_assert_uint_eq(ace_wmax_limit_mid(27, 1000), 1000);
+}
+END_TEST
+
 /* ---- the thread ---- */
 
 static bool wait_for(bool (*cond)(void *), void *arg, int seconds)
@@ -374,6 +433,9 @@ static Suite *learner_suite(void)
 	tcase_add_test(tc, test_wmax_score);
 	tcase_add_test(tc, test_wmax_verdict);
 	suite_add_tcase(s, tc);
+	TCase *tb = tcase_create("borrow");
+	tcase_add_test(tb, test_mid_borrow);
+	suite_add_tcase(s, tb);
 	TCase *tt = tcase_create("thread");
 	tcase_set_timeout(tt, 120);
 	tcase_add_test(tt, test_off_by_default);
