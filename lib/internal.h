@@ -1111,6 +1111,7 @@ struct learn_cls {
 	uint32_t hit;     /* the last window's hit rate, per mille */
 	uint64_t samples; /* ... and its samples */
 	uint64_t changes;
+	uint32_t traced;  /* the trace shows it (learner.c) */
 };
 /* Hit rate (per mille) of a window, and its samples (refills +
  * overflows). */

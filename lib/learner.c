@@ -353,7 +353,10 @@ static void learn_window(void)
 		}
 		atomic_store_explicit(&learn_cap_now[i], cap, memory_order_relaxed);
 		atomic_store_explicit(&learn_hit_now[i], st->hit, memory_order_relaxed);
+		/* a class is traced from its first sample on, every window */
 		if (st->samples > 0 || cap != before)
+			st->traced = 1;
+		if (st->traced)
 			trace_line(ms, c, st->hit, cap, wmax, st->samples);
 	}
 	memcpy(prev, now, sizeof(prev));
