@@ -181,8 +181,6 @@ bench_batch_system_CFLAGS = $(bench_cflags)
 bench_batch_system_LDFLAGS = $(bench_ldflags)
 bench_batch_system_LDADD = $(bench_system_libs)
 
-BENCH_PROFILE = quick
-
 # phase
 bench_phase_hakmem_SOURCES = bench/phase.c bench/common.h
 bench_phase_hakmem_CFLAGS = $(bench_cflags)
