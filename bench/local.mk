@@ -21,20 +21,20 @@
 
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
 	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
-	bench/batch-hakmem bench/rounds-hakmem bench/bigblocks-hakmem
+	bench/batch-hakmem bench/rounds-hakmem bench/bigblocks-hakmem bench/phase-hakmem
 bench_hakmem_secure_programs = bench/larson-hakmem-secure \
 	bench/churn-hakmem-secure bench/xthread-hakmem-secure \
 	bench/realloc-hakmem-secure bench/scratch-hakmem-secure \
-	bench/batch-hakmem-secure bench/rounds-hakmem-secure bench/bigblocks-hakmem-secure
+	bench/batch-hakmem-secure bench/rounds-hakmem-secure bench/bigblocks-hakmem-secure bench/phase-hakmem-secure
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
 	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
-	bench/batch-jemalloc bench/rounds-jemalloc bench/bigblocks-jemalloc
+	bench/batch-jemalloc bench/rounds-jemalloc bench/bigblocks-jemalloc bench/phase-jemalloc
 bench_mimalloc_programs = bench/larson-mimalloc bench/churn-mimalloc \
 	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc \
-	bench/batch-mimalloc bench/rounds-mimalloc bench/bigblocks-mimalloc
+	bench/batch-mimalloc bench/rounds-mimalloc bench/bigblocks-mimalloc bench/phase-mimalloc
 bench_system_programs = bench/larson-system bench/churn-system \
 	bench/xthread-system bench/realloc-system bench/scratch-system \
-	bench/batch-system bench/rounds-system bench/bigblocks-system
+	bench/batch-system bench/rounds-system bench/bigblocks-system bench/phase-system
 
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
@@ -57,7 +57,7 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 	$(bench_mimalloc_programs) $(bench_system_programs)
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
-	bench/callgrind-fastpath bench/fastpath.c
+	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png
 
 # The tree's flags (warnings, -pthread, sanitizer when configured) plus:
 # the workloads call only the malloc family; keep the compiler from folding
@@ -217,6 +217,24 @@ bench_bigblocks_system_CFLAGS = $(bench_cflags)
 bench_bigblocks_system_LDFLAGS = $(bench_ldflags)
 bench_bigblocks_system_LDADD = $(bench_system_libs)
 
+# phase
+bench_phase_hakmem_SOURCES = bench/phase.c bench/common.h
+bench_phase_hakmem_CFLAGS = $(bench_cflags)
+bench_phase_hakmem_LDFLAGS = $(bench_ldflags)
+bench_phase_hakmem_LDADD = $(bench_hakmem_libs)
+bench_phase_jemalloc_SOURCES = bench/phase.c bench/common.h
+bench_phase_jemalloc_CFLAGS = $(bench_cflags) $(JEMALLOC_CFLAGS)
+bench_phase_jemalloc_LDFLAGS = $(bench_ldflags)
+bench_phase_jemalloc_LDADD = $(bench_jemalloc_libs)
+bench_phase_mimalloc_SOURCES = bench/phase.c bench/common.h
+bench_phase_mimalloc_CFLAGS = $(bench_cflags) $(MIMALLOC_CFLAGS)
+bench_phase_mimalloc_LDFLAGS = $(bench_ldflags)
+bench_phase_mimalloc_LDADD = $(bench_mimalloc_libs)
+bench_phase_system_SOURCES = bench/phase.c bench/common.h
+bench_phase_system_CFLAGS = $(bench_cflags)
+bench_phase_system_LDFLAGS = $(bench_ldflags)
+bench_phase_system_LDADD = $(bench_system_libs)
+
 BENCH_PROFILE = quick
 
 # The allocators configure left in (--with-jemalloc, --with-mimalloc),
@@ -281,6 +299,11 @@ bench_rounds_hakmem_secure_SOURCES = bench/rounds.c bench/common.h
 bench_rounds_hakmem_secure_CFLAGS = $(bench_cflags)
 bench_rounds_hakmem_secure_LDFLAGS = $(bench_ldflags)
 bench_rounds_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+
+bench_phase_hakmem_secure_SOURCES = bench/phase.c bench/common.h
+bench_phase_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_phase_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_phase_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
 
 bench-build: $(bench_programs)
 

@@ -96,3 +96,12 @@ bool ace_within_wmax(int tier, uint64_t need, uint64_t have)
 {
 	return have >= need && have <= ace_wmax_limit(tier, need);
 }
+
+uint64_t ace_wmax_limit_mid(unsigned c, uint64_t need)
+{
+	uint64_t mask = atomic_load_explicit(&hak_cfg.wmax_canary_mask, memory_order_relaxed);
+	uint64_t pct = c < 64 && ((mask >> c) & 1)
+			       ? atomic_load_explicit(&hak_cfg.wmax_canary_pct, memory_order_relaxed)
+			       : atomic_load_explicit(&hak_cfg.wmax[TIER_MID], memory_order_relaxed);
+	return need * pct / 100; /* need <= 32 KiB */
+}

@@ -33,7 +33,7 @@ extern char **environ;
 
 struct hak_config hak_cfg = {
 	.epoch = 1,
-	.wmax = { 125, 125, 125, 125 },
+	.wmax = { 125, 100, 125, 125 }, /* mid: no borrow unless HAKMEM_WMAX or the learner says */
 	.stats = 0,
 	.tiny_superslab = 1,
 	.tiny_sll_cap = 1024,
@@ -47,7 +47,27 @@ struct hak_config hak_cfg = {
 	.wmax_pct = 125,
 	.pool_refill_batch = 2,
 	.pool_cap = 4,
+	.target_hit_mid = 65,
+	.cap_step_mid = 4,
+	.cap_min_mid = 8,
+	.cap_max_mid = 2048,
+	.cap_dwell_sec_mid = 3,
+	.learn_window_ms = 1000,
+	.learn_min_samples = 256,
+	.wmax_candidates_mid = CONFIG_LIST2(140, 160),
+	.wmax_canary = 1,
+	.wmax_trial_sec = 5,
+	.wmax_adopt_pct = 10,
 };
+
+/* HAKMEM_LEARN_TRACE: the file name, copied at initialisation (the
+ * environment may change later); empty: no trace. */
+static char config_trace_path[256];
+
+const char *config_learn_trace(void)
+{
+	return config_trace_path;
+}
 
 /* How config_init reports (HAKMEM_VERBOSE, HAKMEM_STRICT, HAKMEM_WARN). */
 _Atomic long config_verbose = 0, config_strict = 0, config_warn = 1;
@@ -83,6 +103,21 @@ static const struct cfg_desc cfg_table[] = {
 	{ "HAKMEM_STRICT", &config_strict, 0, 1, 0, NULL },
 	{ "HAKMEM_WARN", &config_warn, 0, 1, 0, NULL },
 	{ "HAKMEM_ON_ERROR", &hak_cfg.on_error, 0, 2, 0, NULL },
+	/* the learner (learner.c) */
+	{ "HAKMEM_LEARN", &hak_cfg.learn, 0, 1, 0, NULL },
+	{ "HAKMEM_TARGET_HIT_MID", &hak_cfg.target_hit_mid, 50, 90, 2, NULL },
+	{ "HAKMEM_CAP_STEP_MID", &hak_cfg.cap_step_mid, 1, 16, 0, NULL },
+	{ "HAKMEM_CAP_MIN_MID", &hak_cfg.cap_min_mid, 4, 64, 0, NULL },
+	{ "HAKMEM_CAP_MAX_MID", &hak_cfg.cap_max_mid, 128, 4096, 0, NULL },
+	{ "HAKMEM_CAP_DWELL_SEC_MID", &hak_cfg.cap_dwell_sec_mid, 1, 10, 0, NULL },
+	{ "HAKMEM_LEARN_WINDOW_MS", &hak_cfg.learn_window_ms, 500, 5000, 0, NULL },
+	{ "HAKMEM_LEARN_MIN_SAMPLES", &hak_cfg.learn_min_samples, 64, 1024, 0, NULL },
+	{ "HAKMEM_LEARN_TRACE", &hak_cfg.learn_trace, 0, 1, 0, NULL },
+	{ "HAKMEM_WMAX_LEARN", &hak_cfg.wmax_learn, 0, 1, 0, NULL },
+	{ "HAKMEM_WMAX_CANDIDATES_MID", &hak_cfg.wmax_candidates_mid, 100, 400, 2, NULL },
+	{ "HAKMEM_WMAX_CANARY", &hak_cfg.wmax_canary, 0, 1, 0, NULL },
+	{ "HAKMEM_WMAX_TRIAL_SEC", &hak_cfg.wmax_trial_sec, 3, 15, 0, NULL },
+	{ "HAKMEM_WMAX_ADOPT_PCT", &hak_cfg.wmax_adopt_pct, 5, 50, 3, NULL },
 };
 #define CFG_N (sizeof(cfg_table) / sizeof(cfg_table[0]))
 
@@ -100,6 +135,11 @@ static const struct {
 	{ &config_strict, CONFIG_BOOL },
 	{ &config_warn, CONFIG_BOOL },
 	{ &hak_cfg.on_error, CONFIG_ONERR },
+	{ &hak_cfg.learn, CONFIG_BOOL },
+	{ &hak_cfg.wmax_learn, CONFIG_BOOL },
+	{ &hak_cfg.wmax_canary, CONFIG_BOOL },
+	{ &hak_cfg.learn_trace, CONFIG_TEXT },
+	{ &hak_cfg.wmax_candidates_mid, CONFIG_LIST },
 };
 
 static int cfg_kind(const struct cfg_desc *d)
@@ -211,15 +251,55 @@ int config_parse_bool(const char *s, long *out)
 /* Append a scaled value as text. */
 static size_t fmt_scaled(char *buf, long v, int decimals)
 {
-	size_t n = fmt_u64(buf, (uint64_t)(v / (decimals ? 100 : 1)));
+	long scale = 1;
+	for (int i = 0; i < decimals; i++)
+		scale *= 10;
+	size_t n = fmt_u64(buf, (uint64_t)(v / scale));
 	if (decimals) {
-		long f = v % 100;
+		long f = v % scale;
 		buf[n++] = '.';
-		buf[n++] = (char)('0' + f / 10);
-		buf[n++] = (char)('0' + f % 10);
+		for (long d = scale / 10; d >= 1; d /= 10)
+			buf[n++] = (char)('0' + (f / d) % 10);
 	}
 	buf[n] = '\0';
 	return n;
+}
+
+/* A list of up to CONFIG_LIST_MAX decimals (two places), comma
+ * separated: "1.4,1.6".  Packed as 9 bits per value, the first lowest;
+ * 0 ends the list.  0 on success. */
+static int config_parse_list(const char *s, long min, long max, long *out, int *out_of_range)
+{
+	long packed = 0;
+	unsigned n = 0;
+	*out_of_range = 0;
+	for (;;) {
+		char item[32];
+		size_t k = 0;
+		while (*s && *s != ',' && k < sizeof(item) - 1)
+			item[k++] = *s++;
+		item[k] = '\0';
+		if (*s && *s != ',')
+			return -1; /* too long */
+		long v;
+		if (n >= CONFIG_LIST_MAX || config_parse(item, 2, &v) != 0)
+			return -1;
+		if (v < min || v > max)
+			*out_of_range = 1;
+		packed |= (v & 511) << (9 * n++);
+		if (*s == '\0')
+			break;
+		s++; /* the comma */
+	}
+	if (*out_of_range)
+		return -1;
+	*out = packed;
+	return 0;
+}
+
+long config_list_item(long packed, unsigned i)
+{
+	return i < CONFIG_LIST_MAX ? (packed >> (9 * i)) & 511 : 0;
 }
 
 static void warn3(const char *a, const char *b, const char *c)
@@ -253,6 +333,19 @@ int config_apply(const char *name, const char *value)
 		const char *why = "not a number";
 		if (kind == CONFIG_NUM) {
 			bad = config_parse(value, d->decimals, &v);
+		} else if (kind == CONFIG_TEXT) {
+			/* a file name: any text that fits, or empty for none */
+			size_t len = strlen(value);
+			bad = len >= sizeof(config_trace_path) ? 1 : 0;
+			why = "too long";
+			if (!bad) {
+				memcpy(config_trace_path, value, len + 1);
+				v = len != 0;
+			}
+		} else if (kind == CONFIG_LIST) {
+			int oor;
+			bad = config_parse_list(value, d->min, d->max, &v, &oor);
+			why = oor ? "out of range" : "not a list of numbers";
 		} else if (kind == CONFIG_ONERR) {
 			bad = config_parse_word(value, CONFIG_ONERR, &v);
 			why = "not abort, warn or ignore";
@@ -267,7 +360,8 @@ int config_apply(const char *name, const char *value)
 				why = kind == CONFIG_STATS ? "not a boolean, text or json"
 							   : "not a boolean";
 		}
-		if (!bad && (v < d->min || v > d->max) && !(kind == CONFIG_STATS && v == 2)) {
+		if (!bad && kind != CONFIG_LIST && (v < d->min || v > d->max) &&
+		    !(kind == CONFIG_STATS && v == 2)) {
 			bad = 1;
 			why = "out of range";
 		}
@@ -395,6 +489,24 @@ static size_t config_value_text(const struct cfg_desc *d, long v, char *buf)
 		memcpy(buf, "json", 5);
 		return 4;
 	}
+	if (kind == CONFIG_TEXT) {
+		size_t n = strlen(config_trace_path);
+		if (n > 31)
+			n = 31; /* shown cut short */
+		memcpy(buf, config_trace_path, n);
+		buf[n] = '\0';
+		return n;
+	}
+	if (kind == CONFIG_LIST) {
+		size_t n = 0;
+		for (unsigned i = 0; i < CONFIG_LIST_MAX && config_list_item(v, i); i++) {
+			if (i)
+				buf[n++] = ',';
+			n += fmt_scaled(buf + n, config_list_item(v, i), 2);
+		}
+		buf[n] = '\0';
+		return n;
+	}
 	if (kind == CONFIG_ONERR) {
 		const char *w = v == ON_ERROR_IGNORE ? "ignore" : v == ON_ERROR_WARN ? "warn" : "abort";
 		size_t n = strlen(w);
@@ -414,7 +526,9 @@ static void config_accepted_text(const struct cfg_desc *d, char *buf)
 	fmt_scaled(lo, d->min, kind == CONFIG_NUM ? d->decimals : 0);
 	fmt_scaled(hi, d->max, kind == CONFIG_NUM ? d->decimals : 0);
 	const char *parts[] = { lo, "-", hi, "", "" };
-	if (kind != CONFIG_NUM && d->min == d->max)
+	if (kind == CONFIG_TEXT || kind == CONFIG_LIST)
+		; /* below */
+	else if (kind != CONFIG_NUM && d->min == d->max)
 		parts[1] = parts[2] = "", parts[3] = d->max ? ", true, yes, on" : ", false, no, off";
 	else if (kind != CONFIG_NUM)
 		parts[3] = ", false/true, no/yes, off/on";
@@ -422,6 +536,13 @@ static void config_accepted_text(const struct cfg_desc *d, char *buf)
 		parts[4] = ", text, json";
 	if (kind == CONFIG_ONERR)
 		parts[0] = "abort, warn, ignore", parts[1] = parts[2] = parts[3] = "";
+	if (kind == CONFIG_TEXT)
+		parts[0] = "a file name of up to 255 bytes", parts[1] = parts[2] = parts[3] = "";
+	if (kind == CONFIG_LIST) {
+		fmt_scaled(lo, d->min, 2);
+		fmt_scaled(hi, d->max, 2);
+		parts[3] = ", up to 4, comma separated";
+	}
 	for (unsigned k = 0; k < 5; k++)
 		for (const char *q = parts[k]; *q && n < 95; q++)
 			buf[n++] = *q;
@@ -477,5 +598,12 @@ void knob_set_wmax(int tier, uint32_t pct)
 {
 	hak_assert(tier >= 0 && tier < TIER_NWMAX);
 	atomic_store_explicit(&hak_cfg.wmax[tier], pct, memory_order_relaxed);
+	knob_publish();
+}
+
+void knob_set_wmax_canary(uint64_t mask, uint32_t pct)
+{
+	atomic_store_explicit(&hak_cfg.wmax_canary_pct, pct, memory_order_relaxed);
+	atomic_store_explicit(&hak_cfg.wmax_canary_mask, mask, memory_order_relaxed);
 	knob_publish();
 }

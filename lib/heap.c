@@ -152,6 +152,36 @@ void heap_release_for_oom(struct heap *h)
 	huge_cache_release();
 }
 
+/* The mid tier's bounded round-up: h has no page of class c with room;
+ * a free block of a larger mid class in h's rings, within W_MAX of the
+ * request (ace_wmax_limit_mid), serves it instead of a new page.  The
+ * block keeps its class: its free goes back to its own ring. */
+static void *mid_borrow(struct heap *h, unsigned c, size_t n)
+{
+	uint64_t limit = ace_wmax_limit_mid(c, n);
+	/* Blocks of class k start at page_start + i * size(k): aligned to
+	 * the power of two that divides size(k).  aligned_alloc asks for a
+	 * class size that is a multiple of its alignment, so a borrowed
+	 * block must keep the power of two that divides n (up to a page). */
+	size_t align = n & -n;
+	if (align > HAK_PAGE)
+		align = HAK_PAGE;
+	for (unsigned k = c + 1; k < HAK_CLS_LARGE && ace_class_size[k] <= limit; k++) {
+		struct tbin *b = &h->bins[k];
+		if (ace_class_size[k] % align != 0)
+			continue;
+		void *p = b->head;
+		if (p == NULL)
+			continue;
+		b->head = blk_next(p);
+		b->count--;
+		CC_ADD(h, c, CC_BORROWS, 1);
+		CC_ADD(h, c, CC_BORROW_WASTE, ace_class_size[k] - n);
+		return p;
+	}
+	return NULL;
+}
+
 static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n, bool local_done)
 {
 	int tier = ace_tier_of_class(c);
@@ -174,9 +204,12 @@ static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n,
 			local_done = false;
 		else if ((p = slab_refill_local(h, c)) != NULL)
 			return p;
-		/* no slab of c with room in h: the tier finds one; one
-		 * sample of ACE's round-up per miss (types.h, CC_*) */
+		/* no slab of c with room in h: a larger mid block within
+		 * W_MAX, else the tier finds one; one sample of ACE's
+		 * round-up per miss (types.h, CC_*) */
 		int r;
+		if (tier == TIER_MID && n <= HAK_MID_MAX && (p = mid_borrow(h, c, n)) != NULL)
+			return p;
 		CC_ADD(h, c, CC_MISSES, 1);
 		CC_ADD(h, c, CC_REQ_BYTES, n);
 		switch (tier) {

@@ -5,7 +5,9 @@
  * needs something from above gets it as an argument), and
  * ../shared/tools/layers on a built tree prints no circle:
  *
- *   malloc.c  stats.c          entry points and the override; statistics
+ *   malloc.c                   entry points and the override
+ *   stats.c                    statistics
+ *   learner.c                  background tuning (HAKMEM_LEARN)
  *   thread.c                   heap life cycle: lazy init, exit, fork
  *   heap.c                     the thread heap: refill and free dispatch
  *                              by tier, exit flush, sweep, collect
@@ -198,12 +200,33 @@ struct hak_config {
 	_Atomic long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
 					* for every class (else at least a slab's blocks) */
 	_Atomic long secure_fill;    /* HAKMEM_SECURE_FILL (the secure build) */
+	/* the learner (learner.c); fractions in hundredths, adopt_pct in
+	 * thousandths, candidates packed (CONFIG_LIST) */
+	_Atomic long learn;             /* HAKMEM_LEARN */
+	_Atomic long target_hit_mid;    /* HAKMEM_TARGET_HIT_MID */
+	_Atomic long cap_step_mid;      /* HAKMEM_CAP_STEP_MID */
+	_Atomic long cap_min_mid;       /* HAKMEM_CAP_MIN_MID */
+	_Atomic long cap_max_mid;       /* HAKMEM_CAP_MAX_MID */
+	_Atomic long cap_dwell_sec_mid; /* HAKMEM_CAP_DWELL_SEC_MID */
+	_Atomic long learn_window_ms;   /* HAKMEM_LEARN_WINDOW_MS */
+	_Atomic long learn_min_samples; /* HAKMEM_LEARN_MIN_SAMPLES */
+	_Atomic long learn_trace;       /* HAKMEM_LEARN_TRACE given (config_learn_trace) */
+	_Atomic long wmax_learn;        /* HAKMEM_WMAX_LEARN */
+	_Atomic long wmax_candidates_mid; /* HAKMEM_WMAX_CANDIDATES_MID */
+	_Atomic long wmax_canary;       /* HAKMEM_WMAX_CANARY */
+	_Atomic long wmax_trial_sec;    /* HAKMEM_WMAX_TRIAL_SEC */
+	_Atomic long wmax_adopt_pct;    /* HAKMEM_WMAX_ADOPT_PCT */
 	/* run-time knobs, published with the epoch */
 	_Atomic uint32_t epoch;
 	_Atomic uint32_t cap[HAK_NBINS];   /* thread cache (bin) cap, blocks */
 	_Atomic uint32_t wmax[TIER_NWMAX]; /* W_MAX per tier, hundredths */
 	_Atomic uint32_t mid_keep_min, mid_keep_max; /* empty mid pages a heap keeps */
 	_Atomic uint32_t huge_cache_cap;   /* mappings the huge cache holds now */
+	/* A W_MAX canary (learner.c): the mid classes whose bit is set in
+	 * wmax_canary_mask borrow within wmax_canary_pct instead of
+	 * wmax[TIER_MID]; mask 0: no trial. */
+	_Atomic uint64_t wmax_canary_mask;
+	_Atomic uint32_t wmax_canary_pct;
 };
 extern struct hak_config hak_cfg;
 #define KNOB(field) atomic_load_explicit(&hak_cfg.field, memory_order_relaxed)
@@ -215,7 +238,16 @@ int config_parse(const char *text, int decimals, long *out);
 int config_apply(const char *name, const char *value);
 /* The kinds of value a HAKMEM_* variable takes: a number, a boolean, or
  * HAKMEM_STATS's (a boolean, text: 1, json: 2). */
-enum { CONFIG_NUM = 0, CONFIG_BOOL = 1, CONFIG_STATS = 2, CONFIG_ONERR = 3 };
+enum { CONFIG_NUM = 0, CONFIG_BOOL = 1, CONFIG_STATS = 2, CONFIG_ONERR = 3,
+       CONFIG_TEXT = 4, /* a file name (HAKMEM_LEARN_TRACE): 1 when given */
+       CONFIG_LIST = 5, /* up to CONFIG_LIST_MAX two-place decimals, packed */
+};
+#define CONFIG_LIST_MAX 4
+#define CONFIG_LIST2(a, b) ((long)(a) | (long)(b) << 9)
+/* Item i of a packed list (0: past its end). */
+long config_list_item(long packed, unsigned i);
+/* HAKMEM_LEARN_TRACE's file name ("" when not given). */
+const char *config_learn_trace(void);
 /* HAKMEM_ON_ERROR: what a bad free does after it is caught (heap.c). */
 enum hak_on_error { ON_ERROR_ABORT = 0, ON_ERROR_WARN = 1, ON_ERROR_IGNORE = 2 };
 /* A boolean: 1/0, true/false, yes/no, on/off (any case, blanks around);
@@ -241,6 +273,9 @@ hak_inline uint32_t knob_epoch(void)
 }
 void knob_set_cap(unsigned c, uint32_t cap);
 void knob_set_wmax(int tier, uint32_t pct);
+/* A W_MAX canary of the mid tier: classes in mask use pct (mask 0 ends
+ * it). */
+void knob_set_wmax_canary(uint64_t mask, uint32_t pct);
 hak_inline uint32_t knob_cap(unsigned c)
 {
 	return atomic_load_explicit(&hak_cfg.cap[c], memory_order_relaxed);
@@ -273,6 +308,8 @@ hak_inline int ace_tier_of_class(unsigned c)
 bool ace_within_wmax(int tier, uint64_t need, uint64_t have);
 /* ... and the most it may be. */
 uint64_t ace_wmax_limit(int tier, uint64_t need);
+/* The mid tier's limit for class c (a canary trial may give c its own). */
+uint64_t ace_wmax_limit_mid(unsigned c, uint64_t need);
 
 /* ======================================================================
  * os.c: the only place that asks the kernel for memory
@@ -1130,6 +1167,67 @@ hak_inline void purge_thread_poll(void)
 {
 	if (unlikely(atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_NONE))
 		purge_thread_try_start();
+}
+
+/* ======================================================================
+ * learner.c: background tuning of the mid tier's CAP and W_MAX
+ * ==================================================================== */
+/* The control law's parameters (from the HAKMEM_* knobs). */
+#define LEARN_BAND 50            /* half the target band, per mille */
+#define LEARN_STEP_DOUBLINGS 6   /* a step grows to at most 64 steps */
+struct learn_law {
+	uint32_t target, band;   /* hit rate, per mille */
+	uint32_t step, min, max; /* CAP, blocks */
+	uint32_t dwell;          /* windows to wait after a change */
+	uint64_t min_samples;    /* misses a window needs */
+};
+/* One class's window: the counters' growth over it (types.h, CC_*). */
+struct learn_win {
+	uint64_t refills, blocks, overflows;
+};
+/* One class's state between windows. */
+struct learn_cls {
+	uint32_t cap;
+	uint32_t dwell_left;
+	int32_t run;      /* steps in a row: > 0 up, < 0 down */
+	uint32_t hit;     /* the last window's hit rate, per mille */
+	uint64_t samples; /* ... and its samples */
+	uint64_t changes;
+	uint32_t traced;  /* the trace shows it (learner.c) */
+};
+/* Hit rate (per mille) of a window, and its samples (refills +
+ * overflows). */
+uint32_t learn_hit_permille(const struct learn_win *w, uint64_t *samples);
+/* The new CAP of a class after window w (st is updated). */
+uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, const struct learn_win *w);
+/* A W_MAX trial: the score of a group of classes over a period. */
+#define LEARN_SCORE_ONE 1000000
+struct learn_wgroup {
+	uint64_t refills, misses; /* CC_REFILLS, CC_MISSES */
+	uint64_t given, waste;    /* bytes handed out, of which round-up */
+};
+int64_t learn_wmax_score(const struct learn_wgroup *g);
+enum { LEARN_ROLLBACK = 0, LEARN_ADOPT = 1 };
+/* Adopt the candidate (LEARN_ADOPT) or roll back: canary compares the
+ * canary's change with the control's; else trial with base alone. */
+int learn_wmax_verdict(int64_t base_canary, int64_t trial_canary, int64_t base_control,
+		       int64_t trial_control, bool canary, uint32_t adopt_thousandths);
+/* The thread: started by a malloc slow path (learner_poke). */
+void learner_start_slow(void) hak_noinline;
+bool learner_running(void);
+void learner_stop(void);
+struct learner_report {
+	bool enabled;
+	uint64_t windows, changes, trials, adopted, rollbacks;
+	uint32_t wmax_mid;
+	bool moved[POOL_NCLS];
+	uint32_t cap[POOL_NCLS], hit[POOL_NCLS];
+};
+void learner_report(struct learner_report *r);
+hak_inline void learner_poke(void)
+{
+	if (unlikely(KNOB(learn)) && !learner_running())
+		learner_start_slow();
 }
 
 /* ======================================================================

@@ -37,6 +37,9 @@ hak_inline void *alloc_class(size_t n, unsigned c)
 		errno = ENOMEM;
 	else
 		blk_clear_key(p);
+	/* HAKMEM_LEARN: the learner starts here, after initialisation and
+	 * with no lock held */
+	learner_poke();
 	return p;
 }
 

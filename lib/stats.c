@@ -60,6 +60,17 @@ static void stats_fill(struct hak_stats *st, struct heap_counters *cp)
 	st->os_unmap_pending = atomic_load_explicit(&os_ctr.unmap_pending, memory_order_relaxed);
 	st->os_unmap_lost = atomic_load_explicit(&os_ctr.unmap_lost, memory_order_relaxed);
 	st->os_remap_failures = atomic_load_explicit(&os_ctr.remap_failures, memory_order_relaxed);
+	for (unsigned k = 0; k < HAK_NBINS; k++) {
+		st->ace_request_bytes += c.cls[k][CC_REQ_BYTES];
+		st->ace_given_bytes += c.cls[k][CC_MISSES] * ace_class_size[k];
+		/* a borrow: the request plus what its block holds beyond it */
+		st->ace_given_bytes += c.cls[k][CC_BORROW_WASTE];
+	}
+	{
+		struct learner_report lr;
+		learner_report(&lr);
+		st->learner_changes = lr.changes + lr.adopted;
+	}
 }
 
 HAKMEM_EXPORT int hak_stats_get(struct hak_stats *st)
@@ -225,6 +236,7 @@ static const struct {
 	F(pool_shared_pushes), F(pool_shared_pops), F(pool_shared_pages), F(pool_cas),
 	F(pool_cas_retries),   F(os_unmap_failures), F(os_unmap_pending),  F(os_unmap_lost),
 	F(os_remap_failures),
+	F(ace_request_bytes), F(ace_given_bytes), F(learner_changes),
 };
 #undef F
 
@@ -428,6 +440,38 @@ static void print_text(struct pbuf *b, const struct snap *s)
 	text_line(b, "foreign frees", v, "pointers hakmem never handed out, left alone");
 	fmt_u64(v, heap_bad_frees());
 	text_line(b, "bad frees", v, "double frees and bad pointers, refused");
+
+	struct learner_report lr;
+	learner_report(&lr);
+	if (lr.enabled || lr.windows) {
+		pb_str(b, "\nLearner (HAKMEM_LEARN): CAP is a mid class's thread ring, in blocks; hit:\n"
+			  "the estimated share of mallocs and frees the ring served, last window.\n");
+		fmt_u64(v, lr.changes);
+		fmt_u64(a, lr.windows);
+		text_line(b, "CAP changes", v,
+			  note_of(note, sizeof(note), (const char *const[]){ "in ", a, " windows", NULL }));
+		fmt_ratio(v, lr.wmax_mid, 100, 2);
+		fmt_u64(a, lr.trials);
+		fmt_u64(c, lr.adopted);
+		text_line(b, "mid W_MAX", v,
+			  note_of(note, sizeof(note),
+				  (const char *const[]){ a, " trials, ", c, " adopted", NULL }));
+		for (unsigned i = 0; i < POOL_NCLS; i++) {
+			if (!lr.moved[i])
+				continue;
+			unsigned k = HAK_CLS_MID + i;
+			pb_str(b, "  class ");
+			pb_num(b, k, 2);
+			fmt_bytes(v, ace_class_size[k]);
+			pb_pad(b, v, 10, true);
+			pb_str(b, "  cap ");
+			pb_num(b, lr.cap[i], 5);
+			pb_str(b, "  hit ");
+			fmt_ratio(v, lr.hit[i], 1000, 2);
+			pb_str(b, v);
+			pb_str(b, "\n");
+		}
+	}
 
 	pb_str(b, "\nSettings: the HAKMEM_* variables in effect, and where each came from.\n");
 	for (unsigned i = 0; i < config_count(); i++) {
@@ -635,6 +679,34 @@ static void print_json(struct pbuf *b, const struct snap *s)
 		jw_u64(&j, stats_fields[i].name, stats_field(st, i));
 	jw_close(&j, "}");
 
+	{
+		struct learner_report lr;
+		learner_report(&lr);
+		jw_open(&j, "learner", "{");
+		jw_u64(&j, "enabled", lr.enabled);
+		jw_u64(&j, "windows", lr.windows);
+		jw_u64(&j, "cap_changes", lr.changes);
+		jw_u64(&j, "wmax_mid_pct", lr.wmax_mid);
+		jw_u64(&j, "wmax_trials", lr.trials);
+		jw_u64(&j, "wmax_adopted", lr.adopted);
+		jw_u64(&j, "wmax_rollbacks", lr.rollbacks);
+		jw_open(&j, "classes", "[");
+		for (unsigned i = 0; i < POOL_NCLS; i++) {
+			if (!lr.moved[i])
+				continue;
+			jw_key(&j, NULL);
+			pb_str(b, "{\"class\": ");
+			pb_u64(b, HAK_CLS_MID + i);
+			pb_str(b, ", \"cap\": ");
+			pb_u64(b, lr.cap[i]);
+			pb_str(b, ", \"hit_permille\": ");
+			pb_u64(b, lr.hit[i]);
+			pb_str(b, "}");
+		}
+		jw_close(&j, "]");
+		jw_close(&j, "}");
+	}
+
 	jw_open(&j, "settings", "{");
 	for (unsigned i = 0; i < config_count(); i++) {
 		struct config_setting cs;
@@ -649,6 +721,12 @@ static void print_json(struct pbuf *b, const struct snap *s)
 			pb_str(b, "\"");
 		} else if (cs.kind == CONFIG_BOOL) {
 			pb_str(b, cs.value ? "true" : "false");
+		} else if (cs.kind == CONFIG_TEXT || cs.kind == CONFIG_LIST) {
+			pb_str(b, "\"");
+			for (const char *q = cs.text; *q; q++)
+				pb_str(b, *q == '"' || *q == '\\' || (unsigned char)*q < 0x20 ? "?"
+						: (char[]){ *q, 0 });
+			pb_str(b, "\"");
 		} else {
 			pb_str(b, cs.text); /* a decimal number */
 		}

@@ -248,8 +248,13 @@ struct tbin {
  *   CC_REQ_BYTES bytes asked for by the allocations that missed: a sample
  *                (one per miss) of ACE's round-up; the bytes given for
  *                them are CC_MISSES * the class size, so the sampled
- *                waste is that minus CC_REQ_BYTES */
-enum { CC_REFILLS, CC_BLOCKS, CC_OVERFLOWS, CC_MISSES, CC_REQ_BYTES, CC_N };
+ *                waste is that minus CC_REQ_BYTES
+ *   CC_BORROWS   mid refills that found no page with room and took a free
+ *                block of a larger class from the thread's ring instead,
+ *                within the mid tier's W_MAX (not counted as misses)
+ *   CC_BORROW_WASTE  bytes those blocks hold beyond the request */
+enum { CC_REFILLS, CC_BLOCKS, CC_OVERFLOWS, CC_MISSES, CC_REQ_BYTES, CC_BORROWS, CC_BORROW_WASTE,
+       CC_N };
 
 struct heap_counters {
 	uint64_t cls[HAK_NBINS][CC_N];

@@ -91,13 +91,32 @@ static const struct var vars[] = {
 	{ "HAKMEM_WARN", &config_warn, 0, 1, 1, 0, CONFIG_BOOL },
 	/* words only: abort (0), warn (1), ignore (2); test_on_error */
 	{ "HAKMEM_ON_ERROR", &hak_cfg.on_error, 0, 2, 0, 0, CONFIG_ONERR },
+	{ "HAKMEM_LEARN", &hak_cfg.learn, 0, 1, 0, 0, CONFIG_BOOL },
+	{ "HAKMEM_TARGET_HIT_MID", &hak_cfg.target_hit_mid, 50, 90, 65, 2, CONFIG_NUM },
+	{ "HAKMEM_CAP_STEP_MID", &hak_cfg.cap_step_mid, 1, 16, 4, 0, CONFIG_NUM },
+	{ "HAKMEM_CAP_MIN_MID", &hak_cfg.cap_min_mid, 4, 64, 8, 0, CONFIG_NUM },
+	{ "HAKMEM_CAP_MAX_MID", &hak_cfg.cap_max_mid, 128, 4096, 2048, 0, CONFIG_NUM },
+	{ "HAKMEM_CAP_DWELL_SEC_MID", &hak_cfg.cap_dwell_sec_mid, 1, 10, 3, 0, CONFIG_NUM },
+	{ "HAKMEM_LEARN_WINDOW_MS", &hak_cfg.learn_window_ms, 500, 5000, 1000, 0, CONFIG_NUM },
+	{ "HAKMEM_LEARN_MIN_SAMPLES", &hak_cfg.learn_min_samples, 64, 1024, 256, 0, CONFIG_NUM },
+	/* a file name; a list: test_learn_vars */
+	{ "HAKMEM_LEARN_TRACE", &hak_cfg.learn_trace, 0, 1, 0, 0, CONFIG_TEXT },
+	{ "HAKMEM_WMAX_LEARN", &hak_cfg.wmax_learn, 0, 1, 0, 0, CONFIG_BOOL },
+	{ "HAKMEM_WMAX_CANDIDATES_MID", &hak_cfg.wmax_candidates_mid, 100, 400, CONFIG_LIST2(140, 160), 2,
+	  CONFIG_LIST },
+	{ "HAKMEM_WMAX_CANARY", &hak_cfg.wmax_canary, 0, 1, 1, 0, CONFIG_BOOL },
+	{ "HAKMEM_WMAX_TRIAL_SEC", &hak_cfg.wmax_trial_sec, 3, 15, 5, 0, CONFIG_NUM },
+	{ "HAKMEM_WMAX_ADOPT_PCT", &hak_cfg.wmax_adopt_pct, 5, 50, 10, 3, CONFIG_NUM },
 };
 #define NVARS (sizeof(vars) / sizeof(vars[0]))
 
 /* What the warning says a variable accepts. */
 static void accepted(const struct var *v, char *buf, size_t len)
 {
-	if (v->kind == CONFIG_NUM && v->decimals)
+	if (v->kind == CONFIG_NUM && v->decimals == 3)
+		snprintf(buf, len, "%ld.%03ld-%ld.%03ld", v->min / 1000, v->min % 1000, v->max / 1000,
+			 v->max % 1000);
+	else if (v->kind == CONFIG_NUM && v->decimals)
 		snprintf(buf, len, "%ld.%02ld-%ld.%02ld", v->min / 100, v->min % 100, v->max / 100,
 			 v->max % 100);
 	else if (v->kind == CONFIG_NUM)
@@ -112,7 +131,9 @@ static void accepted(const struct var *v, char *buf, size_t len)
 /* The text config_apply should print for a scaled value. */
 static void fmt_val(char *buf, size_t len, long v, int decimals)
 {
-	if (decimals)
+	if (decimals == 3)
+		snprintf(buf, len, "%ld.%03ld", v / 1000, v % 1000);
+	else if (decimals)
 		snprintf(buf, len, "%ld.%02ld", v / 100, v % 100);
 	else
 		snprintf(buf, len, "%ld", v);
@@ -263,8 +284,8 @@ START_TEST(test_apply_valid)
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
 		long vals[3] = { v->min, v->max, (v->min + v->max) / 2 };
-		if (v->kind == CONFIG_ONERR)
-			continue; /* words, not numbers: test_on_error */
+		if (v->kind == CONFIG_ONERR || v->kind == CONFIG_TEXT || v->kind == CONFIG_LIST)
+			continue; /* words, not numbers: test_on_error, test_learn_vars */
 		for (int k = 0; k < 3; k++) {
 			char text[64];
 			fmt_val(text, sizeof(text), vals[k], v->decimals);
@@ -314,8 +335,8 @@ START_TEST(test_apply_invalid)
 	reset_defaults();
 	for (size_t i = 0; i < NVARS; i++) {
 		const struct var *v = &vars[i];
-		if (v->kind == CONFIG_ONERR)
-			continue; /* test_on_error */
+		if (v->kind == CONFIG_ONERR || v->kind == CONFIG_TEXT || v->kind == CONFIG_LIST)
+			continue; /* test_on_error, test_learn_vars */
 		const char *nan = v->kind == CONFIG_NUM	   ? "not a number"
 				  : v->kind == CONFIG_BOOL ? "not a boolean"
 							   : "not a boolean, text or json";
@@ -330,7 +351,7 @@ START_TEST(test_apply_invalid)
 		apply_bad(v, "-5", nan);
 		apply_bad(v, "", nan);
 		apply_bad(v, "99999999999999999999", nan);
-		apply_bad(v, v->decimals ? "1.234" : "1.5", nan);
+		apply_bad(v, v->decimals == 3 ? "0.0123" : v->decimals ? "1.234" : "1.5", nan);
 		if (v->kind != CONFIG_NUM) {
 			apply_bad(v, "tru", nan);
 			apply_bad(v, "yes please", nan);
@@ -549,6 +570,10 @@ START_TEST(test_verbose)
 			snprintf(val, sizeof(val), "1");
 		else if (v->kind == CONFIG_ONERR)
 			snprintf(val, sizeof(val), "abort");
+		else if (v->kind == CONFIG_TEXT)
+			val[0] = '\0';
+		else if (v->kind == CONFIG_LIST)
+			snprintf(val, sizeof(val), "1.40,1.60");
 		else
 			fmt_val(val, sizeof(val), v->def, v->decimals);
 		snprintf(want, sizeof(want), "\nhakmem:   %s=%s (%s)\n", v->name, val,
@@ -564,6 +589,64 @@ END_TEST
 
 /* HAKMEM_ON_ERROR takes one of three words, in any case; anything else
  * is one warning line and the old value stays. */
+/* The learner's two variables that are not one number. */
+START_TEST(test_learn_vars)
+{
+	reset_defaults();
+	/* a list of W_MAX candidates, packed (internal.h, CONFIG_LIST) */
+	ck_assert_int_eq(config_apply("HAKMEM_WMAX_CANDIDATES_MID", "1.2,2,3.5,4"), 0);
+	long p = hak_cfg.wmax_candidates_mid;
+	ck_assert_int_eq(config_list_item(p, 0), 120);
+	ck_assert_int_eq(config_list_item(p, 1), 200);
+	ck_assert_int_eq(config_list_item(p, 2), 350);
+	ck_assert_int_eq(config_list_item(p, 3), 400);
+	ck_assert_int_eq(config_list_item(p, 4), 0);
+	struct config_setting cs;
+	for (unsigned i = 0; i < config_count(); i++) {
+		config_get(i, &cs);
+		if (strcmp(cs.name, "HAKMEM_WMAX_CANDIDATES_MID") == 0)
+			break;
+	}
+	ck_assert_str_eq(cs.text, "1.20,2.00,3.50,4.00");
+	ck_assert_int_eq(config_apply("HAKMEM_WMAX_CANDIDATES_MID", "1.6"), 0);
+	ck_assert_int_eq(config_list_item(hak_cfg.wmax_candidates_mid, 0), 160);
+	ck_assert_int_eq(config_list_item(hak_cfg.wmax_candidates_mid, 1), 0);
+	static const char *const bad[] = { "", "abc", "1.4,", "1.4,abc", "0.99", "1.4,4.01",
+					   "1,1,1,1,1", "1.4;1.6", "-1.4" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		capture_begin();
+		int r = config_apply("HAKMEM_WMAX_CANDIDATES_MID", bad[i]);
+		const char *err = capture_end();
+		ck_assert_msg(r != 0, "\"%s\" accepted", bad[i]);
+		ck_assert_msg(count_lines(err) == 1 && strstr(err, "HAKMEM_WMAX_CANDIDATES_MID=") &&
+				      strstr(err, "accepted: 1.00-4.00, up to 4, comma separated; using default 1.60"),
+			      "\"%s\": %s", bad[i], err);
+		ck_assert_int_eq(config_list_item(hak_cfg.wmax_candidates_mid, 0), 160);
+	}
+	/* the trace file's name */
+	ck_assert_str_eq(config_learn_trace(), "");
+	ck_assert_int_eq(config_apply("HAKMEM_LEARN_TRACE", "/work/x.trace"), 0);
+	ck_assert_str_eq(config_learn_trace(), "/work/x.trace");
+	ck_assert_int_eq(hak_cfg.learn_trace, 1);
+	char longname[400];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	capture_begin();
+	ck_assert_int_ne(config_apply("HAKMEM_LEARN_TRACE", longname), 0);
+	const char *err = capture_end();
+	ck_assert_msg(count_lines(err) == 1 && strstr(err, "too long"), "%s", err);
+	ck_assert_str_eq(config_learn_trace(), "/work/x.trace");
+	ck_assert_int_eq(config_apply("HAKMEM_LEARN_TRACE", ""), 0);
+	ck_assert_str_eq(config_learn_trace(), "");
+	/* three places: 0.005-0.050 */
+	ck_assert_int_eq(config_apply("HAKMEM_WMAX_ADOPT_PCT", "0.005"), 0);
+	ck_assert_int_eq(hak_cfg.wmax_adopt_pct, 5);
+	hak_cfg.wmax_candidates_mid = CONFIG_LIST2(140, 160);
+	hak_cfg.wmax_adopt_pct = 10;
+	hak_cfg.learn_trace = 0;
+}
+END_TEST
+
 START_TEST(test_on_error)
 {
 	reset_defaults();
@@ -726,6 +809,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_verbose);
 	tcase_add_test(tc, test_config_get);
 	tcase_add_test(tc, test_on_error);
+	tcase_add_test(tc, test_learn_vars);
 	suite_add_tcase(s, tc);
 	return s;
 }

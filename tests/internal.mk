@@ -19,6 +19,7 @@ if HAVE_CHECK
 HAKMEM_INTERNAL_TESTS = \
 	tests/check_ace \
 	tests/check_config \
+	tests/check_learner \
 	tests/check_segment \
 	tests/check_slab \
 	tests/check_pool \
@@ -40,6 +41,11 @@ tests_check_ace_SOURCES = tests/check_ace.c tests/itest.h
 tests_check_ace_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
 tests_check_ace_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
 tests_check_ace_LDADD = $(HAKMEM_ITEST_LDADD)
+
+tests_check_learner_SOURCES = tests/check_learner.c tests/itest.h
+tests_check_learner_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)
+tests_check_learner_CFLAGS = $(HAKMEM_ITEST_CFLAGS)
+tests_check_learner_LDADD = $(HAKMEM_ITEST_LDADD)
 
 tests_check_config_SOURCES = tests/check_config.c tests/itest.h
 tests_check_config_CPPFLAGS = $(HAKMEM_ITEST_CPPFLAGS)

@@ -29,8 +29,9 @@ large 7
 huge 7
 heap 8
 thread 9
-stats 10
-malloc 11"
+learner 10
+stats 11
+malloc 12"
 
 dir=$abs_top_builddir/lib
 objs=$(ls "$dir"/libhakmem_core_la-*.o 2>/dev/null)

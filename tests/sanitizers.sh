@@ -49,7 +49,7 @@ kinds=${SAN_KINDS:-thread address undefined}
 # knob seam, where one thread writes knobs that a running thread reads
 # (check_heap), and out of memory injected at each point, fork and threads
 # included (check_oom_inject; about three minutes under TSan in all).
-tests=${SAN_TESTS:-tests/check_stress tests/check_pool_stress tests/check_slab tests/check_pool tests/check_thread tests/check_threads tests/check_churn tests/check_heap tests/check_oom_inject}
+tests=${SAN_TESTS:-tests/check_stress tests/check_pool_stress tests/check_slab tests/check_pool tests/check_thread tests/check_threads tests/check_churn tests/check_heap tests/check_oom_inject tests/check_learner}
 jobs=${SAN_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-4}
 export CK_TIMEOUT_MULTIPLIER

@@ -97,7 +97,13 @@ struct hak_stats {
 	uint64_t os_unmap_pending;   /* ... bytes they left mapped (purged), retried later */
 	uint64_t os_unmap_lost;      /* ... bytes left mapped for good (no room to wait) */
 	uint64_t os_remap_failures;  /* moving mremap calls refused (the block was copied) */
-	uint64_t reserved[13];       /* zero; room to grow without an ABI break */
+	/* ACE's waste, always counted on the slow paths: the bytes asked for
+	 * by the mallocs that took new memory (one sample per miss) or a
+	 * larger mid block (W_MAX), and the bytes their blocks hold */
+	uint64_t ace_request_bytes;
+	uint64_t ace_given_bytes;    /* waste = given - request */
+	uint64_t learner_changes;    /* knobs the learner changed (HAKMEM_LEARN) */
+	uint64_t reserved[10];       /* zero; room to grow without an ABI break */
 };
 
 /* Fills *st (if st is not NULL) and returns 0; -1 with errno EINVAL for
