@@ -375,7 +375,9 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 			segment_release(seg);
 			continue;
 		}
-		if (h->purge_later) /* an exit: the pages go with the segment */
+		/* an exit (heap.purge_later): only what waited a delay; the
+		 * rest goes with the segment to the next thread */
+		if (h->purge_later && !purge_old(seg->dirty_since, now, false))
 			continue;
 		/* one call per run of neighbouring dirty slots */
 		for (uint32_t m = seg->dirty; m;) {
