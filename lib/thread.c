@@ -47,6 +47,8 @@ static void heap_counters_fold(struct heap *h)
 	}
 }
 
+static void purge_thread_kick(void);
+
 static void heap_key_destructor(void *arg)
 {
 	struct heap *h = arg;
@@ -61,6 +63,8 @@ static void heap_key_destructor(void *arg)
 	uint64_t live = threads_started - threads_exited;
 	hak_unlock(&heap_lock);
 	pool_exit_cleanup(h, live <= 1, later);
+	if (later)
+		purge_thread_kick();
 	tls_heap = &heap_empty;
 	tls_dead = 1;
 	hak_lock(&heap_lock);
@@ -202,6 +206,22 @@ static uint64_t pt_given_back(void)
 	       atomic_load_explicit(&os_ctr.unmap_calls, memory_order_relaxed);
 }
 
+/* A thread exit that left its free pages for the purge thread (heap_abandon
+ * with 'later') wakes it when it has backed off, so that they go back a
+ * purge delay later, not up to a second.  Only then: a program that ends a
+ * thread every millisecond must not keep restarting its wait. */
+static _Atomic int pt_kicked, pt_backed_off;
+
+static void purge_thread_kick(void)
+{
+	if (!atomic_load_explicit(&pt_backed_off, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&pt_kicked, 1, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&pt_mutex);
+	pthread_cond_signal(&pt_cond);
+	pthread_mutex_unlock(&pt_mutex);
+}
+
 static void *purge_thread_main(void *arg)
 {
 	(void)arg;
@@ -219,8 +239,15 @@ static void *purge_thread_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop)
+		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop) {
+			/* a thread exit left memory (purge_thread_kick): the
+			 * next pass a delay from now, not a backed-off second */
+			if (atomic_exchange_explicit(&pt_kicked, 0, memory_order_relaxed)) {
+				period = base;
+				atomic_store_explicit(&pt_backed_off, 0, memory_order_relaxed);
+			}
 			continue;
+		}
 		pthread_mutex_unlock(&pt_mutex);
 		uint64_t before = pt_given_back();
 		atomic_store_explicit(&pt_busy, 1, memory_order_relaxed);
@@ -232,6 +259,7 @@ static void *purge_thread_main(void *arg)
 			period = base;
 		else if (period < PT_BACKOFF_MAX_MS)
 			period = period * 2 < PT_BACKOFF_MAX_MS ? period * 2 : PT_BACKOFF_MAX_MS;
+		atomic_store_explicit(&pt_backed_off, period > base, memory_order_relaxed);
 		pthread_mutex_lock(&pt_mutex);
 	}
 	pthread_mutex_unlock(&pt_mutex);
