@@ -380,6 +380,14 @@ hak_inline bool purge_due(uint64_t due, uint64_t now)
 bool purge_second_look(uint8_t *seen, bool force);
 /* Give the pages of [p, p + len) back now. */
 void purge_pages(void *p, size_t len);
+/* An adaptive bound on the free memory a heap keeps (tiny slabs, large
+ * free pages; the mid tier's pages follow the same rule in pool.c): when
+ * more is needed within a purge delay of giving some back beyond it
+ * (*returned_ms, 0: none since), it would have served: *keep doubles, up
+ * to max.  Each sweep lowers it to twice the most held since the last
+ * (*high), not below min, and starts *high again at what is held now. */
+void purge_keep_grow(uint64_t *keep, uint64_t *returned_ms, uint64_t max);
+void purge_keep_lower(uint64_t *keep, uint64_t *high, uint64_t held, uint64_t min);
 
 /* ======================================================================
  * segment.c: segments, the segment map, the cache, abandoned segments

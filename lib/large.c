@@ -79,14 +79,9 @@ static void *large_borrow(struct heap *h, unsigned c)
 
 static void large_keep_grow(struct heap *h)
 {
-	uint64_t *keep = &h->dirty_keep[TIER_LARGE];
-	if (*keep == 0)
-		*keep = LARGE_KEEP_MIN;
-	if (h->dirty_purged_ms[TIER_LARGE] != 0) {
-		if (*keep < LARGE_KEEP_MAX && !purge_old(h->dirty_purged_ms[TIER_LARGE], os_now_ms(), false))
-			*keep *= 2;
-		h->dirty_purged_ms[TIER_LARGE] = 0;
-	}
+	if (h->dirty_keep[TIER_LARGE] == 0)
+		h->dirty_keep[TIER_LARGE] = LARGE_KEEP_MIN;
+	purge_keep_grow(&h->dirty_keep[TIER_LARGE], &h->dirty_purged_ms[TIER_LARGE], LARGE_KEEP_MAX);
 }
 
 int large_refill(struct heap *h, unsigned c, void **block)
@@ -157,11 +152,8 @@ void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 			slab_sweep_empty(h, c, now, force, next);
 	}
 	slab_segments_sweep(h, TIER_LARGE, now, force, next);
-	/* keep no more than twice what was held since the last sweep */
-	uint64_t want = 2 * h->dirty_high[TIER_LARGE];
-	if (h->dirty_keep[TIER_LARGE] > want)
-		h->dirty_keep[TIER_LARGE] = want > LARGE_KEEP_MIN ? want : LARGE_KEEP_MIN;
-	h->dirty_high[TIER_LARGE] = slab_dirty_bytes(h, TIER_LARGE);
+	purge_keep_lower(&h->dirty_keep[TIER_LARGE], &h->dirty_high[TIER_LARGE],
+			 slab_dirty_bytes(h, TIER_LARGE), LARGE_KEEP_MIN);
 }
 
 void large_exit(struct heap *h)

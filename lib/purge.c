@@ -33,3 +33,20 @@ void purge_pages(void *p, size_t len)
 	if (len)
 		os_purge(p, len);
 }
+
+void purge_keep_grow(uint64_t *keep, uint64_t *returned_ms, uint64_t max)
+{
+	if (*returned_ms == 0)
+		return;
+	if (*keep < max && !purge_old(*returned_ms, os_now_ms(), false))
+		*keep *= 2;
+	*returned_ms = 0;
+}
+
+void purge_keep_lower(uint64_t *keep, uint64_t *high, uint64_t held, uint64_t min)
+{
+	uint64_t want = 2 * *high;
+	if (*keep > want)
+		*keep = want > min ? want : min;
+	*high = held;
+}

@@ -191,17 +191,18 @@ static bool seg_has_room(struct segment *seg)
 	return false;
 }
 
-struct segment *segment_adopt(int tier)
+/* Take the first abandoned segment of 'tier' that has room (idle_now 0)
+ * or that waited a purge delay on the list (idle_now: the time now). */
+static struct segment *abandoned_take(int tier, uint64_t idle_now)
 {
 	struct segment *seg, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
-	/* A segment with no room would give the refill nothing, and its
-	 * memory would stay with this thread, which may then sleep: left
-	 * for the blocks freed into it, or for the purge thread. */
-	for (seg = abandoned[tier]; seg && !seg_has_room(seg); prev = seg, seg = seg->next)
-		;
+	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
+		if (idle_now ? seg->cached_since <= idle_now && purge_old(seg->cached_since, idle_now, false)
+			     : seg_has_room(seg))
+			break;
 	if (seg) {
 		if (prev)
 			prev->next = seg->next;
@@ -213,25 +214,18 @@ struct segment *segment_adopt(int tier)
 	return seg;
 }
 
+/* A segment with no room would give the refill nothing, and its memory
+ * would stay with this thread, which may then sleep: left for the blocks
+ * freed into it, or for the purge thread. */
+struct segment *segment_adopt(int tier)
+{
+	return abandoned_take(tier, 0);
+}
+
+/* Newest first on the list: the idle ones are at the end. */
 struct segment *segment_adopt_idle(int tier, uint64_t now)
 {
-	struct segment *seg, *prev = NULL;
-	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
-		return NULL;
-	hak_lock(&abandoned_lock);
-	/* newest first: the idle ones are at the end */
-	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
-		if (seg->cached_since <= now && purge_old(seg->cached_since, now, false))
-			break;
-	if (seg) {
-		if (prev)
-			prev->next = seg->next;
-		else
-			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
-		abandoned_count--;
-	}
-	hak_unlock(&abandoned_lock);
-	return seg;
+	return abandoned_take(tier, now);
 }
 
 void segment_fork_child(void)

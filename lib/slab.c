@@ -210,21 +210,9 @@ static uint32_t seg_full_mask(const struct segment *seg)
 	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
 }
 
-/* h needs a new slab within a purge delay of giving one back beyond
- * slab_keep: it would have served here; keep twice as much. */
-static void slab_keep_grow(struct heap *h)
-{
-	if (h->slab_keep < SLAB_KEEP_MAX && !purge_old(h->slab_returned_ms, os_now_ms(), false))
-		h->slab_keep *= 2;
-	h->slab_returned_ms = 0;
-}
-
 void slab_keep_sweep(struct heap *h)
 {
-	uint64_t want = 2 * h->slab_high;
-	if (h->slab_keep > want)
-		h->slab_keep = want > SLAB_KEEP_MIN ? want : SLAB_KEEP_MIN;
-	h->slab_high = h->slab_empty;
+	purge_keep_lower(&h->slab_keep, &h->slab_high, h->slab_empty, SLAB_KEEP_MIN);
 }
 
 /* Mask of the n slots from i. */
@@ -253,8 +241,8 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	struct segment *seg;
 	int at = -1;
 	*fresh_segment = false;
-	if (tier != TIER_LARGE && h->slab_returned_ms != 0)
-		slab_keep_grow(h);
+	if (tier != TIER_LARGE) /* h needs a slab: slab_keep may grow */
+		purge_keep_grow(&h->slab_keep, &h->slab_returned_ms, SLAB_KEEP_MAX);
 	for (seg = h->segs_avail[tier]; seg; seg = seg->next)
 		if ((at = run_find(seg, k, k0)) >= 0)
 			break;
