@@ -908,6 +908,10 @@ void slab_keep_sweep(struct heap *h);
  * room); NULL when out of memory.  *fresh_segment tells whether a segment
  * was mapped for it. */
 struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment);
+/* The full slabs of h's segments of 'tier' that other threads freed into
+ * since the last look (segment.remote_mask): drained, and on their
+ * partial lists when that gave them free blocks (true when any did). */
+bool slab_collect_remote(struct heap *h, int tier);
 /* The same with a run of k slots (k0 when it starts at slot 0, after the
  * header): a large slab, one block of class c (large.c).  Without 'map',
  * NULL when no segment of h has such a run. */

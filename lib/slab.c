@@ -92,6 +92,12 @@ uint32_t slab_drain(struct slab *s)
 void slab_remote_push(struct slab *s, void *first, void *last)
 {
 	void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
+	if (head == NULL) {
+		/* before the push: s is in use until then */
+		struct segment *seg = seg_of_slab(s);
+		if (seg->tier == TIER_TINY)
+			atomic_fetch_or_explicit(&seg->remote_mask, 1u << s->index, memory_order_relaxed);
+	}
 	do {
 		blk_set_next(last, head);
 	} while (!atomic_compare_exchange_weak_explicit(&s->remote, &head, first,
@@ -279,6 +285,31 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	CTR_INC(h, slabs_new);
 	DCTR_INC(h, refill_new_slab);
 	return s;
+}
+
+bool slab_collect_remote(struct heap *h, int tier)
+{
+	bool any = false;
+	for (int l = 0; l < 2; l++) {
+		struct segment *seg = l ? h->segs_full[tier] : h->segs_avail[tier];
+		for (; seg; seg = seg->next) {
+			if (atomic_load_explicit(&seg->remote_mask, memory_order_relaxed) == 0)
+				continue;
+			uint32_t m = atomic_exchange_explicit(&seg->remote_mask, 0, memory_order_relaxed);
+			for (; m; m &= m - 1) {
+				struct slab *s = &seg->slabs[__builtin_ctz(m)];
+				/* a current or partial slab: the refill drains it */
+				if (s->state != SLAB_FULL || atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
+					continue;
+				slab_drain(s);
+				if (s->nfree) {
+					slab_full_to_partial(h, s);
+					any = true;
+				}
+			}
+		}
+	}
+	return any;
 }
 
 struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment)

@@ -50,6 +50,10 @@ int tiny_refill(struct heap *h, unsigned c)
 {
 	struct segment *seg;
 	bool fresh;
+	/* blocks other threads gave back to full slabs the scan did not
+	 * reach, before a new slab or another thread's segment */
+	if (slab_collect_remote(h, TIER_TINY))
+		return REFILL_OWN;
 	if (h->segs_avail[TIER_TINY] == NULL && (seg = segment_adopt(TIER_TINY)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);

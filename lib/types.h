@@ -211,6 +211,11 @@ struct segment {
 	uint64_t cached_since;    /* ms, while in a cache; while abandoned, since
 				   * when (segment_adopt_idle) */
 	uint8_t purged;           /* cached and already given back */
+	/* tiny: slabs whose remote list went from empty to not, set by the
+	 * freeing thread, taken by the owner's refill (slab_collect_remote):
+	 * a hint, so that a full slab others freed into is found wherever it
+	 * sits on the owner's lists */
+	_Atomic uint32_t remote_mask;
 	/* slab i's link on a shared stack (pool.c, slab_snext): outside the
 	 * slab's cache line, which the free fast path reads */
 	struct slab *_Atomic snext[HAK_MAX_SLABS];

@@ -902,6 +902,101 @@ START_TEST(test_remote_drain)
 }
 END_TEST
 
+/* ---- blocks freed by others into full slabs the scan does not reach ---- */
+
+#define DEEP_SLABS 24 /* full slabs of one class, three times the scan */
+#define DEEP_SIZE 256
+static void *deep_blocks[DEEP_SLABS * 300], *deep_gone[DEEP_SLABS * 300];
+static size_t deep_n, deep_ngone;
+
+/* Fill DEEP_SLABS slabs; another thread frees every block of the full
+ * slabs past the first FULL_SCAN_MAX of the owner's full list (those the
+ * refill's bounded scan looks at get none); the next allocations must
+ * take those blocks back, with no new slab. */
+static void *deep_owner(void *arg)
+{
+	(void)arg;
+	struct heap *h = NULL;
+	unsigned c = ace_class(DEEP_SIZE), ns = 0;
+	struct slab *last = NULL;
+	size_t cap = sizeof(deep_blocks) / sizeof(deep_blocks[0]);
+	for (deep_n = 0; deep_n < cap; deep_n++) {
+		void *p = hak_malloc(DEEP_SIZE);
+		struct slab *sl = slab_of(segmap_lookup(p), p);
+		if (sl != last) {
+			last = sl;
+			if (++ns > DEEP_SLABS) { /* the first block of one more slab */
+				hak_free(p);
+				break;
+			}
+		}
+		deep_blocks[deep_n] = p;
+		memset(p, 0x6d, DEEP_SIZE);
+	}
+	h = tls_heap;
+	unsigned pos = 0;
+	deep_ngone = 0;
+	for (struct slab *sl = h->full_head[c]; sl; sl = sl->next, pos++) {
+		if (pos < FULL_SCAN_MAX)
+			continue;
+		for (size_t k = 0; k < deep_n; k++)
+			if (deep_blocks[k] && slab_of(segmap_lookup(deep_blocks[k]), deep_blocks[k]) == sl) {
+				deep_gone[deep_ngone++] = deep_blocks[k];
+				deep_blocks[k] = NULL;
+			}
+	}
+	if (ns <= DEEP_SLABS || pos < 2 * FULL_SCAN_MAX || deep_ngone == 0) {
+		TFAIL("the blocks did not fill %d slabs (%u, %u full)", DEEP_SLABS, ns, pos);
+		sem_post(&go_free);
+		return NULL;
+	}
+	sem_post(&go_free);
+	sem_wait(&freed);
+	/* the current slab's room and the bin first, then those blocks */
+	uint64_t new0 = stats().slabs_new;
+	size_t back = 0, nmore = 0;
+	static void *more[DEEP_SLABS * 300 + 2048];
+	while (back < deep_ngone && nmore < sizeof(more) / sizeof(more[0])) {
+		void *p = more[nmore++] = hak_malloc(DEEP_SIZE);
+		for (size_t k = 0; k < deep_ngone; k++)
+			if (deep_gone[k] == p) {
+				back++;
+				break;
+			}
+	}
+	uint64_t new1 = stats().slabs_new;
+	if (back != deep_ngone || new1 != new0)
+		TFAIL("%zu of %zu blocks freed by another thread came back in %zu allocations; %llu new slabs",
+		      back, deep_ngone, nmore, (unsigned long long)(new1 - new0));
+	for (size_t k = 0; k < deep_n; k++)
+		if (deep_blocks[k])
+			hak_free(deep_blocks[k]);
+	for (size_t k = 0; k < nmore; k++)
+		hak_free(more[k]);
+	return NULL;
+}
+
+static void *deep_freer(void *arg)
+{
+	(void)arg;
+	hak_free(hak_malloc(DEEP_SIZE)); /* a heap of its own */
+	sem_wait(&go_free);
+	for (size_t k = 0; k < deep_ngone; k++)
+		hak_free(deep_gone[k]);
+	hak_collect(); /* push the chains still gathered here */
+	sem_post(&freed);
+	return NULL;
+}
+
+START_TEST(test_remote_deep)
+{
+	set_tier_cap(TIER_TINY, 1024);
+	sem_init(&go_free, 0, 0);
+	sem_init(&freed, 0, 0);
+	run_threads2(deep_owner, deep_freer, NULL);
+}
+END_TEST
+
 /* ---- remote frees while the owner allocates ---- */
 
 #define RING 4096
@@ -1307,6 +1402,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_remote_drain);
 	tcase_add_test(tc, test_remote_concurrent);
+	tcase_add_test(tc, test_remote_deep);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("adopt");

@@ -14,6 +14,9 @@
 #    resident set is within 16 MiB of what it was before the 8 started.
 # 3. With the purge thread off (HAKMEM_PURGE_THREAD=0): malloc_trim(0)
 #    right after the frees gives everything back at once, in every case.
+# 4. One thread allocates 16-256 byte blocks, another frees them, oldest
+#    first, with up to 64 MiB out: for 2 s the resident set stays within
+#    1.2 times the most bytes out at once.
 # Skipped without /proc/self/smaps_rollup (Linux 4.14).
 #
 # Run by make check, which exports abs_top_builddir.
@@ -59,5 +62,6 @@ for size in 1048576 4096 256; do
 done
 run "threads, defaults" -- threads 5 16
 run "threads, malloc_trim(0)" HAKMEM_PURGE_THREAD=0 -- threads 0 16 trim
+run "producer/consumer" -- prodcons 2 120
 
 test "$failures" -eq 0

@@ -10,6 +10,11 @@
  * threads free those blocks and then sleep, still alive; the main thread
  * sleeps without calling the allocator.
  *
+ * SIZE "prodcons": one thread allocates blocks of 16-256 bytes while at
+ * most 64 MiB are out, another frees them oldest first, for SECONDS; the
+ * peak resident set above the start must be at most LIMIT percent (here
+ * LIMIT_MIB is a percentage) of the most bytes out at once.
+ *
  * Every 50 ms the resident set is read from /proc/self/smaps_rollup
  * (Rss: less LazyFree:, read with open and read: no allocation); the
  * program prints one line and exits 0 as soon as it is at most LIMIT_MIB
@@ -25,6 +30,8 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,10 +211,111 @@ static int thread_case(double seconds, long limit_mib)
 	return r;
 }
 
+/* ---- the producer/consumer case ---- */
+
+#define PC_QN ((size_t)1 << 20) /* queue slots */
+#define PC_LIVE ((size_t)64 << 20)
+static void *pc_q[PC_QN];
+static size_t pc_qs[PC_QN];
+static _Atomic size_t pc_head, pc_tail, pc_live;
+static size_t pc_live_max;
+static _Atomic int pc_stop;
+
+static uint64_t xorshift(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/* blocks of 16 to 256 bytes, written whole, into the queue while at most
+ * PC_LIVE bytes are out */
+static void *pc_producer(void *arg)
+{
+	(void)arg;
+	uint64_t x = 88172645463325252ull;
+	while (!atomic_load(&pc_stop)) {
+		size_t h = atomic_load_explicit(&pc_head, memory_order_relaxed);
+		if (h - atomic_load_explicit(&pc_tail, memory_order_acquire) >= PC_QN ||
+		    atomic_load_explicit(&pc_live, memory_order_relaxed) > PC_LIVE) {
+			sched_yield();
+			continue;
+		}
+		size_t n = 16 + xorshift(&x) % 241;
+		void *p = ALLOC(n);
+		if (p == NULL)
+			abort();
+		memset(p, (int)n, n);
+		pc_q[h % PC_QN] = p;
+		pc_qs[h % PC_QN] = n;
+		size_t l = atomic_fetch_add_explicit(&pc_live, n, memory_order_relaxed) + n;
+		if (l > pc_live_max)
+			pc_live_max = l;
+		atomic_store_explicit(&pc_head, h + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+/* frees the oldest block, in bursts: while less than half is out, only
+ * now and then */
+static void *pc_consumer(void *arg)
+{
+	(void)arg;
+	uint64_t x = 1234567;
+	for (;;) {
+		size_t t = atomic_load_explicit(&pc_tail, memory_order_relaxed);
+		if (t == atomic_load_explicit(&pc_head, memory_order_acquire)) {
+			if (atomic_load(&pc_stop))
+				break;
+			sched_yield();
+			continue;
+		}
+		if (atomic_load_explicit(&pc_live, memory_order_relaxed) < PC_LIVE / 2 && (xorshift(&x) & 3)) {
+			sched_yield();
+			continue;
+		}
+		FREE(pc_q[t % PC_QN]);
+		atomic_fetch_sub_explicit(&pc_live, pc_qs[t % PC_QN], memory_order_relaxed);
+		atomic_store_explicit(&pc_tail, t + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+/* One thread allocates, another frees (issue #13's producer/consumer
+ * row): the peak resident set above the start, over SECONDS, at most
+ * LIMIT_PCT percent of the most bytes out at once. */
+static int prodcons_case(double seconds, long limit_pct)
+{
+	pthread_t a, b;
+	memset(pc_q, 0, sizeof(pc_q)); /* the queue, resident before the base */
+	memset(pc_qs, 0, sizeof(pc_qs));
+	long base = rss_kib(), peak = 0;
+	if (pthread_create(&a, NULL, pc_producer, NULL) != 0 ||
+	    pthread_create(&b, NULL, pc_consumer, NULL) != 0)
+		return 2;
+	double t0 = now_ms();
+	while (now_ms() - t0 < seconds * 1e3) {
+		sleep_ms(10);
+		long r = rss_kib();
+		if (r > peak)
+			peak = r;
+	}
+	atomic_store(&pc_stop, 1);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	double ratio = (double)(peak - base) * 1024 / (double)pc_live_max;
+	int bad = ratio * 100 > (double)limit_pct;
+	printf("producer/consumer: at most %.1f MiB out, peak rss %.1f MiB above the start: %.2fx (limit %.2fx)%s\n",
+	       (double)pc_live_max / (1 << 20), (double)(peak - base) / 1024, ratio, limit_pct / 100.0,
+	       bad ? ": FAIL" : "");
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: idle_prog SIZE|threads [SECONDS [LIMIT_MIB]]\n");
+		fprintf(stderr, "usage: idle_prog SIZE|threads|prodcons [SECONDS [LIMIT_MIB]]\n");
 		return 2;
 	}
 	double seconds = argc > 2 ? atof(argv[2]) : 5;
@@ -216,6 +324,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (strcmp(argv[1], "threads") == 0)
 		return thread_case(seconds, limit);
+	if (strcmp(argv[1], "prodcons") == 0)
+		return prodcons_case(seconds, limit);
 	size_t size = (size_t)atol(argv[1]);
 	if (size == 0)
 		return 2;
