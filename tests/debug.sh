@@ -44,12 +44,14 @@ test -f "$src/configure.ac" || { echo "debug.sh: $src is not the hakmem source t
 # slab engine's, the mid pool's and the thread life cycle's white-box
 # suites; the bad frees (badfree.sh: the validators run while a program
 # with a double free goes on) and out of memory injected at every point
-# (check_oom_inject), and the heap's suite (the free key through sweeps).
+# (check_oom_inject), the heap's suite (the free key through sweeps), and
+# the large tier's runs and the huge ranges (check_large, check_os).
 default_tests="tests/preload.sh tests/early.sh tests/env.sh
 tests/check_stress tests/check_threads tests/check_churn tests/check_fork
 tests/check_atfork tests/check_semantics tests/check_semantics_api
 tests/check_api tests/check_slab tests/check_pool tests/check_thread
-tests/badfree.sh tests/check_oom_inject tests/check_heap"
+tests/badfree.sh tests/check_oom_inject tests/check_heap tests/check_large
+tests/check_os"
 tests=$(echo ${DEBUG_TESTS:-$default_tests})
 jobs=${DEBUG_JOBS:-2}
 CK_TIMEOUT_MULTIPLIER=${CK_TIMEOUT_MULTIPLIER:-2}
