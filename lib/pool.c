@@ -464,16 +464,54 @@ static void mid_keep_grow(struct heap *h)
 	h->mid_returned_ms = 0;
 }
 
+/* Pop pages of class c from the shared stacks (h's shard first) onto h,
+ * up to 'want' with room; the first becomes *first, the others go on h's
+ * partial list.  A page without room goes on h's full list and does not
+ * count.  Returns how many with room. */
+static uint32_t refill_pop(struct heap *h, unsigned c, uint32_t want, struct slab **first)
+{
+	uint32_t got = 0, pops = 0;
+	struct slab *s;
+	for (unsigned k = 0; k < POOL_SHARDS && got < want && pops < 2 * want; k++) {
+		unsigned shard = (h->shard + k) % POOL_SHARDS;
+		while (got < want && pops < 2 * want && (s = pool_stack_pop(c, shard)) != NULL) {
+			pops++;
+			page_adopt(h, s);
+			if (!page_has_room(s)) {
+				slab_file(h, s); /* full: waits for remote frees */
+				continue;
+			}
+			if (*first == NULL)
+				*first = s;
+			else
+				slab_file(h, s);
+			got++;
+		}
+	}
+	return got;
+}
+
 /* Called when h has no page of class c with room (no current page, an
- * empty partial list).  An empty page of h's own first (cut again for c
- * when it served another class); else up to min(batch, cap) pages, which
- * keeps h's pages with room within the cap: the shared stacks first (own
- * shard, then the others), then new pages.  A popped page without room
- * goes on h's full list and does not count. */
+ * empty partial list).  Pages of class c with room that wait on the
+ * shared stacks first: their free blocks are memory already there, and a
+ * page taken instead (even an empty one of h's own, which stays h's)
+ * would make the class hold more pages than it needs.  Then an empty page
+ * of h's own (cut again for c when it served another class); else up to
+ * min(batch, cap) pages, which keeps h's pages with room within the cap:
+ * the shared stacks (own shard, then the others), then new pages. */
 int pool_refill(struct heap *h, unsigned c)
 {
-	struct slab *s;
+	struct slab *s, *first = NULL;
+	uint32_t want, got;
+	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
 	if ((s = h->mid_empty) != NULL) {
+		if (refill_pop(h, c, 1, &first)) {
+			first->state = SLAB_CURRENT;
+			h->cur[c] = first;
+			CTR_INC(h, pool_page_refills);
+			CTR_INC(h, pool_pages_taken);
+			return REFILL_NEW;
+		}
 		slist_remove(&h->mid_empty, NULL, s);
 		h->nmid_empty--;
 		if (s->cls != c)
@@ -484,25 +522,8 @@ int pool_refill(struct heap *h, unsigned c)
 		return REFILL_OWN;
 	}
 	mid_keep_grow(h);
-	uint32_t want = refill_pages(), got = 0, pops = 0;
-	struct slab *first = NULL;
-	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
-	for (unsigned k = 0; k < POOL_SHARDS && got < want && pops < 2 * want; k++) {
-		unsigned shard = (h->shard + k) % POOL_SHARDS;
-		while (got < want && pops < 2 * want && (s = pool_stack_pop(c, shard)) != NULL) {
-			pops++;
-			page_adopt(h, s);
-			if (!page_has_room(s)) {
-				slab_file(h, s); /* full: waits for remote frees */
-				continue;
-			}
-			if (first == NULL)
-				first = s;
-			else
-				slab_file(h, s);
-			got++;
-		}
-	}
+	want = refill_pages();
+	got = refill_pop(h, c, want, &first);
 	while (got < want) {
 		s = page_new(h, c);
 		if (s == NULL)
