@@ -13,7 +13,8 @@
  *
  *  - shards: every mid segment belongs to one of POOL_SHARDS shards, whose
  *    lock guards the segment's slot mask.  A heap takes new pages from its
- *    own shard, and any heap can give a page's slot back.
+ *    own shard, but a free slot whose memory is still there (dirty) from
+ *    any shard first; any heap can give a page's slot back.
  *  - shared stacks: one lock-free stack of pages per class and shard.  A
  *    heap pushes the pages it no longer wants (beyond HAKMEM_POOL_CAP, or
  *    all of them at thread exit) and pops pages when it refills, before it
@@ -274,10 +275,14 @@ void pool_counts(struct pool_counters *out)
  * empties avail and starts a new generation (pool_fork_child); a segment
  * of an older generation (seg->shard_gen) is then on no list the shard
  * knows, and its slots are never given back in that process. */
+/* ndirty: free slots of the shard's segments whose pages are still there
+ * (seg->dirty bits), written under the lock, read without it by heaps of
+ * other shards that look for such a slot (page_new). */
 struct pool_shard {
 	struct hak_lock lock;
 	struct segment *avail;
 	uint32_t gen;
+	_Atomic uint32_t ndirty;
 } __attribute__((aligned(64)));
 
 static struct pool_shard shards[POOL_SHARDS] = {
@@ -290,12 +295,74 @@ static uint32_t mid_full_mask(void)
 	return n >= 32 ? 0xffffffffu : (1u << n) - 1;
 }
 
-/* A page of class c for h from a segment of h's shard. */
+static void ndirty_add(struct pool_shard *sh, int32_t n)
+{
+	atomic_store_explicit(&sh->ndirty, atomic_load_explicit(&sh->ndirty, memory_order_relaxed) + (uint32_t)n,
+			      memory_order_relaxed);
+}
+
+/* A segment of sh (lock held) with a free slot whose pages are still
+ * there, or NULL. */
+static struct segment *shard_dirty_seg(struct pool_shard *sh)
+{
+	if (atomic_load_explicit(&sh->ndirty, memory_order_relaxed) == 0)
+		return NULL;
+	for (struct segment *seg = sh->avail; seg; seg = seg->next)
+		if (seg->dirty)
+			return seg;
+	return NULL;
+}
+
+/* Take a free slot of seg (on sh's avail list, lock held), one whose
+ * pages are still there first, and unlock: a page of class c for h. */
+static struct slab *slot_take(struct heap *h, struct pool_shard *sh, struct segment *seg, unsigned c)
+{
+	uint32_t free = ~seg->used_mask & mid_full_mask();
+	uint32_t pick = (free & seg->dirty) ? free & seg->dirty : free;
+	unsigned i = (unsigned)__builtin_ctz(pick);
+	bool warm = seg->dirty & (1u << i);
+	seg->used_mask |= 1u << i;
+	if (warm) {
+		seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
+		ndirty_add(sh, -1);
+	}
+	if (seg->used_mask == mid_full_mask()) {
+		seglist_remove(&sh->avail, seg);
+		seg->in_full = 1;
+	}
+	hak_unlock(&sh->lock);
+	CTR_INC(h, slabs_new);
+	DCTR_INC(h, refill_new_slab);
+	struct slab *s = slab_init(h, seg, i, c);
+	s->warm = warm;
+	return s;
+}
+
+/* A page of class c for h.  A free slot whose pages are still there
+ * first: of h's shard, else of another shard (heaps come and go, and each
+ * new one gets the next shard: the slots an exited thread's pages left
+ * in its shard would otherwise wait a purge delay while the next thread
+ * faults in new memory beside them).  Else any free slot of h's shard,
+ * else a new segment for it. */
 static struct slab *page_new(struct heap *h, unsigned c)
 {
 	struct pool_shard *sh = &shards[h->shard];
+	struct segment *seg;
 	hak_lock(&sh->lock);
-	struct segment *seg = sh->avail;
+	if ((seg = shard_dirty_seg(sh)) != NULL)
+		return slot_take(h, sh, seg, c);
+	hak_unlock(&sh->lock);
+	for (unsigned k = 1; k < POOL_SHARDS; k++) {
+		struct pool_shard *o = &shards[(h->shard + k) % POOL_SHARDS];
+		if (atomic_load_explicit(&o->ndirty, memory_order_relaxed) == 0)
+			continue;
+		hak_lock(&o->lock);
+		if ((seg = shard_dirty_seg(o)) != NULL)
+			return slot_take(h, o, seg, c);
+		hak_unlock(&o->lock);
+	}
+	hak_lock(&sh->lock);
+	seg = sh->avail;
 	if (seg == NULL) {
 		hak_unlock(&sh->lock);
 		seg = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
@@ -307,17 +374,7 @@ static struct slab *page_new(struct heap *h, unsigned c)
 		seg->shard_gen = sh->gen;
 		seglist_push(&sh->avail, seg);
 	}
-	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & mid_full_mask());
-	seg->used_mask |= 1u << i;
-	seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
-	if (seg->used_mask == mid_full_mask()) {
-		seglist_remove(&sh->avail, seg);
-		seg->in_full = 1;
-	}
-	hak_unlock(&sh->lock);
-	CTR_INC(h, slabs_new);
-	DCTR_INC(h, refill_new_slab);
-	return slab_init(h, seg, i, c);
+	return slot_take(h, sh, seg, c);
 }
 
 /* The pages of free slot i of seg go back to the OS. */
@@ -333,6 +390,8 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	hak_assert(s->used == 0 && seg->tier == TIER_MID);
 	size_t len, touched = (size_t)s->carved * slab_bsize(s);
 	uint8_t *a = slab_area(seg, s->index, &len);
+	if (s->warm)
+		touched = len;
 	uint32_t bit = 1u << s->index;
 	bool now = h->purge_now || purge_delay() == 0;
 	s->state = SLAB_FREE;
@@ -341,7 +400,12 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	/* Now: before the slot can be taken again.  Else the slot is marked
 	 * dirty: a page taken from it within the purge delay reuses the
-	 * resident memory, pool_purge gives back the rest. */
+	 * resident memory, pool_purge gives back the rest.  What the page
+	 * touched: its carved blocks, or the whole slot when it is warm (a
+	 * page taken from a dirty slot, or cut again for another class, has
+	 * memory there beyond them: such a slot marked clean would stay
+	 * resident, out of every heap's reach, until its segment goes). */
+	s->warm = 0;
 	if (now && touched)
 		purge_pages(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
 	struct pool_shard *sh = &shards[seg->shard];
@@ -354,6 +418,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	seg->used_mask &= ~bit;
 	if (!now && touched) {
 		seg->dirty |= bit;
+		ndirty_add(sh, 1);
 		seg->dirty_since = os_now_ms();
 		/* h's sweeps purge its shard; this slot may be another's */
 		if (seg->shard == h->shard && h->next_purge == 0)
@@ -364,12 +429,14 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 		seglist_push(&sh->avail, seg);
 	}
 	bool release = seg->used_mask == 0;
-	if (release)
+	if (release) {
 		seglist_remove(&sh->avail, seg);
+		/* dirty slots left: the segment cache purges it after a delay */
+		ndirty_add(sh, -__builtin_popcount(seg->dirty));
+		seg->dirty = 0;
+	}
 	hak_unlock(&sh->lock);
 	if (release) {
-		/* dirty slots left: the segment cache purges it after a delay */
-		seg->dirty = 0;
 		/* a popper of a shared stack may still be reading one of its
 		 * pages */
 		pool_quiesce();
@@ -395,6 +462,7 @@ bool pool_purge(unsigned shard, bool all, bool force)
 			}
 			for (uint32_t m = seg->dirty; m; m &= m - 1)
 				slot_purge(seg, (unsigned)__builtin_ctz(m));
+			ndirty_add(sh, -__builtin_popcount(seg->dirty));
 			seg->dirty = 0;
 		}
 		hak_unlock(&sh->lock);
@@ -409,6 +477,7 @@ void pool_fork_child(void)
 	for (unsigned k = 0; k < POOL_SHARDS; k++) {
 		if (hak_lock_after_fork(&shards[k].lock) < 0) {
 			shards[k].avail = NULL;
+			atomic_store_explicit(&shards[k].ndirty, 0, memory_order_relaxed);
 			shards[k].gen++;
 		}
 	}
@@ -514,8 +583,10 @@ int pool_refill(struct heap *h, unsigned c)
 		}
 		slist_remove(&h->mid_empty, NULL, s);
 		h->nmid_empty--;
-		if (s->cls != c)
+		if (s->cls != c) {
 			slab_init(h, seg_of_slab(s), s->index, c);
+			s->warm = 1; /* the old class's blocks were there */
+		}
 		DCTR_INC(h, refill_partial);
 		s->state = SLAB_CURRENT;
 		h->cur[c] = s;

@@ -171,6 +171,10 @@ struct slab {
 	uint8_t nslots;           /* slots of its run (large), else 1 */
 	uint8_t kept;             /* empty, counted in its heap's slab_empty
 				   * (tiny and large: slab_settle_owned) */
+	uint8_t warm;             /* mid: memory beyond the carved blocks may
+				   * be resident (taken from a dirty slot, or
+				   * cut again for another class): it goes
+				   * back whole (pool.c, pool_page_free) */
 } __attribute__((aligned(64)));
 
 #define HAK_MAX_SLABS 32

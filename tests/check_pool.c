@@ -624,6 +624,165 @@ START_TEST(test_flush_keeps_pages)
 }
 END_TEST
 
+/* ---- free page slots whose memory is still there ---- */
+
+/* Thread 1 fills 16 pages with 32 KiB blocks and frees them; a forced
+ * sweep retires the empty pages, and with a long purge delay their slots
+ * wait, dirty, in segments of thread 1's shard.  Thread 2 (a heap of the
+ * next shard, made while thread 1 still lives) then needs pages: it must
+ * take those slots, resident already, rather than cut a new segment of
+ * its own shard. */
+#define DS_N 64
+static void *ds_blocks[DS_N];
+
+static void *dirty_take_thread(void *arg)
+{
+	unsigned shard1 = (unsigned)(uintptr_t)arg;
+	void *b[8];
+	for (int i = 0; i < 8; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x22, 32768);
+	}
+	if (tls_heap->shard == shard1)
+		TFAIL("both heaps in shard %u", shard1);
+	for (int i = 0; i < 8; i++) {
+		struct segment *seg = segmap_lookup(b[i]);
+		if (seg->shard != shard1)
+			TFAIL("block %d: a page of shard %u (own %u), not a dirty slot of shard %u", i,
+			      seg->shard, tls_heap->shard, shard1);
+	}
+	for (int i = 0; i < 8; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+static void *dirty_fill_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < DS_N; i++) {
+		ds_blocks[i] = hak_malloc(32768);
+		if (ds_blocks[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(ds_blocks[i], 0x11, 32768);
+	}
+	/* the first block holds its segment */
+	for (int i = 1; i < DS_N; i++)
+		hak_free(ds_blocks[i]);
+	struct heap *h = tls_heap;
+	heap_purge(h, true); /* retires the empty pages: their slots turn dirty */
+	unsigned dirty = 0;
+	for (int i = 1; i < DS_N; i++) {
+		struct segment *seg = segmap_lookup(ds_blocks[i]);
+		if (seg && !(seg->used_mask & (1u << slab_of(seg, ds_blocks[i])->index)) &&
+		    (seg->dirty & (1u << slab_of(seg, ds_blocks[i])->index)))
+			dirty++;
+	}
+	if (dirty < 8 * 4) {
+		TFAIL("only %u blocks in dirty free slots after the sweep", dirty);
+		return NULL;
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, dirty_take_thread, (void *)(uintptr_t)h->shard) != 0 ||
+	    pthread_join(t, NULL) != 0)
+		TFAIL("pthread_create");
+	hak_free(ds_blocks[0]);
+	return NULL;
+}
+
+START_TEST(test_dirty_slot_other_shard)
+{
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(dirty_fill_thread, NULL);
+}
+END_TEST
+
+/* Pages of the free slots of every mid segment that are resident, and
+ * the free slots not marked dirty (their pages should be gone). */
+static size_t clean_resident_pages(unsigned *nclean)
+{
+	size_t pages = 0;
+	*nclean = 0;
+	for (size_t w = 0; w < HAK_SEGMAP_ENTRIES / 64; w++) {
+		for (uint64_t m = atomic_load(&segmap_here[w]); m; m &= m - 1) {
+			struct segment *seg = (struct segment *)((w * 64 + (size_t)__builtin_ctzll(m)) << HAK_SEG_SHIFT);
+			if (seg->tier != TIER_MID)
+				continue;
+			for (unsigned i = 0; i < seg->nslabs; i++) {
+				if ((seg->used_mask | seg->dirty) & (1u << i))
+					continue;
+				size_t len;
+				uint8_t *a = slab_area(seg, i, &len);
+				uintptr_t p0 = (uintptr_t)a & ~(uintptr_t)(HAK_PAGE - 1);
+				unsigned char v[(1u << HAK_MID_SHIFT) / 4096];
+				size_t n = ((uintptr_t)a + len - p0) / HAK_PAGE;
+				if (mincore((void *)p0, n * HAK_PAGE, v) != 0)
+					continue;
+				for (size_t k = 0; k < n; k++)
+					pages += v[k] & 1;
+				(*nclean)++;
+			}
+		}
+	}
+	return pages;
+}
+
+/* A larson-like run: each generation of threads replaces random blocks of
+ * an array it inherits from the thread before, and exits.  Pages move
+ * between heaps (the shared stacks), are cut again for other classes and
+ * taken from dirty slots; whichever way, a slot that goes back must be
+ * either purged or marked dirty: a clean slot with its pages still there
+ * is memory no heap finds again until its segment goes. */
+#define LG_SLOTS 500
+static void *lg_slot[LG_SLOTS];
+static uint64_t lg_rng = 99;
+
+static void *lg_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4000; i++) {
+		lg_rng = lg_rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned k = (unsigned)((lg_rng >> 33) % LG_SLOTS);
+		size_t n = 2048 + (lg_rng >> 20) % (32768 - 2048);
+		hak_free(lg_slot[k]);
+		lg_slot[k] = hak_malloc(n);
+		if (lg_slot[k] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(lg_slot[k], 0x5c, n);
+	}
+	return NULL;
+}
+
+START_TEST(test_free_slots_not_resident)
+{
+	hak_cfg.purge_delay_ms = 600000;
+	hak_cfg.segment_cache = 0; /* a cached segment keeps its pages */
+	/* exits as with the purge thread running: they leave the free
+	 * pages for it (heap_abandon), in dirty slots.  None runs, so that
+	 * nothing collects meanwhile (its wake-up is a no-op until it has
+	 * backed off). */
+	atomic_store(&purge_thread_state, PT_RUNNING);
+	for (int i = 0; i < LG_SLOTS; i++)
+		lg_slot[i] = hak_malloc(2048 + (size_t)i * 61);
+	for (int g = 0; g < 24; g++)
+		run_thread(lg_thread, NULL);
+	unsigned nclean;
+	size_t pages = clean_resident_pages(&nclean);
+	printf("generations: %u clean free slots, %zu resident pages in them\n", nclean, pages);
+	ck_assert_msg(pages == 0, "%zu pages resident in %u free slots not marked dirty", pages, nclean);
+	for (int i = 0; i < LG_SLOTS; i++)
+		hak_free(lg_slot[i]);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -639,6 +798,8 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_idle_after_free);
 	tcase_add_test(tc, test_batch_rounds);
 	tcase_add_test(tc, test_flush_keeps_pages);
+	tcase_add_test(tc, test_dirty_slot_other_shard);
+	tcase_add_test(tc, test_free_slots_not_resident);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
