@@ -2,10 +2,10 @@
  *
  * A pool segment is cut into 16 pages of 128 KiB, each serving one class;
  * page 0 gives its first 4 KiB to the segment header.  Per class, a thread
- * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP), an
- * active page that hands out blocks by bump and by its local and remote
- * free lists, and a bin of further pages (its partial list), moved by the
- * slab engine (slab.c).  This file holds the tier's policy: a heap's
+ * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP and at
+ * most a page's worth), an active page that hands out blocks by bump and
+ * by its local and remote free lists, and a bin of further pages (its
+ * partial list), moved by the slab engine (slab.c).  This file holds the tier's policy: a heap's
  * refill (an empty page of its own, then HAKMEM_POOL_REFILL_BATCH pages),
  * its reserve of empty pages (mid_keep, growing and shrinking with use),
  * the trim to HAKMEM_POOL_CAP pages per class, the exit, and what the
@@ -47,10 +47,20 @@ void pool_init(void)
 	atomic_store_explicit(&hak_cfg.mid_keep_max, MID_EMPTY_MAX, memory_order_relaxed);
 }
 
+/* A class's ring keeps at most HAKMEM_POOL_RING_CAP blocks and, unless
+ * that variable is given, at most one page's worth of them (a 32 KiB
+ * class: 4 blocks; 4 KiB and below: all 32).  Blocks in a ring are free,
+ * but they keep their pages in use: a thread whose live blocks shrink to
+ * a few would otherwise hold 32 free blocks of every class it used (up to
+ * 1 MiB a class), spread over pages that could have emptied and served
+ * another class. */
 uint32_t pool_default_cap(unsigned c)
 {
-	(void)c;
-	return (uint32_t)KNOB(pool_ring_cap);
+	uint32_t cap = (uint32_t)KNOB(pool_ring_cap);
+	uint32_t page = (uint32_t)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+	if (!KNOB(pool_ring_cap_set) && page < cap)
+		cap = page;
+	return cap;
 }
 
 /* ---------------------------------------------------------------------

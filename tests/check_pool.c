@@ -624,6 +624,61 @@ START_TEST(test_flush_keeps_pages)
 }
 END_TEST
 
+/* ---- a ring keeps at most a page's worth ---- */
+
+/* 64 blocks of 32 KiB (16 pages) allocated, then all freed: unless
+ * HAKMEM_POOL_RING_CAP is given, the ring keeps 4 of them (a page's
+ * worth) and the pages of the others empty, free for any class; a ring
+ * of 32 would keep 8 pages in use.  With the variable given, every class
+ * gets it as it is. */
+#define RB_N 64
+static void *ring_bound_thread(void *arg)
+{
+	long given = (long)(intptr_t)arg;
+	static void *b[RB_N];
+	unsigned c = ace_class(32768);
+	hak_free(hak_malloc(16)); /* the thread's heap is made */
+	for (unsigned k = HAK_CLS_MID; k < HAK_CLS_LARGE; k++) {
+		uint32_t page = (uint32_t)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[k]);
+		uint32_t want = given || page > 32 ? 32 : page;
+		if (tls_heap->bins[k].cap != want) {
+			TFAIL("class %u (%u B): ring cap %u, want %u", k, ace_class_size[k], tls_heap->bins[k].cap,
+			      want);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < RB_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x33, 32768);
+	}
+	for (int i = 0; i < RB_N; i++)
+		hak_free(b[i]);
+	struct heap *h = tls_heap;
+	printf("ring bound (given %ld): %u blocks in the ring, %u empty pages\n", given, h->bins[c].count,
+	       h->nmid_empty);
+	if (!given && (h->bins[c].count > 4 || h->nmid_empty < 13))
+		TFAIL("%u blocks in the ring, %u empty pages (want <= 4 and >= 13)", h->bins[c].count,
+		      h->nmid_empty);
+	if (given && h->bins[c].count != 32)
+		TFAIL("HAKMEM_POOL_RING_CAP=32 given: %u blocks in the ring", h->bins[c].count);
+	return NULL;
+}
+
+START_TEST(test_ring_page_bound)
+{
+	hak_free(hak_malloc(16)); /* initialised: the variables were read */
+	hak_cfg.pool_ring_cap = 32;
+	hak_cfg.pool_ring_cap_set = _i;
+	hak_cfg.purge_delay_ms = 600000; /* no sweep retires the empty pages */
+	heap_default_caps();
+	run_thread(ring_bound_thread, (void *)(intptr_t)_i);
+}
+END_TEST
+
 /* ---- free page slots whose memory is still there ---- */
 
 /* Thread 1 fills 16 pages with 32 KiB blocks and frees them; a forced
@@ -800,6 +855,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_flush_keeps_pages);
 	tcase_add_test(tc, test_dirty_slot_other_shard);
 	tcase_add_test(tc, test_free_slots_not_resident);
+	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
