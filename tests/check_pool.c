@@ -18,7 +18,14 @@
  * - a thread that frees some 200 MiB of mid blocks and makes no further
  *   call holds at most 30 MiB;
  * - a thread-exit flush never lets a page go while its ring still holds
- *   blocks of that page (test_flush_keeps_pages).
+ *   blocks of that page (test_flush_keeps_pages);
+ * - free page slots whose memory is still there: a heap of another shard
+ *   takes them before a new segment, and after larson-like generations of
+ *   threads no free slot marked clean has a resident page;
+ * - a refill takes its class's stacked pages before an empty page of its
+ *   heap is cut again;
+ * - a mid class's ring keeps at most a page's worth of blocks unless
+ *   HAKMEM_POOL_RING_CAP is given.
  *
  * Worker threads record the first failure in terr[] (ck_assert allocates
  * and talks to the parent); the test asserts after the join.
@@ -624,6 +631,91 @@ START_TEST(test_flush_keeps_pages)
 }
 END_TEST
 
+/* ---- a refill finishes its class's stacked pages first ---- */
+
+/* Pages of 32 KiB blocks with a hole each go to the shared stack (the
+ * trim, cap 1); a page of 16 KiB blocks empties onto the heap's list.
+ * The next refill of 32 KiB must take a stacked page (its hole is memory
+ * in place) and leave the empty page for a class that needs a page. */
+#define SF_N 40
+static void *stacked_first_thread(void *arg)
+{
+	(void)arg;
+	static void *b[SF_N], *e[16];
+	struct slab *trimmed[SF_N];
+	unsigned ntrim = 0, c = ace_class(32768);
+	for (int i = 0; i < SF_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x44, 32768);
+	}
+	struct heap *h = tls_heap;
+	/* a hole in every page but the current one */
+	for (int i = 0; i < SF_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		bool seen = false;
+		for (unsigned k = 0; k < ntrim; k++)
+			seen |= trimmed[k] == s;
+		if (seen || s == h->cur[c])
+			continue;
+		trimmed[ntrim++] = s;
+		hak_free(b[i]);
+		b[i] = NULL;
+	}
+	pool_trim(h, c);
+	if (h->partial[c] != NULL || ntrim < 4) {
+		TFAIL("%u pages with a hole; partial list %s after the trim", ntrim,
+		      h->partial[c] ? "not empty" : "empty");
+		return NULL;
+	}
+	/* an empty page of another class on the heap's list */
+	for (int i = 0; i < 16; i++)
+		e[i] = hak_malloc(16384);
+	struct slab *es = slab_of(segmap_lookup(e[0]), e[0]);
+	for (int i = 0; i < 16; i++)
+		if (slab_of(segmap_lookup(e[i]), e[i]) == es)
+			hak_free(e[i]), e[i] = NULL;
+	uint32_t empty0 = h->nmid_empty;
+	if (empty0 == 0) {
+		TFAIL("no empty page on the heap's list");
+		return NULL;
+	}
+	/* allocate until a block comes from another page than the current */
+	struct slab *cur = h->cur[c], *got = NULL;
+	void *x[8] = { 0 };
+	for (int i = 0; i < 8 && got == NULL; i++) {
+		x[i] = hak_malloc(32768);
+		struct slab *s = slab_of(segmap_lookup(x[i]), x[i]);
+		if (s != cur)
+			got = s;
+	}
+	bool stacked = false;
+	for (unsigned k = 0; k < ntrim; k++)
+		stacked |= trimmed[k] == got;
+	if (!stacked || h->nmid_empty != empty0)
+		TFAIL("the refill took %s; empty pages %u -> %u", stacked ? "a stacked page" : "another page",
+		      empty0, h->nmid_empty);
+	for (int i = 0; i < 8; i++)
+		hak_free(x[i]);
+	for (int i = 0; i < 16; i++)
+		hak_free(e[i]);
+	for (int i = 0; i < SF_N; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_refill_stacked_first)
+{
+	hak_cfg.pool_cap = 1;
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(stacked_first_thread, NULL);
+}
+END_TEST
+
 /* ---- a ring keeps at most a page's worth ---- */
 
 /* 64 blocks of 32 KiB (16 pages) allocated, then all freed: unless
@@ -855,6 +947,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_flush_keeps_pages);
 	tcase_add_test(tc, test_dirty_slot_other_shard);
 	tcase_add_test(tc, test_free_slots_not_resident);
+	tcase_add_test(tc, test_refill_stacked_first);
 	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
