@@ -48,16 +48,22 @@ void pool_init(void)
 }
 
 /* A class's ring keeps at most HAKMEM_POOL_RING_CAP blocks and, unless
- * that variable is given, at most one page's worth of them (a 32 KiB
- * class: 4 blocks; 4 KiB and below: all 32).  Blocks in a ring are free,
- * but they keep their pages in use: a thread whose live blocks shrink to
- * a few would otherwise hold 32 free blocks of every class it used (up to
- * 1 MiB a class), spread over pages that could have emptied and served
- * another class. */
+ * that variable is given, at most one page's worth of them, but no fewer
+ * than RING_MIN (8 KiB: 16 blocks, 16 KiB and up: 8; 4 KiB and below: all
+ * 32).  Blocks in a ring are free, but they keep their pages in use and
+ * are handed out again in the order they were freed, scattered over the
+ * class's pages: a ring of 32 holds up to 1 MiB a class, and a class's
+ * blocks come from many pages at once instead of filling one page after
+ * another, so that fewer pages empty to serve other classes.  RING_MIN:
+ * a refill still moves a few blocks at a time. */
+#define RING_MIN 8
+
 uint32_t pool_default_cap(unsigned c)
 {
 	uint32_t cap = (uint32_t)KNOB(pool_ring_cap);
 	uint32_t page = (uint32_t)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+	if (page < RING_MIN)
+		page = RING_MIN;
 	if (!KNOB(pool_ring_cap_set) && page < cap)
 		cap = page;
 	return cap;
