@@ -1010,8 +1010,9 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s);
 /* Give back the memory of free page slots idle a purge delay (all: every
  * shard; force: whatever their age).  True while some wait. */
 bool pool_purge(unsigned shard, bool all, bool force);
-/* Pages of h's mid class c beyond the cap go to the shared stack. */
-void pool_trim(struct heap *h, unsigned c);
+/* Pages of h's mid class c with room beyond 'keep' go to the shared
+ * stack (empty ones go back). */
+void pool_trim(struct heap *h, unsigned c, uint32_t keep);
 /* Drain the pages on the shared stacks of one shard (all: every shard);
  * pages found empty go back to their segments. */
 void pool_collect(struct heap *h, unsigned shard, bool all);

@@ -703,9 +703,9 @@ static void chain_add(struct slab *s, struct slab **first, struct slab **last, u
  * first): an empty one goes back, one with blocks out goes to the shared
  * stack of h's shard, where another heap can finish it.  Invariant kept:
  * every block in h's ring lies in a page h owns. */
-void pool_trim(struct heap *h, unsigned c)
+void pool_trim(struct heap *h, unsigned c, uint32_t keep)
 {
-	uint32_t keep = (uint32_t)KNOB(pool_cap), n = h->cur[c] ? 1 : 0, pushed = 0;
+	uint32_t n = h->cur[c] ? 1 : 0, pushed = 0;
 	struct slab *s, *next, *first = NULL, *last = NULL;
 	for (s = h->partial[c]; s && n <= keep; s = s->next)
 		n++;
@@ -737,6 +737,24 @@ void pool_trim(struct heap *h, unsigned c)
 		pool_stack_push(c, h->shard, first, last, pushed);
 }
 
+/* Pages with room class c keeps at a sweep: HAKMEM_POOL_CAP, and beyond
+ * it as many pages as the blocks it took from its pages since the last
+ * sweep fill.  A class in use cycles through its pages: trimming them
+ * would only make it take others (its own frees then turn remote) while
+ * its holes wait on a stack, or another heap takes them and the class
+ * takes new memory; the pages of a class that stopped serving go to the
+ * stacks, where other heaps finish them.  A forced sweep (hak_collect, a
+ * thread's flush) keeps the cap only. */
+static uint32_t trim_keep(struct heap *h, unsigned c, bool force)
+{
+	uint64_t blocks = h->ctr.cls[c][CC_BLOCKS], *seen = &h->mid_swept[c - HAK_CLS_MID];
+	uint64_t took = blocks - *seen, keep = (uint64_t)KNOB(pool_cap);
+	*seen = blocks;
+	if (!force)
+		keep += took / (((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+	return keep > UINT32_MAX ? UINT32_MAX : (uint32_t)keep;
+}
+
 /* The delayed work of h's mid pages: trim every class to its cap, retire
  * the empty pages two sweeps found (on a partial list or on the list of
  * empty pages), let the reserve of empty pages shrink to twice what the
@@ -745,9 +763,10 @@ void pool_trim(struct heap *h, unsigned c)
 void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 {
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		uint32_t keep = trim_keep(h, c, force);
 		if (!h->partial[c])
 			continue;
-		pool_trim(h, c);
+		pool_trim(h, c, keep);
 		for (struct slab *s = h->partial[c], *snext; s; s = snext) {
 			snext = s->next;
 			if (s->used != 0)

@@ -25,7 +25,9 @@
  * - a refill takes its class's stacked pages before an empty page of its
  *   heap is cut again;
  * - a mid class's ring keeps at most a page's worth of blocks unless
- *   HAKMEM_POOL_RING_CAP is given.
+ *   HAKMEM_POOL_RING_CAP is given;
+ * - a sweep's trim keeps the pages of a class that took blocks since the
+ *   last sweep, and sends them to the stacks once it takes none.
  *
  * Worker threads record the first failure in terr[] (ck_assert allocates
  * and talks to the parent); the test asserts after the join.
@@ -665,7 +667,7 @@ static void *stacked_first_thread(void *arg)
 		hak_free(b[i]);
 		b[i] = NULL;
 	}
-	pool_trim(h, c);
+	pool_trim(h, c, (uint32_t)hak_cfg.pool_cap);
 	if (h->partial[c] != NULL || ntrim < 4) {
 		TFAIL("%u pages with a hole; partial list %s after the trim", ntrim,
 		      h->partial[c] ? "not empty" : "empty");
@@ -713,6 +715,64 @@ START_TEST(test_refill_stacked_first)
 	hak_cfg.purge_delay_ms = 600000;
 	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
 	run_thread(stacked_first_thread, NULL);
+}
+END_TEST
+
+/* ---- the trim spares a class in use ---- */
+
+/* 40 blocks of 32 KiB (10 pages), one freed in each page but the current:
+ * pages with room beyond HAKMEM_POOL_CAP (1).  A sweep right after keeps
+ * them: the class took 40 blocks since the last sweep, ten pages' worth,
+ * and would only take other pages for its next mallocs.  The next sweep,
+ * with no block taken meanwhile, sends them to the shared stack. */
+#define TK_N 40
+static void *trim_keep_thread(void *arg)
+{
+	(void)arg;
+	static void *b[TK_N];
+	unsigned c = ace_class(32768);
+	for (int i = 0; i < TK_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x55, 32768);
+	}
+	struct heap *h = tls_heap;
+	struct slab *last = NULL;
+	for (int i = 0; i < TK_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		if (s == last || s == h->cur[c])
+			continue;
+		last = s;
+		hak_free(b[i]);
+		b[i] = NULL;
+	}
+	unsigned before = pages_with_room(h, c);
+	uint64_t next = 0, stacked = 0;
+	pool_sweep(h, os_now_ms(), false, &next);
+	unsigned busy = pages_with_room(h, c);
+	pool_sweep(h, os_now_ms(), false, &next);
+	unsigned idle = pages_with_room(h, c);
+	for (unsigned k = 0; k < POOL_SHARDS; k++)
+		stacked += pool_stack_len(c, k);
+	printf("trim: %u pages with room; after a sweep %u, after an idle one %u (%llu stacked)\n", before,
+	       busy, idle, (unsigned long long)stacked);
+	if (before < 8 || busy != before || idle > (unsigned)hak_cfg.pool_cap || stacked + idle < before)
+		TFAIL("pages with room %u, after a busy sweep %u, after an idle one %u (cap %ld), %llu stacked",
+		      before, busy, idle, hak_cfg.pool_cap, (unsigned long long)stacked);
+	for (int i = 0; i < TK_N; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_trim_spares_busy_class)
+{
+	hak_cfg.pool_cap = 1;
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(trim_keep_thread, NULL);
 }
 END_TEST
 
@@ -948,6 +1008,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_dirty_slot_other_shard);
 	tcase_add_test(tc, test_free_slots_not_resident);
 	tcase_add_test(tc, test_refill_stacked_first);
+	tcase_add_test(tc, test_trim_spares_busy_class);
 	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
