@@ -200,7 +200,8 @@ struct hak_config {
 	_Atomic long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
 					* for every class (else at least a slab's blocks) */
 	_Atomic long pool_ring_cap_set; /* HAKMEM_POOL_RING_CAP was given: the same cap
-					 * for every class (else at most a page's blocks) */
+					 * for every class (else at most a page's
+					 * blocks, at least 8: pool_default_cap) */
 	_Atomic long secure_fill;    /* HAKMEM_SECURE_FILL (the secure build) */
 	/* the learner (learner.c); fractions in hundredths, adopt_pct in
 	 * thousandths, candidates packed (CONFIG_LIST) */
