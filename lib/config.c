@@ -86,7 +86,7 @@ static const struct cfg_desc cfg_table[] = {
 	 * tier's only back end, so 1 is the one accepted value. */
 	{ "HAKMEM_TINY_USE_SUPERSLAB", &hak_cfg.tiny_superslab, 1, 1, 0, NULL },
 	{ "HAKMEM_TINY_SLL_CAP", &hak_cfg.tiny_sll_cap, 0, 65535, 0, &hak_cfg.tiny_sll_cap_set },
-	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0, NULL },
+	{ "HAKMEM_POOL_RING_CAP", &hak_cfg.pool_ring_cap, 0, 4096, 0, &hak_cfg.pool_ring_cap_set },
 	{ "HAKMEM_POOL_REFILL_BATCH", &hak_cfg.pool_refill_batch, 1, 4, 0, NULL },
 	{ "HAKMEM_POOL_CAP", &hak_cfg.pool_cap, 1, 1024, 0, NULL },
 	{ "HAKMEM_LARGE_CACHE_CAP", &hak_cfg.large_cache_cap, 0, 256, 0, NULL },

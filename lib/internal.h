@@ -199,6 +199,9 @@ struct hak_config {
 	_Atomic long pool_cap;       /* HAKMEM_POOL_CAP */
 	_Atomic long tiny_sll_cap_set; /* HAKMEM_TINY_SLL_CAP was given: the same cap
 					* for every class (else at least a slab's blocks) */
+	_Atomic long pool_ring_cap_set; /* HAKMEM_POOL_RING_CAP was given: the same cap
+					 * for every class (else at most a page's
+					 * blocks, at least 8: pool_default_cap) */
 	_Atomic long secure_fill;    /* HAKMEM_SECURE_FILL (the secure build) */
 	/* the learner (learner.c); fractions in hundredths, adopt_pct in
 	 * thousandths, candidates packed (CONFIG_LIST) */
@@ -1012,8 +1015,9 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s);
 /* Give back the memory of free page slots idle a purge delay (all: every
  * shard; force: whatever their age).  True while some wait. */
 bool pool_purge(unsigned shard, bool all, bool force);
-/* Pages of h's mid class c beyond the cap go to the shared stack. */
-void pool_trim(struct heap *h, unsigned c);
+/* Pages of h's mid class c with room beyond 'keep' go to the shared
+ * stack (empty ones go back). */
+void pool_trim(struct heap *h, unsigned c, uint32_t keep);
 /* Drain the pages on the shared stacks of one shard (all: every shard);
  * pages found empty go back to their segments. */
 void pool_collect(struct heap *h, unsigned shard, bool all);

@@ -2,10 +2,10 @@
  *
  * A pool segment is cut into 16 pages of 128 KiB, each serving one class;
  * page 0 gives its first 4 KiB to the segment header.  Per class, a thread
- * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP), an
- * active page that hands out blocks by bump and by its local and remote
- * free lists, and a bin of further pages (its partial list), moved by the
- * slab engine (slab.c).  This file holds the tier's policy: a heap's
+ * keeps a ring of free blocks (its bin, cap HAKMEM_POOL_RING_CAP and at
+ * most a page's worth), an active page that hands out blocks by bump and
+ * by its local and remote free lists, and a bin of further pages (its
+ * partial list), moved by the slab engine (slab.c).  This file holds the tier's policy: a heap's
  * refill (an empty page of its own, then HAKMEM_POOL_REFILL_BATCH pages),
  * its reserve of empty pages (mid_keep, growing and shrinking with use),
  * the trim to HAKMEM_POOL_CAP pages per class, the exit, and what the
@@ -13,7 +13,8 @@
  *
  *  - shards: every mid segment belongs to one of POOL_SHARDS shards, whose
  *    lock guards the segment's slot mask.  A heap takes new pages from its
- *    own shard, and any heap can give a page's slot back.
+ *    own shard, but a free slot whose memory is still there (dirty) from
+ *    any shard first; any heap can give a page's slot back.
  *  - shared stacks: one lock-free stack of pages per class and shard.  A
  *    heap pushes the pages it no longer wants (beyond HAKMEM_POOL_CAP, or
  *    all of them at thread exit) and pops pages when it refills, before it
@@ -46,10 +47,26 @@ void pool_init(void)
 	atomic_store_explicit(&hak_cfg.mid_keep_max, MID_EMPTY_MAX, memory_order_relaxed);
 }
 
+/* A class's ring keeps at most HAKMEM_POOL_RING_CAP blocks and, unless
+ * that variable is given, at most one page's worth of them, but no fewer
+ * than RING_MIN (8 KiB: 16 blocks, 16 KiB and up: 8; 4 KiB and below: all
+ * 32).  Blocks in a ring are free, but they keep their pages in use and
+ * are handed out again in the order they were freed, scattered over the
+ * class's pages: a ring of 32 holds up to 1 MiB a class, and a class's
+ * blocks come from many pages at once instead of filling one page after
+ * another, so that fewer pages empty to serve other classes.  RING_MIN:
+ * a refill still moves a few blocks at a time. */
+#define RING_MIN 8
+
 uint32_t pool_default_cap(unsigned c)
 {
-	(void)c;
-	return (uint32_t)KNOB(pool_ring_cap);
+	uint32_t cap = (uint32_t)KNOB(pool_ring_cap);
+	uint32_t page = (uint32_t)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+	if (page < RING_MIN)
+		page = RING_MIN;
+	if (!KNOB(pool_ring_cap_set) && page < cap)
+		cap = page;
+	return cap;
 }
 
 /* ---------------------------------------------------------------------
@@ -274,10 +291,14 @@ void pool_counts(struct pool_counters *out)
  * empties avail and starts a new generation (pool_fork_child); a segment
  * of an older generation (seg->shard_gen) is then on no list the shard
  * knows, and its slots are never given back in that process. */
+/* ndirty: free slots of the shard's segments whose pages are still there
+ * (seg->dirty bits), written under the lock, read without it by heaps of
+ * other shards that look for such a slot (page_new). */
 struct pool_shard {
 	struct hak_lock lock;
 	struct segment *avail;
 	uint32_t gen;
+	_Atomic uint32_t ndirty;
 } __attribute__((aligned(64)));
 
 static struct pool_shard shards[POOL_SHARDS] = {
@@ -290,12 +311,74 @@ static uint32_t mid_full_mask(void)
 	return n >= 32 ? 0xffffffffu : (1u << n) - 1;
 }
 
-/* A page of class c for h from a segment of h's shard. */
+static void ndirty_add(struct pool_shard *sh, int32_t n)
+{
+	atomic_store_explicit(&sh->ndirty, atomic_load_explicit(&sh->ndirty, memory_order_relaxed) + (uint32_t)n,
+			      memory_order_relaxed);
+}
+
+/* A segment of sh (lock held) with a free slot whose pages are still
+ * there, or NULL. */
+static struct segment *shard_dirty_seg(struct pool_shard *sh)
+{
+	if (atomic_load_explicit(&sh->ndirty, memory_order_relaxed) == 0)
+		return NULL;
+	for (struct segment *seg = sh->avail; seg; seg = seg->next)
+		if (seg->dirty)
+			return seg;
+	return NULL;
+}
+
+/* Take a free slot of seg (on sh's avail list, lock held), one whose
+ * pages are still there first, and unlock: a page of class c for h. */
+static struct slab *slot_take(struct heap *h, struct pool_shard *sh, struct segment *seg, unsigned c)
+{
+	uint32_t free = ~seg->used_mask & mid_full_mask();
+	uint32_t pick = (free & seg->dirty) ? free & seg->dirty : free;
+	unsigned i = (unsigned)__builtin_ctz(pick);
+	bool warm = seg->dirty & (1u << i);
+	seg->used_mask |= 1u << i;
+	if (warm) {
+		seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
+		ndirty_add(sh, -1);
+	}
+	if (seg->used_mask == mid_full_mask()) {
+		seglist_remove(&sh->avail, seg);
+		seg->in_full = 1;
+	}
+	hak_unlock(&sh->lock);
+	CTR_INC(h, slabs_new);
+	DCTR_INC(h, refill_new_slab);
+	struct slab *s = slab_init(h, seg, i, c);
+	s->warm = warm;
+	return s;
+}
+
+/* A page of class c for h.  A free slot whose pages are still there
+ * first: of h's shard, else of another shard (heaps come and go, and each
+ * new one gets the next shard: the slots an exited thread's pages left
+ * in its shard would otherwise wait a purge delay while the next thread
+ * faults in new memory beside them).  Else any free slot of h's shard,
+ * else a new segment for it. */
 static struct slab *page_new(struct heap *h, unsigned c)
 {
 	struct pool_shard *sh = &shards[h->shard];
+	struct segment *seg;
 	hak_lock(&sh->lock);
-	struct segment *seg = sh->avail;
+	if ((seg = shard_dirty_seg(sh)) != NULL)
+		return slot_take(h, sh, seg, c);
+	hak_unlock(&sh->lock);
+	for (unsigned k = 1; k < POOL_SHARDS; k++) {
+		struct pool_shard *o = &shards[(h->shard + k) % POOL_SHARDS];
+		if (atomic_load_explicit(&o->ndirty, memory_order_relaxed) == 0)
+			continue;
+		hak_lock(&o->lock);
+		if ((seg = shard_dirty_seg(o)) != NULL)
+			return slot_take(h, o, seg, c);
+		hak_unlock(&o->lock);
+	}
+	hak_lock(&sh->lock);
+	seg = sh->avail;
 	if (seg == NULL) {
 		hak_unlock(&sh->lock);
 		seg = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
@@ -307,17 +390,7 @@ static struct slab *page_new(struct heap *h, unsigned c)
 		seg->shard_gen = sh->gen;
 		seglist_push(&sh->avail, seg);
 	}
-	unsigned i = (unsigned)__builtin_ctz(~seg->used_mask & mid_full_mask());
-	seg->used_mask |= 1u << i;
-	seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
-	if (seg->used_mask == mid_full_mask()) {
-		seglist_remove(&sh->avail, seg);
-		seg->in_full = 1;
-	}
-	hak_unlock(&sh->lock);
-	CTR_INC(h, slabs_new);
-	DCTR_INC(h, refill_new_slab);
-	return slab_init(h, seg, i, c);
+	return slot_take(h, sh, seg, c);
 }
 
 /* The pages of free slot i of seg go back to the OS. */
@@ -333,6 +406,8 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	hak_assert(s->used == 0 && seg->tier == TIER_MID);
 	size_t len, touched = (size_t)s->carved * slab_bsize(s);
 	uint8_t *a = slab_area(seg, s->index, &len);
+	if (s->warm)
+		touched = len;
 	uint32_t bit = 1u << s->index;
 	bool now = h->purge_now || purge_delay() == 0;
 	s->state = SLAB_FREE;
@@ -341,7 +416,12 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	/* Now: before the slot can be taken again.  Else the slot is marked
 	 * dirty: a page taken from it within the purge delay reuses the
-	 * resident memory, pool_purge gives back the rest. */
+	 * resident memory, pool_purge gives back the rest.  What the page
+	 * touched: its carved blocks, or the whole slot when it is warm (a
+	 * page taken from a dirty slot, or cut again for another class, has
+	 * memory there beyond them: such a slot marked clean would stay
+	 * resident, out of every heap's reach, until its segment goes). */
+	s->warm = 0;
 	if (now && touched)
 		purge_pages(a, (touched + HAK_PAGE - 1) & ~(HAK_PAGE - 1));
 	struct pool_shard *sh = &shards[seg->shard];
@@ -354,6 +434,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	seg->used_mask &= ~bit;
 	if (!now && touched) {
 		seg->dirty |= bit;
+		ndirty_add(sh, 1);
 		seg->dirty_since = os_now_ms();
 		/* h's sweeps purge its shard; this slot may be another's */
 		if (seg->shard == h->shard && h->next_purge == 0)
@@ -364,12 +445,14 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 		seglist_push(&sh->avail, seg);
 	}
 	bool release = seg->used_mask == 0;
-	if (release)
+	if (release) {
 		seglist_remove(&sh->avail, seg);
+		/* dirty slots left: the segment cache purges it after a delay */
+		ndirty_add(sh, -__builtin_popcount(seg->dirty));
+		seg->dirty = 0;
+	}
 	hak_unlock(&sh->lock);
 	if (release) {
-		/* dirty slots left: the segment cache purges it after a delay */
-		seg->dirty = 0;
 		/* a popper of a shared stack may still be reading one of its
 		 * pages */
 		pool_quiesce();
@@ -395,6 +478,7 @@ bool pool_purge(unsigned shard, bool all, bool force)
 			}
 			for (uint32_t m = seg->dirty; m; m &= m - 1)
 				slot_purge(seg, (unsigned)__builtin_ctz(m));
+			ndirty_add(sh, -__builtin_popcount(seg->dirty));
 			seg->dirty = 0;
 		}
 		hak_unlock(&sh->lock);
@@ -409,6 +493,7 @@ void pool_fork_child(void)
 	for (unsigned k = 0; k < POOL_SHARDS; k++) {
 		if (hak_lock_after_fork(&shards[k].lock) < 0) {
 			shards[k].avail = NULL;
+			atomic_store_explicit(&shards[k].ndirty, 0, memory_order_relaxed);
 			shards[k].gen++;
 		}
 	}
@@ -464,29 +549,14 @@ static void mid_keep_grow(struct heap *h)
 	h->mid_returned_ms = 0;
 }
 
-/* Called when h has no page of class c with room (no current page, an
- * empty partial list).  An empty page of h's own first (cut again for c
- * when it served another class); else up to min(batch, cap) pages, which
- * keeps h's pages with room within the cap: the shared stacks first (own
- * shard, then the others), then new pages.  A popped page without room
- * goes on h's full list and does not count. */
-int pool_refill(struct heap *h, unsigned c)
+/* Pop pages of class c from the shared stacks (h's shard first) onto h,
+ * up to 'want' with room; the first becomes *first, the others go on h's
+ * partial list.  A page without room goes on h's full list and does not
+ * count.  Returns how many with room. */
+static uint32_t refill_pop(struct heap *h, unsigned c, uint32_t want, struct slab **first)
 {
+	uint32_t got = 0, pops = 0;
 	struct slab *s;
-	if ((s = h->mid_empty) != NULL) {
-		slist_remove(&h->mid_empty, NULL, s);
-		h->nmid_empty--;
-		if (s->cls != c)
-			slab_init(h, seg_of_slab(s), s->index, c);
-		DCTR_INC(h, refill_partial);
-		s->state = SLAB_CURRENT;
-		h->cur[c] = s;
-		return REFILL_OWN;
-	}
-	mid_keep_grow(h);
-	uint32_t want = refill_pages(), got = 0, pops = 0;
-	struct slab *first = NULL;
-	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
 	for (unsigned k = 0; k < POOL_SHARDS && got < want && pops < 2 * want; k++) {
 		unsigned shard = (h->shard + k) % POOL_SHARDS;
 		while (got < want && pops < 2 * want && (s = pool_stack_pop(c, shard)) != NULL) {
@@ -496,13 +566,51 @@ int pool_refill(struct heap *h, unsigned c)
 				slab_file(h, s); /* full: waits for remote frees */
 				continue;
 			}
-			if (first == NULL)
-				first = s;
+			if (*first == NULL)
+				*first = s;
 			else
 				slab_file(h, s);
 			got++;
 		}
 	}
+	return got;
+}
+
+/* Called when h has no page of class c with room (no current page, an
+ * empty partial list).  Pages of class c with room that wait on the
+ * shared stacks first: their free blocks are memory already there, and a
+ * page taken instead (even an empty one of h's own, which stays h's)
+ * would make the class hold more pages than it needs.  Then an empty page
+ * of h's own (cut again for c when it served another class); else up to
+ * min(batch, cap) pages, which keeps h's pages with room within the cap:
+ * the shared stacks (own shard, then the others), then new pages. */
+int pool_refill(struct heap *h, unsigned c)
+{
+	struct slab *s, *first = NULL;
+	uint32_t want, got;
+	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
+	if ((s = h->mid_empty) != NULL) {
+		if (refill_pop(h, c, 1, &first)) {
+			first->state = SLAB_CURRENT;
+			h->cur[c] = first;
+			CTR_INC(h, pool_page_refills);
+			CTR_INC(h, pool_pages_taken);
+			return REFILL_NEW;
+		}
+		slist_remove(&h->mid_empty, NULL, s);
+		h->nmid_empty--;
+		if (s->cls != c) {
+			slab_init(h, seg_of_slab(s), s->index, c);
+			s->warm = 1; /* the old class's blocks were there */
+		}
+		DCTR_INC(h, refill_partial);
+		s->state = SLAB_CURRENT;
+		h->cur[c] = s;
+		return REFILL_OWN;
+	}
+	mid_keep_grow(h);
+	want = refill_pages();
+	got = refill_pop(h, c, want, &first);
 	while (got < want) {
 		s = page_new(h, c);
 		if (s == NULL)
@@ -595,9 +703,9 @@ static void chain_add(struct slab *s, struct slab **first, struct slab **last, u
  * first): an empty one goes back, one with blocks out goes to the shared
  * stack of h's shard, where another heap can finish it.  Invariant kept:
  * every block in h's ring lies in a page h owns. */
-void pool_trim(struct heap *h, unsigned c)
+void pool_trim(struct heap *h, unsigned c, uint32_t keep)
 {
-	uint32_t keep = (uint32_t)KNOB(pool_cap), n = h->cur[c] ? 1 : 0, pushed = 0;
+	uint32_t n = h->cur[c] ? 1 : 0, pushed = 0;
 	struct slab *s, *next, *first = NULL, *last = NULL;
 	for (s = h->partial[c]; s && n <= keep; s = s->next)
 		n++;
@@ -629,6 +737,24 @@ void pool_trim(struct heap *h, unsigned c)
 		pool_stack_push(c, h->shard, first, last, pushed);
 }
 
+/* Pages with room class c keeps at a sweep: HAKMEM_POOL_CAP, and beyond
+ * it as many pages as the blocks it took from its pages since the last
+ * sweep fill.  A class in use cycles through its pages: trimming them
+ * would only make it take others (its own frees then turn remote) while
+ * its holes wait on a stack, or another heap takes them and the class
+ * takes new memory; the pages of a class that stopped serving go to the
+ * stacks, where other heaps finish them.  A forced sweep (hak_collect, a
+ * thread's flush) keeps the cap only. */
+static uint32_t trim_keep(struct heap *h, unsigned c, bool force)
+{
+	uint64_t blocks = h->ctr.cls[c][CC_BLOCKS], *seen = &h->mid_swept[c - HAK_CLS_MID];
+	uint64_t took = blocks - *seen, keep = (uint64_t)KNOB(pool_cap);
+	*seen = blocks;
+	if (!force)
+		keep += took / (((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+	return keep > UINT32_MAX ? UINT32_MAX : (uint32_t)keep;
+}
+
 /* The delayed work of h's mid pages: trim every class to its cap, retire
  * the empty pages two sweeps found (on a partial list or on the list of
  * empty pages), let the reserve of empty pages shrink to twice what the
@@ -637,9 +763,10 @@ void pool_trim(struct heap *h, unsigned c)
 void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 {
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		uint32_t keep = trim_keep(h, c, force);
 		if (!h->partial[c])
 			continue;
-		pool_trim(h, c);
+		pool_trim(h, c, keep);
 		for (struct slab *s = h->partial[c], *snext; s; s = snext) {
 			snext = s->next;
 			if (s->used != 0)

@@ -171,6 +171,10 @@ struct slab {
 	uint8_t nslots;           /* slots of its run (large), else 1 */
 	uint8_t kept;             /* empty, counted in its heap's slab_empty
 				   * (tiny and large: slab_settle_owned) */
+	uint8_t warm;             /* mid: memory beyond the carved blocks may
+				   * be resident (taken from a dirty slot, or
+				   * cut again for another class): it goes
+				   * back whole (pool.c, pool_page_free) */
 } __attribute__((aligned(64)));
 
 #define HAK_MAX_SLABS 32
@@ -291,6 +295,10 @@ struct heap {
 	uint32_t mid_keep;              /* empty mid pages kept (pool.c, between the knobs mid_keep_min and mid_keep_max) */
 	uint32_t mid_high;              /* most pages on mid_empty since the last sweep */
 	uint64_t mid_returned_ms;       /* last page given back beyond mid_keep; 0: none since */
+	/* blocks each mid class had taken from its pages (ctr CC_BLOCKS) at
+	 * the last sweep: what it took since tells the trim how many pages
+	 * the class uses (pool.c, trim_keep) */
+	uint64_t mid_swept[HAK_CLS_LARGE - HAK_CLS_MID];
 	/* Free slots of a tier's segments whose pages wait for a purge
 	 * delay (slab_dirty_bytes): at most dirty_keep bytes when the tier
 	 * sets it (large.c; 0: no bound); a freed run beyond it gives its

@@ -18,7 +18,16 @@
  * - a thread that frees some 200 MiB of mid blocks and makes no further
  *   call holds at most 30 MiB;
  * - a thread-exit flush never lets a page go while its ring still holds
- *   blocks of that page (test_flush_keeps_pages).
+ *   blocks of that page (test_flush_keeps_pages);
+ * - free page slots whose memory is still there: a heap of another shard
+ *   takes them before a new segment, and after larson-like generations of
+ *   threads no free slot marked clean has a resident page;
+ * - a refill takes its class's stacked pages before an empty page of its
+ *   heap is cut again;
+ * - a mid class's ring keeps at most a page's worth of blocks unless
+ *   HAKMEM_POOL_RING_CAP is given;
+ * - a sweep's trim keeps the pages of a class that took blocks since the
+ *   last sweep, and sends them to the stacks once it takes none.
  *
  * Worker threads record the first failure in terr[] (ck_assert allocates
  * and talks to the parent); the test asserts after the join.
@@ -624,6 +633,363 @@ START_TEST(test_flush_keeps_pages)
 }
 END_TEST
 
+/* ---- a refill finishes its class's stacked pages first ---- */
+
+/* Pages of 32 KiB blocks with a hole each go to the shared stack (the
+ * trim, cap 1); a page of 16 KiB blocks empties onto the heap's list.
+ * The next refill of 32 KiB must take a stacked page (its hole is memory
+ * in place) and leave the empty page for a class that needs a page. */
+#define SF_N 40
+static void *stacked_first_thread(void *arg)
+{
+	(void)arg;
+	static void *b[SF_N], *e[16];
+	struct slab *trimmed[SF_N];
+	unsigned ntrim = 0, c = ace_class(32768);
+	for (int i = 0; i < SF_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x44, 32768);
+	}
+	struct heap *h = tls_heap;
+	/* a hole in every page but the current one */
+	for (int i = 0; i < SF_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		bool seen = false;
+		for (unsigned k = 0; k < ntrim; k++)
+			seen |= trimmed[k] == s;
+		if (seen || s == h->cur[c])
+			continue;
+		trimmed[ntrim++] = s;
+		hak_free(b[i]);
+		b[i] = NULL;
+	}
+	pool_trim(h, c, (uint32_t)hak_cfg.pool_cap);
+	if (h->partial[c] != NULL || ntrim < 4) {
+		TFAIL("%u pages with a hole; partial list %s after the trim", ntrim,
+		      h->partial[c] ? "not empty" : "empty");
+		return NULL;
+	}
+	/* an empty page of another class on the heap's list */
+	for (int i = 0; i < 16; i++)
+		e[i] = hak_malloc(16384);
+	struct slab *es = slab_of(segmap_lookup(e[0]), e[0]);
+	for (int i = 0; i < 16; i++)
+		if (slab_of(segmap_lookup(e[i]), e[i]) == es)
+			hak_free(e[i]), e[i] = NULL;
+	uint32_t empty0 = h->nmid_empty;
+	if (empty0 == 0) {
+		TFAIL("no empty page on the heap's list");
+		return NULL;
+	}
+	/* allocate until a block comes from another page than the current */
+	struct slab *cur = h->cur[c], *got = NULL;
+	void *x[8] = { 0 };
+	for (int i = 0; i < 8 && got == NULL; i++) {
+		x[i] = hak_malloc(32768);
+		struct slab *s = slab_of(segmap_lookup(x[i]), x[i]);
+		if (s != cur)
+			got = s;
+	}
+	bool stacked = false;
+	for (unsigned k = 0; k < ntrim; k++)
+		stacked |= trimmed[k] == got;
+	if (!stacked || h->nmid_empty != empty0)
+		TFAIL("the refill took %s; empty pages %u -> %u", stacked ? "a stacked page" : "another page",
+		      empty0, h->nmid_empty);
+	for (int i = 0; i < 8; i++)
+		hak_free(x[i]);
+	for (int i = 0; i < 16; i++)
+		hak_free(e[i]);
+	for (int i = 0; i < SF_N; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_refill_stacked_first)
+{
+	hak_cfg.pool_cap = 1;
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(stacked_first_thread, NULL);
+}
+END_TEST
+
+/* ---- the trim spares a class in use ---- */
+
+/* 40 blocks of 32 KiB (10 pages), one freed in each page but the current:
+ * pages with room beyond HAKMEM_POOL_CAP (1).  A sweep right after keeps
+ * them: the class took 40 blocks since the last sweep, ten pages' worth,
+ * and would only take other pages for its next mallocs.  The next sweep,
+ * with no block taken meanwhile, sends them to the shared stack. */
+#define TK_N 40
+static void *trim_keep_thread(void *arg)
+{
+	(void)arg;
+	static void *b[TK_N];
+	unsigned c = ace_class(32768);
+	for (int i = 0; i < TK_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x55, 32768);
+	}
+	struct heap *h = tls_heap;
+	struct slab *last = NULL;
+	for (int i = 0; i < TK_N; i++) {
+		struct slab *s = slab_of(segmap_lookup(b[i]), b[i]);
+		if (s == last || s == h->cur[c])
+			continue;
+		last = s;
+		hak_free(b[i]);
+		b[i] = NULL;
+	}
+	unsigned before = pages_with_room(h, c);
+	uint64_t next = 0, stacked = 0;
+	pool_sweep(h, os_now_ms(), false, &next);
+	unsigned busy = pages_with_room(h, c);
+	pool_sweep(h, os_now_ms(), false, &next);
+	unsigned idle = pages_with_room(h, c);
+	for (unsigned k = 0; k < POOL_SHARDS; k++)
+		stacked += pool_stack_len(c, k);
+	printf("trim: %u pages with room; after a sweep %u, after an idle one %u (%llu stacked)\n", before,
+	       busy, idle, (unsigned long long)stacked);
+	if (before < 8 || busy != before || idle > (unsigned)hak_cfg.pool_cap || stacked + idle < before)
+		TFAIL("pages with room %u, after a busy sweep %u, after an idle one %u (cap %ld), %llu stacked",
+		      before, busy, idle, hak_cfg.pool_cap, (unsigned long long)stacked);
+	for (int i = 0; i < TK_N; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_trim_spares_busy_class)
+{
+	hak_cfg.pool_cap = 1;
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(trim_keep_thread, NULL);
+}
+END_TEST
+
+/* ---- a ring keeps at most a page's worth ---- */
+
+/* 64 blocks of 32 KiB (16 pages) allocated, then all freed: unless
+ * HAKMEM_POOL_RING_CAP is given, the ring keeps 8 of them (a page's
+ * worth, 4, is below the minimum) and the pages of the others empty, free
+ * for any class; a ring of 32 would keep 8 pages in use.  With the
+ * variable given, every class gets it as it is. */
+#define RB_N 64
+static void *ring_bound_thread(void *arg)
+{
+	long given = (long)(intptr_t)arg;
+	static void *b[RB_N];
+	unsigned c = ace_class(32768);
+	hak_free(hak_malloc(16)); /* the thread's heap is made */
+	for (unsigned k = HAK_CLS_MID; k < HAK_CLS_LARGE; k++) {
+		uint32_t page = (uint32_t)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[k]);
+		uint32_t want = given || page > 32 ? 32 : page < 8 ? 8 : page;
+		if (tls_heap->bins[k].cap != want) {
+			TFAIL("class %u (%u B): ring cap %u, want %u", k, ace_class_size[k], tls_heap->bins[k].cap,
+			      want);
+			return NULL;
+		}
+	}
+	for (int i = 0; i < RB_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x33, 32768);
+	}
+	for (int i = 0; i < RB_N; i++)
+		hak_free(b[i]);
+	struct heap *h = tls_heap;
+	printf("ring bound (given %ld): %u blocks in the ring, %u empty pages\n", given, h->bins[c].count,
+	       h->nmid_empty);
+	if (!given && (h->bins[c].count > 8 || h->nmid_empty < 12))
+		TFAIL("%u blocks in the ring, %u empty pages (want <= 8 and >= 12)", h->bins[c].count,
+		      h->nmid_empty);
+	if (given && h->bins[c].count != 32)
+		TFAIL("HAKMEM_POOL_RING_CAP=32 given: %u blocks in the ring", h->bins[c].count);
+	return NULL;
+}
+
+START_TEST(test_ring_page_bound)
+{
+	hak_free(hak_malloc(16)); /* initialised: the variables were read */
+	hak_cfg.pool_ring_cap = 32;
+	hak_cfg.pool_ring_cap_set = _i;
+	hak_cfg.purge_delay_ms = 600000; /* no sweep retires the empty pages */
+	heap_default_caps();
+	run_thread(ring_bound_thread, (void *)(intptr_t)_i);
+}
+END_TEST
+
+/* ---- free page slots whose memory is still there ---- */
+
+/* Thread 1 fills 16 pages with 32 KiB blocks and frees them; a forced
+ * sweep retires the empty pages, and with a long purge delay their slots
+ * wait, dirty, in segments of thread 1's shard.  Thread 2 (a heap of the
+ * next shard, made while thread 1 still lives) then needs pages: it must
+ * take those slots, resident already, rather than cut a new segment of
+ * its own shard. */
+#define DS_N 64
+static void *ds_blocks[DS_N];
+
+static void *dirty_take_thread(void *arg)
+{
+	unsigned shard1 = (unsigned)(uintptr_t)arg;
+	void *b[8];
+	for (int i = 0; i < 8; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x22, 32768);
+	}
+	if (tls_heap->shard == shard1)
+		TFAIL("both heaps in shard %u", shard1);
+	for (int i = 0; i < 8; i++) {
+		struct segment *seg = segmap_lookup(b[i]);
+		if (seg->shard != shard1)
+			TFAIL("block %d: a page of shard %u (own %u), not a dirty slot of shard %u", i,
+			      seg->shard, tls_heap->shard, shard1);
+	}
+	for (int i = 0; i < 8; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+static void *dirty_fill_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < DS_N; i++) {
+		ds_blocks[i] = hak_malloc(32768);
+		if (ds_blocks[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(ds_blocks[i], 0x11, 32768);
+	}
+	/* the first block holds its segment */
+	for (int i = 1; i < DS_N; i++)
+		hak_free(ds_blocks[i]);
+	struct heap *h = tls_heap;
+	heap_purge(h, true); /* retires the empty pages: their slots turn dirty */
+	unsigned dirty = 0;
+	for (int i = 1; i < DS_N; i++) {
+		struct segment *seg = segmap_lookup(ds_blocks[i]);
+		if (seg && !(seg->used_mask & (1u << slab_of(seg, ds_blocks[i])->index)) &&
+		    (seg->dirty & (1u << slab_of(seg, ds_blocks[i])->index)))
+			dirty++;
+	}
+	if (dirty < 8 * 4) {
+		TFAIL("only %u blocks in dirty free slots after the sweep", dirty);
+		return NULL;
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, dirty_take_thread, (void *)(uintptr_t)h->shard) != 0 ||
+	    pthread_join(t, NULL) != 0)
+		TFAIL("pthread_create");
+	hak_free(ds_blocks[0]);
+	return NULL;
+}
+
+START_TEST(test_dirty_slot_other_shard)
+{
+	hak_cfg.purge_delay_ms = 600000;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(dirty_fill_thread, NULL);
+}
+END_TEST
+
+/* Pages of the free slots of every mid segment that are resident, and
+ * the free slots not marked dirty (their pages should be gone). */
+static size_t clean_resident_pages(unsigned *nclean)
+{
+	size_t pages = 0;
+	*nclean = 0;
+	for (size_t w = 0; w < HAK_SEGMAP_ENTRIES / 64; w++) {
+		for (uint64_t m = atomic_load(&segmap_here[w]); m; m &= m - 1) {
+			struct segment *seg = (struct segment *)((w * 64 + (size_t)__builtin_ctzll(m)) << HAK_SEG_SHIFT);
+			if (seg->tier != TIER_MID)
+				continue;
+			for (unsigned i = 0; i < seg->nslabs; i++) {
+				if ((seg->used_mask | seg->dirty) & (1u << i))
+					continue;
+				size_t len;
+				uint8_t *a = slab_area(seg, i, &len);
+				uintptr_t p0 = (uintptr_t)a & ~(uintptr_t)(HAK_PAGE - 1);
+				unsigned char v[(1u << HAK_MID_SHIFT) / 4096];
+				size_t n = ((uintptr_t)a + len - p0) / HAK_PAGE;
+				if (mincore((void *)p0, n * HAK_PAGE, v) != 0)
+					continue;
+				for (size_t k = 0; k < n; k++)
+					pages += v[k] & 1;
+				(*nclean)++;
+			}
+		}
+	}
+	return pages;
+}
+
+/* A larson-like run: each generation of threads replaces random blocks of
+ * an array it inherits from the thread before, and exits.  Pages move
+ * between heaps (the shared stacks), are cut again for other classes and
+ * taken from dirty slots; whichever way, a slot that goes back must be
+ * either purged or marked dirty: a clean slot with its pages still there
+ * is memory no heap finds again until its segment goes. */
+#define LG_SLOTS 500
+static void *lg_slot[LG_SLOTS];
+static uint64_t lg_rng = 99;
+
+static void *lg_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4000; i++) {
+		lg_rng = lg_rng * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned k = (unsigned)((lg_rng >> 33) % LG_SLOTS);
+		size_t n = 2048 + (lg_rng >> 20) % (32768 - 2048);
+		hak_free(lg_slot[k]);
+		lg_slot[k] = hak_malloc(n);
+		if (lg_slot[k] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(lg_slot[k], 0x5c, n);
+	}
+	return NULL;
+}
+
+START_TEST(test_free_slots_not_resident)
+{
+	hak_cfg.purge_delay_ms = 600000;
+	hak_cfg.segment_cache = 0; /* a cached segment keeps its pages */
+	/* exits as with the purge thread running: they leave the free
+	 * pages for it (heap_abandon), in dirty slots.  None runs, so that
+	 * nothing collects meanwhile (its wake-up is a no-op until it has
+	 * backed off). */
+	atomic_store(&purge_thread_state, PT_RUNNING);
+	for (int i = 0; i < LG_SLOTS; i++)
+		lg_slot[i] = hak_malloc(2048 + (size_t)i * 61);
+	for (int g = 0; g < 24; g++)
+		run_thread(lg_thread, NULL);
+	unsigned nclean;
+	size_t pages = clean_resident_pages(&nclean);
+	printf("generations: %u clean free slots, %zu resident pages in them\n", nclean, pages);
+	ck_assert_msg(pages == 0, "%zu pages resident in %u free slots not marked dirty", pages, nclean);
+	for (int i = 0; i < LG_SLOTS; i++)
+		hak_free(lg_slot[i]);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -639,6 +1005,11 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_idle_after_free);
 	tcase_add_test(tc, test_batch_rounds);
 	tcase_add_test(tc, test_flush_keeps_pages);
+	tcase_add_test(tc, test_dirty_slot_other_shard);
+	tcase_add_test(tc, test_free_slots_not_resident);
+	tcase_add_test(tc, test_refill_stacked_first);
+	tcase_add_test(tc, test_trim_spares_busy_class);
+	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;

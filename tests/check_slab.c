@@ -404,6 +404,13 @@ static void *sll_cap_thread(void *arg)
 		/* tiny, HAKMEM_TINY_SLL_CAP not given: at least a slab's blocks */
 		if (c < HAK_CLS_MID && !hak_cfg.tiny_sll_cap_set && want < (long)(65536 / ace_class_size[c]))
 			want = (long)(65536 / ace_class_size[c]);
+		/* mid, HAKMEM_POOL_RING_CAP not given: at most a page's blocks,
+		 * at least 8 */
+		if (c >= HAK_CLS_MID && c < HAK_CLS_LARGE && !hak_cfg.pool_ring_cap_set) {
+			long page = (long)(((size_t)1 << HAK_MID_SHIFT) / ace_class_size[c]);
+			if (want > (page < 8 ? 8 : page))
+				want = page < 8 ? 8 : page;
+		}
 		if (cap != (uint32_t)want || cap != knob_cap(c)) {
 			TFAIL("class %u: bin cap %u, configured %ld", c, cap, want);
 			return NULL;
