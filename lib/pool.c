@@ -386,9 +386,12 @@ static struct slab *page_new(struct heap *h, unsigned c)
 			return NULL;
 		DCTR_INC(h, refill_new_segment);
 		seg->shard = (uint8_t)h->shard;
+		if (seg->dirty) /* a cached segment's pages (segment_alloc) */
+			purge_note(&h->next_purge, seg->dirty_since);
 		hak_lock(&sh->lock);
 		seg->shard_gen = sh->gen;
 		seglist_push(&sh->avail, seg);
+		ndirty_add(sh, __builtin_popcount(seg->dirty));
 	}
 	return slot_take(h, sh, seg, c);
 }

@@ -83,11 +83,15 @@ static void segment_init(struct segment *seg, struct heap *h, int tier, unsigned
 struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 {
 	struct segment *seg = NULL;
+	bool resident = false;
+	uint64_t since = 0;
 	hak_lock(&cache_lock);
 	if (cache_head) {
 		seg = cache_head;
 		cache_head = seg->next;
 		cache_count--;
+		resident = !seg->purged;
+		since = seg->cached_since;
 	}
 	hak_unlock(&cache_lock);
 	if (seg == NULL) {
@@ -100,6 +104,15 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 			os_guard((uint8_t *)seg + HAK_SEG_HDR, HAK_SEG_GUARD);
 	}
 	segment_init(seg, h, tier, slab_shift);
+	/* A cached segment not purged yet may hold resident pages in any
+	 * slot: all of them dirty, so that they are taken first and the
+	 * rest goes back a purge delay after it was cached, as for slots
+	 * freed in use.  Without this its free slots' pages would stay
+	 * resident, unseen, for as long as the segment lives. */
+	if (resident) {
+		seg->dirty = seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+		seg->dirty_since = since;
+	}
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
 	seg_count(1);
 	return seg;

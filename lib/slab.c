@@ -260,6 +260,8 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 			return NULL;
 		*fresh_segment = true;
 		DCTR_INC(h, refill_new_segment);
+		if (seg->dirty) /* a cached segment's pages: this heap's sweep */
+			purge_note(&h->next_purge, seg->dirty_since);
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[tier], seg);
 		at = run_find(seg, k, k0);

@@ -1390,6 +1390,33 @@ START_TEST(test_retire_purge_delay)
 }
 END_TEST
 
+/* ---- a segment reused from the cache before its purge ---- */
+
+/* Its pages are still there: every slot must be marked dirty (taken
+ * first, purged a delay later), or the resident pages of the slots no
+ * page takes stay for as long as the segment lives, seen by no purge. */
+START_TEST(test_cached_segment_dirty)
+{
+	long keep = hak_cfg.segment_cache;
+	hak_cfg.segment_cache = 8;
+	segment_cache_release();
+	struct segment *seg = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
+	ck_assert_ptr_nonnull(seg);
+	for (unsigned i = 3; i < 6; i++) {
+		size_t len;
+		memset(slab_area(seg, i, &len), 0x5c, len);
+	}
+	segment_release(seg); /* to the cache, not purged yet */
+	struct segment *again = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
+	ck_assert_ptr_eq(again, seg);
+	uint32_t dirty = again->dirty;
+	segment_release(again);
+	segment_cache_release();
+	hak_cfg.segment_cache = keep;
+	ck_assert_msg((dirty & 0x38u) == 0x38u, "slots 3-5 were written before the cache; dirty %#x", dirty);
+}
+END_TEST
+
 static Suite *slab_suite(void)
 {
 	Suite *s = suite_create("slab");
@@ -1425,6 +1452,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_retire_collect_purge);
 	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
 	tcase_add_test(tc, test_large_free_blocks_purged);
+	tcase_add_test(tc, test_cached_segment_dirty);
 	suite_add_tcase(s, tc);
 	return s;
 }
