@@ -587,11 +587,37 @@ static uint32_t refill_pop(struct heap *h, unsigned c, uint32_t want, struct sla
  * of h's own (cut again for c when it served another class); else up to
  * min(batch, cap) pages, which keeps h's pages with room within the cap:
  * the shared stacks (own shard, then the others), then new pages. */
+/* Blocks other threads freed into h's full pages of class c, wherever
+ * those pages sit on the list (the refill's scan looks at the oldest
+ * few): drained, the pages with free blocks to the partial list.  Only
+ * when a remote free marked the class (heap.mid_remote). */
+static bool pool_collect_remote(struct heap *h, unsigned c)
+{
+	uint32_t bit = 1u << (c - HAK_CLS_MID);
+	if (!(atomic_load_explicit(&h->mid_remote, memory_order_relaxed) & bit))
+		return false;
+	atomic_fetch_and_explicit(&h->mid_remote, ~bit, memory_order_relaxed);
+	bool any = false;
+	for (struct slab *s = h->full_head[c], *next; s; s = next) {
+		next = s->next;
+		if (atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
+			continue;
+		slab_drain(s);
+		if (s->nfree) {
+			slab_full_to_partial(h, s);
+			any = true;
+		}
+	}
+	return any;
+}
+
 int pool_refill(struct heap *h, unsigned c)
 {
 	struct slab *s, *first = NULL;
 	uint32_t want, got;
 	hak_assert(h->cur[c] == NULL && h->partial[c] == NULL);
+	if (pool_collect_remote(h, c))
+		return REFILL_OWN;
 	if ((s = h->mid_empty) != NULL) {
 		if (refill_pop(h, c, 1, &first)) {
 			first->state = SLAB_CURRENT;

@@ -93,10 +93,19 @@ void slab_remote_push(struct slab *s, void *first, void *last)
 {
 	void *head = atomic_load_explicit(&s->remote, memory_order_relaxed);
 	if (head == NULL) {
-		/* before the push: s is in use until then */
+		/* before the push: s is in use until then (its segment
+		 * mapped, its class and owner set) */
 		struct segment *seg = seg_of_slab(s);
-		if (seg->tier == TIER_TINY)
+		if (seg->tier == TIER_TINY) {
 			atomic_fetch_or_explicit(&seg->remote_mask, 1u << s->index, memory_order_relaxed);
+		} else if (seg->tier == TIER_MID) {
+			/* heaps are never unmapped: a stale owner costs it one
+			 * look at its full pages */
+			struct heap *o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+			if (o != NULL)
+				atomic_fetch_or_explicit(&o->mid_remote, 1u << (s->cls - HAK_CLS_MID),
+							 memory_order_relaxed);
+		}
 	}
 	do {
 		blk_set_next(last, head);

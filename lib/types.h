@@ -299,6 +299,10 @@ struct heap {
 	 * the last sweep: what it took since tells the trim how many pages
 	 * the class uses (pool.c, trim_keep) */
 	uint64_t mid_swept[HAK_CLS_LARGE - HAK_CLS_MID];
+	/* mid classes (bit c - HAK_CLS_MID) of which another thread freed
+	 * into a page with no remote frees pending; set by that thread,
+	 * taken by this heap's refill (pool_collect_remote) */
+	_Atomic uint32_t mid_remote;
 	/* Free slots of a tier's segments whose pages wait for a purge
 	 * delay (slab_dirty_bytes): at most dirty_keep bytes when the tier
 	 * sets it (large.c; 0: no bound); a freed run beyond it gives its

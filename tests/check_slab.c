@@ -912,12 +912,13 @@ END_TEST
 /* ---- blocks freed by others into full slabs the scan does not reach ---- */
 
 #define DEEP_SLABS 24 /* full slabs of one class, three times the scan */
-#define DEEP_SIZE 256
+static size_t DEEP_SIZE; /* a tiny class, then a mid one */
 static void *deep_blocks[DEEP_SLABS * 300], *deep_gone[DEEP_SLABS * 300];
 static size_t deep_n, deep_ngone;
 
-/* Fill DEEP_SLABS slabs; another thread frees every block of the full
- * slabs past the first FULL_SCAN_MAX of the owner's full list (those the
+/* Fill DEEP_SLABS slabs (tiny) or pages (mid); another thread frees
+ * every block of the full ones past the first FULL_SCAN_MAX of the
+ * owner's full list (those the
  * refill's bounded scan looks at get none); the next allocations must
  * take those blocks back, with no new slab. */
 static void *deep_owner(void *arg)
@@ -997,6 +998,7 @@ static void *deep_freer(void *arg)
 
 START_TEST(test_remote_deep)
 {
+	DEEP_SIZE = _i ? 8192 : 256;
 	set_tier_cap(TIER_TINY, 1024);
 	sem_init(&go_free, 0, 0);
 	sem_init(&freed, 0, 0);
@@ -1436,7 +1438,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_remote_drain);
 	tcase_add_test(tc, test_remote_concurrent);
-	tcase_add_test(tc, test_remote_deep);
+	tcase_add_loop_test(tc, test_remote_deep, 0, 2);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("adopt");
