@@ -1185,7 +1185,7 @@ hak_inline void purge_thread_poll(void)
 #define LEARN_STEP_DOUBLINGS 6   /* a step grows to at most 64 steps */
 #define LEARN_GROW 8             /* a ring that overflowed and ran dry: CAP x 8 */
 #define LEARN_QUIET_MOVED 2      /* quiet windows before a give-back when demand moved */
-#define LEARN_QUIET_DWELLS 2     /* a grown class quiet for 2 dwells gives back */
+#define LEARN_QUIET_DWELLS 32    /* a grown class quiet for 32 dwells gives back half */
 #define LEARN_BACKOFF_MAX 5      /* ... at most 32 times that after failed give-backs */
 struct learn_law {
 	uint32_t target, band;   /* hit rate, per mille */

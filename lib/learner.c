@@ -59,7 +59,7 @@
  *
  *   Give-back: a class that has been busy (a window with
  *   HAKMEM_LEARN_MIN_SAMPLES overflows: its ring was full) and is above
- *   its home, quiet (no refill, no overflow) for two dwells, halves its
+ *   its home, quiet (no refill, no overflow) for 32 dwells, halves its
  *   CAP (not below home); quiet for two windows while another class
  *   woke (learn_woke: quiet for two windows before, enough misses now,
  *   and not a class just given back, whose misses say only that the
@@ -151,7 +151,9 @@ uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, con
 	}
 	/* A class the law grew that is quiet (no refill, no overflow) gives
 	 * back: all it grew when another class woke meanwhile (the
-	 * program's demand moved), else half of it after two dwells.  A
+	 * program's demand moved), else half of it after 32 dwells (a
+	 * wrong give-back costs a window of trips through the pages and
+	 * pages left scattered, so the learner seldom risks it).  A
 	 * ring that serves every call is quiet too; such a class overflows
 	 * at once, grows back, and the next give-back waits twice as long. */
 	uint64_t need = ((uint64_t)LEARN_QUIET_DWELLS * dwell) << st->backoff;

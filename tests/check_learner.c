@@ -260,6 +260,9 @@ static struct learn_cls grown(const struct learn_law *law)
 
 static const struct learn_win quiet_win = { 0 };
 
+/* Quiet windows before a give-back by halving, at law_default's dwell. */
+#define Q (LEARN_QUIET_DWELLS * 3u)
+
 /* Quiet windows until CAP changes; how many it took (limit: none). */
 static unsigned quiet_until_change(const struct learn_law *law, struct learn_cls *st, unsigned limit)
 {
@@ -272,33 +275,33 @@ static unsigned quiet_until_change(const struct learn_law *law, struct learn_cls
 
 START_TEST(test_give_back)
 {
-	struct learn_law law = law_default(); /* dwell 3: give back after 6 quiet windows */
+	struct learn_law law = law_default(); /* dwell 3: give back after Q quiet windows */
 	struct learn_cls st = grown(&law);
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 20), 6);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
 	ck_assert_uint_eq(st.cap, 128); /* half */
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 20), 6);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
 	ck_assert_uint_eq(st.cap, 64);
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 20), 6);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
 	ck_assert_uint_eq(st.cap, 32);
 	/* never below home */
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 100), 0);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 0);
 	ck_assert_uint_eq(st.cap, 32);
 	/* a class never busy keeps its CAP however long it is quiet (its
 	 * prior: the few blocks it has seen are all its ring can hold) */
 	struct learn_cls idle = { .cap = 256, .home = 32 };
-	ck_assert_uint_eq(quiet_until_change(&law, &idle, 100), 0);
+	ck_assert_uint_eq(quiet_until_change(&law, &idle, 1000), 0);
 	/* misses without an overflow (a class's first refills: its ring
 	 * was never full) do not make it busy */
 	struct learn_cls cold = { .cap = 32, .home = 32 };
 	struct learn_win first = { .refills = 400, .blocks = 400, .overflows = 0 };
 	ck_assert_uint_eq(learn_cap_decide(&law, &cold, &first), 36);
 	ck_assert(!cold.used);
-	ck_assert_uint_eq(quiet_until_change(&law, &cold, 100), 0);
+	ck_assert_uint_eq(quiet_until_change(&law, &cold, 1000), 0);
 	/* a window with some traffic is not quiet: the count starts again */
 	struct learn_cls t = grown(&law);
 	struct learn_win few = { .refills = 1, .blocks = 5, .overflows = 0 };
 	for (int i = 0; i < 20; i++) {
-		ck_assert_uint_eq(quiet_until_change(&law, &t, 5), 0);
+		ck_assert_uint_eq(quiet_until_change(&law, &t, Q - 1), 0);
 		learn_cap_decide(&law, &t, &few);
 	}
 	ck_assert_uint_eq(t.cap, 256);
@@ -310,30 +313,30 @@ START_TEST(test_give_back_backoff)
 	struct learn_law law = law_default();
 	struct learn_cls st = grown(&law);
 	struct learn_win busy = churn();
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 20), 6); /* 128 */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q); /* 128 */
 	/* it was busy after all: it grows back after the dwell ... */
 	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 128);
 	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 128);
 	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 1024);
 	/* ... and the next give-back waits twice as long, then four times */
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 40), 12);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 2 * Q);
 	ck_assert_uint_eq(st.cap, 512);
 	for (int i = 0; i < 3; i++)
 		learn_cap_decide(&law, &st, &busy);
 	ck_assert_uint_eq(st.cap, 2048);
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 40), 24);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 4 * Q);
 	ck_assert_uint_eq(st.cap, 1024);
 	/* a give-back no growth undoes within two dwells was right: the
-	 * wait is back to two dwells (counted from the last give-back) */
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 40), 2 * 3 + 1);
+	 * wait is back to Q */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
 	ck_assert_uint_eq(st.cap, 512);
-	ck_assert_uint_eq(quiet_until_change(&law, &st, 40), 6);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
 	ck_assert_uint_eq(st.cap, 256);
 	/* the wait stops doubling at 2^LEARN_BACKOFF_MAX */
 	struct learn_cls b = grown(&law);
 	for (int k = 0; k < LEARN_BACKOFF_MAX + 3; k++) {
-		unsigned n = quiet_until_change(&law, &b, 1000);
-		unsigned want = 6u << (k < LEARN_BACKOFF_MAX ? k : LEARN_BACKOFF_MAX);
+		unsigned n = quiet_until_change(&law, &b, 10000);
+		unsigned want = Q << (k < LEARN_BACKOFF_MAX ? k : LEARN_BACKOFF_MAX);
 		ck_assert_uint_eq(n, want);
 		for (int i = 0; i < 3; i++)
 			learn_cap_decide(&law, &b, &busy);
@@ -385,7 +388,7 @@ START_TEST(test_woke)
 	/* a class given back that misses again was given back wrongly: the
 	 * demand did not move */
 	struct learn_cls back = { .cap = 256, .home = 128, .used = 1 };
-	ck_assert_uint_eq(quiet_until_change(&law, &back, 20), 6);
+	ck_assert_uint_eq(quiet_until_change(&law, &back, 1000), Q);
 	ck_assert_uint_eq(back.cap, 128);
 	for (int i = 0; i < 2; i++)
 		learn_cap_decide(&law, &back, &quiet_win);
