@@ -57,7 +57,8 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 	$(bench_mimalloc_programs) $(bench_system_programs)
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
-	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png
+	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png \
+	bench/learn-phase-first.png bench/learn-phase-big.png
 
 # The tree's flags (warnings, -pthread, sanitizer when configured) plus:
 # the workloads call only the malloc family; keep the compiler from folding
