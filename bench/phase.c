@@ -13,14 +13,16 @@
  * Made for hakmem's learner (HAKMEM_LEARN=1): the default cache caps fit
  * phase 1 and are too small for the batches of phases 2 and 3.  Every
  * block's first and last bytes are written when allocated and checked
- * before it is freed.  The only profile is "default".  ops = malloc +
- * free calls.
+ * before it is freed.  Profiles: "default" as above; "big", batches four
+ * times as big (4000 and 1600 blocks: some 500 and 400 per size class,
+ * more than the learner's starting cap).  ops = malloc + free calls.
  */
 #include "common.h"
 
 struct worker {
 	rng_t rng;
 	double t0, runtime;
+	long scale; /* the batches' size: 1, or 4 for "big" */
 	uint64_t ops;
 	char pad[BENCH_CACHE_LINE];
 };
@@ -51,7 +53,7 @@ static void put(struct slot *b)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct slot *b = bench_calloc(1000, sizeof *b);
+	struct slot *b = bench_calloc((size_t)(1000 * w->scale), sizeof *b);
 	double third = w->runtime / 3;
 	/* phase 1 */
 	for (int i = 0; i < 64; i++)
@@ -68,7 +70,7 @@ static void *worker_main(void *arg)
 		put(&b[i]);
 	/* phases 2 and 3 */
 	for (int phase = 2; phase <= 3; phase++) {
-		long n = phase == 2 ? 1000 : 400;
+		long n = (phase == 2 ? 1000 : 400) * w->scale;
 		size_t min = phase == 2 ? 4096 : 16385, max = phase == 2 ? 16384 : 32768;
 		while (!bench_stopped() && (phase == 3 || bench_now() - w->t0 < 2 * third)) {
 			for (long i = 0; i < n; i++)
@@ -84,7 +86,7 @@ static void *worker_main(void *arg)
 
 int main(int argc, char **argv)
 {
-	static const char help[] = "default";
+	static const char help[] = "default, big";
 	struct bench_opts o = { .bench = "phase", .profile = "default" };
 	struct worker *w;
 	pthread_t *tids;
@@ -92,7 +94,8 @@ int main(int argc, char **argv)
 	double t0, secs;
 
 	bench_parse(&o, argc, argv, help);
-	if (o.ranged || strcmp(o.profile, "default") != 0)
+	long scale = strcmp(o.profile, "default") == 0 ? 1 : strcmp(o.profile, "big") == 0 ? 4 : 0;
+	if (o.ranged || scale == 0)
 		bench_usage(&o, help);
 	w = bench_calloc((size_t)o.threads, sizeof *w);
 	tids = bench_calloc((size_t)o.threads, sizeof *tids);
@@ -101,6 +104,7 @@ int main(int argc, char **argv)
 		rng_seed(&w[i].rng, o.seed, (uint64_t)i);
 		w[i].t0 = t0;
 		w[i].runtime = o.runtime;
+		w[i].scale = scale;
 	}
 	for (int i = 0; i < o.threads; i++)
 		bench_spawn(&tids[i], worker_main, &w[i]);

@@ -1191,6 +1191,10 @@ hak_inline void purge_thread_poll(void)
 /* The control law's parameters (from the HAKMEM_* knobs). */
 #define LEARN_BAND 50            /* half the target band, per mille */
 #define LEARN_STEP_DOUBLINGS 6   /* a step grows to at most 64 steps */
+#define LEARN_GROW 8             /* a ring that overflowed and ran dry: CAP x 8 */
+#define LEARN_QUIET_MOVED 2      /* quiet windows before a give-back when demand moved */
+#define LEARN_QUIET_DWELLS 32    /* a grown class quiet for 32 dwells gives back half */
+#define LEARN_BACKOFF_MAX 5      /* ... at most 32 times that after failed give-backs */
 struct learn_law {
 	uint32_t target, band;   /* hit rate, per mille */
 	uint32_t step, min, max; /* CAP, blocks */
@@ -1200,12 +1204,19 @@ struct learn_law {
 /* One class's window: the counters' growth over it (types.h, CC_*). */
 struct learn_win {
 	uint64_t refills, blocks, overflows;
+	uint32_t moved; /* another class of the tier woke in this window:
+			 * quiet before, LEARN_MIN_SAMPLES misses now */
 };
 /* One class's state between windows. */
 struct learn_cls {
 	uint32_t cap;
 	uint32_t dwell_left;
 	int32_t run;      /* steps in a row: > 0 up, < 0 down */
+	uint32_t home;    /* the CAP it started from (0: the first window's) */
+	uint32_t quiet;   /* windows in a row without a refill or an overflow */
+	uint32_t backoff; /* give-backs that failed in a row (a wait of 2^backoff) */
+	uint32_t since_back; /* windows since the last give-back, 0: none pending */
+	uint32_t used;    /* a window of it had min_samples overflows: it was busy */
 	uint32_t hit;     /* the last window's hit rate, per mille */
 	uint64_t samples; /* ... and its samples */
 	uint64_t changes;
@@ -1216,6 +1227,12 @@ struct learn_cls {
 uint32_t learn_hit_permille(const struct learn_win *w, uint64_t *samples);
 /* The new CAP of a class after window w (st is updated). */
 uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, const struct learn_win *w);
+/* Class st woke in window w: quiet for LEARN_QUIET_MOVED windows before,
+ * min_samples misses now, and not in the windows after a give-back. */
+bool learn_woke(const struct learn_law *law, const struct learn_cls *st, const struct learn_win *w);
+/* The CAP a class starts from when the learner starts, from the CAP it
+ * had (its home): home x LEARN_GROW within MIN and MAX. */
+uint32_t learn_cap_prior(const struct learn_law *law, uint32_t home);
 /* A W_MAX trial: the score of a group of classes over a period. */
 #define LEARN_SCORE_ONE 1000000
 struct learn_wgroup {

@@ -31,19 +31,48 @@
  * The control law is pure functions (a window of counters and a state in,
  * a decision out), tested with synthetic windows (tests/check_learner.c):
  *
+ *   learn_cap_prior: when the learner starts, a class still at its
+ *   default CAP (its home, HAKMEM_POOL_RING_CAP) gets LEARN_GROW times
+ *   it (8: 256 blocks by default), within MIN and MAX.  The costs are
+ *   not symmetric: a ring too small for a batch sends the batch through
+ *   its pages (to the shared stacks and back, new pages touched), and
+ *   the pages it scatters stay resident after the CAP has grown; a ring
+ *   bigger than needed costs nothing until frees fill it, and what a
+ *   quiet class holds goes back (below).
+ *
  *   learn_cap_decide: per class and window.  Inside the band (target
  *   +- LEARN_BAND) nothing changes.  Below it CAP grows, above it CAP
  *   shrinks, by HAKMEM_CAP_STEP_MID blocks, doubled for each further step
  *   in the same direction (step, 2 step, 4 step, ... at most 64 step), so
  *   that a CAP far off reaches its value in a few steps; a step the other
- *   way starts again at one step.  After a change, the class waits the
- *   dwell time (HAKMEM_CAP_DWELL_SEC_MID, in whole windows) before the
- *   next one, so that the
- *   windows judge the new CAP.  CAP stays within HAKMEM_CAP_MIN_MID and
- *   HAKMEM_CAP_MAX_MID.  A window with fewer than HAKMEM_LEARN_MIN_SAMPLES
- *   misses changes nothing.  A signal on the band's edge counts as
- *   inside, and a step down needs the hit rate above the band's upper
- *   edge: a signal that wavers around one edge moves CAP one way only.
+ *   way starts again at one step.  A window below the band in which the
+ *   ring both overflowed and ran dry (refills and overflows: the blocks
+ *   it let go to their pages were wanted back) grows CAP eightfold
+ *   (LEARN_GROW) when that is more than the step.  After a change, the
+ *   class waits the dwell time (HAKMEM_CAP_DWELL_SEC_MID, in whole
+ *   windows) before the next one, so that the windows judge the new CAP.
+ *   CAP stays within HAKMEM_CAP_MIN_MID and HAKMEM_CAP_MAX_MID.  A window
+ *   with fewer than HAKMEM_LEARN_MIN_SAMPLES misses changes nothing by
+ *   the hit rate.  A signal on the band's edge counts as inside, and a
+ *   step down needs the hit rate above the band's upper edge: a signal
+ *   that wavers around one edge moves CAP one way only.
+ *
+ *   Give-back: a class that has been busy (a window with
+ *   HAKMEM_LEARN_MIN_SAMPLES overflows: its ring was full) and is above
+ *   its home, quiet (no refill, no overflow) for 32 dwells, halves its
+ *   CAP (not below home); quiet for two windows while another class
+ *   woke (learn_woke: quiet for two windows before, enough misses now,
+ *   and not a class just given back, whose misses say only that the
+ *   give-back was wrong: the program's demand moved), it goes back to
+ *   home at once.  A heap
+ *   trims its ring to the new CAP at its next refill.  A quiet class
+ *   cannot be told from one whose ring serves every call (the fast
+ *   paths count nothing); such a class overflows, grows back, and its
+ *   next give-back waits twice as long (up to 32 times); a give-back
+ *   that no growth undoes within two dwells resets the wait.  A class
+ *   never busy keeps its CAP, prior included: up to that many of its
+ *   blocks freed at once stay in a thread's ring (the cost of the
+ *   prior; HAKMEM_CAP_MAX_MID bounds it).
  *
  *   learn_wmax_score, learn_wmax_verdict: a trial of a candidate W_MAX
  *   measures a score over HAKMEM_WMAX_TRIAL_SEC before it (the base) and
@@ -102,10 +131,44 @@ uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, con
 		st->cap = law->min;
 	if (st->cap > law->max)
 		st->cap = law->max;
+	if (st->home == 0)
+		st->home = st->cap;
 	st->hit = learn_hit_permille(w, &samples);
 	st->samples = samples;
+	bool quiet = w->refills == 0 && w->overflows == 0;
+	st->quiet = quiet ? st->quiet + 1 : 0;
+	if (w->overflows >= law->min_samples)
+		st->used = 1;
+	uint32_t dwell = law->dwell > 0 ? law->dwell : 1;
+	/* a give-back that no growth undid within two dwells was right */
+	if (st->since_back > 0 && ++st->since_back > 2 * dwell + 1) {
+		st->since_back = 0;
+		st->backoff = 0;
+	}
 	if (st->dwell_left > 0) {
 		st->dwell_left--;
+		return st->cap;
+	}
+	/* A class the law grew that is quiet (no refill, no overflow) gives
+	 * back: all it grew when another class woke meanwhile (the
+	 * program's demand moved), else half of it after 32 dwells (a
+	 * wrong give-back costs a window of trips through the pages and
+	 * pages left scattered, so the learner seldom risks it).  A
+	 * ring that serves every call is quiet too; such a class overflows
+	 * at once, grows back, and the next give-back waits twice as long. */
+	uint64_t need = ((uint64_t)LEARN_QUIET_DWELLS * dwell) << st->backoff;
+	uint64_t moved_need = (uint64_t)LEARN_QUIET_MOVED << st->backoff;
+	if (quiet && st->used && st->cap > st->home &&
+	    ((w->moved && st->quiet >= moved_need) || st->quiet >= need)) {
+		uint32_t cap = w->moved ? st->home : st->cap / 2 > st->home ? st->cap / 2 : st->home;
+		if (cap < law->min)
+			cap = law->min;
+		st->cap = cap;
+		st->run = 0;
+		st->quiet = 0;
+		st->since_back = 1;
+		st->dwell_left = dwell - 1;
+		st->changes++;
 		return st->cap;
 	}
 	if (samples < law->min_samples)
@@ -123,6 +186,13 @@ uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, con
 		st->run = 0;
 	unsigned k = (unsigned)(st->run < 0 ? -st->run : st->run);
 	uint64_t delta = (uint64_t)law->step << (k < LEARN_STEP_DOUBLINGS ? k : LEARN_STEP_DOUBLINGS);
+	/* The ring overflowed into its pages and ran dry again within the
+	 * window: the blocks it let go were wanted back, through the pages
+	 * (and their trips to the shared stacks, and new pages).  A bigger
+	 * ring costs nothing until frees fill it, so CAP grows eightfold. */
+	if (dir > 0 && w->refills > 0 && w->overflows > 0 &&
+	    (uint64_t)st->cap * (LEARN_GROW - 1) > delta)
+		delta = (uint64_t)st->cap * (LEARN_GROW - 1);
 	uint64_t cap = st->cap;
 	if (dir > 0)
 		cap = cap + delta > law->max ? law->max : cap + delta;
@@ -130,11 +200,31 @@ uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, con
 		cap = cap < law->min + delta ? law->min : cap - delta;
 	if (cap == st->cap)
 		return st->cap; /* at a clamp */
+	if (dir > 0 && st->since_back > 0) {
+		/* the give-back was wrong: wait longer before the next */
+		if (st->backoff < LEARN_BACKOFF_MAX)
+			st->backoff++;
+		st->since_back = 0;
+	}
 	st->run += dir;
 	st->dwell_left = law->dwell > 0 ? law->dwell - 1 : 0; /* the next change: dwell windows on */
 	st->cap = (uint32_t)cap;
 	st->changes++;
 	return st->cap;
+}
+
+bool learn_woke(const struct learn_law *law, const struct learn_cls *st, const struct learn_win *w)
+{
+	return st->quiet >= LEARN_QUIET_MOVED && st->since_back == 0 &&
+	       w->refills + w->overflows >= law->min_samples;
+}
+
+uint32_t learn_cap_prior(const struct learn_law *law, uint32_t home)
+{
+	uint64_t cap = (uint64_t)home * LEARN_GROW;
+	if (cap < law->min)
+		cap = law->min;
+	return cap > law->max ? law->max : (uint32_t)cap;
 }
 
 int64_t learn_wmax_score(const struct learn_wgroup *g)
@@ -335,12 +425,25 @@ static void learn_window(void)
 	counters_mid(now);
 	uint64_t ms = os_now_ms() - start_ms;
 	uint32_t wmax = atomic_load_explicit(&hak_cfg.wmax[TIER_MID], memory_order_relaxed);
+	/* the classes that woke (learn_woke) */
+	unsigned woke = 0, woke_one = 0;
+	for (unsigned i = 0; i < POOL_NCLS; i++) {
+		struct learn_win w = {
+			.refills = now[i][CC_REFILLS] - prev[i][CC_REFILLS],
+			.overflows = now[i][CC_OVERFLOWS] - prev[i][CC_OVERFLOWS],
+		};
+		if (learn_woke(&law, &cls_state[i], &w)) {
+			woke++;
+			woke_one = i;
+		}
+	}
 	for (unsigned i = 0; i < POOL_NCLS; i++) {
 		unsigned c = HAK_CLS_MID + i;
 		struct learn_win w = {
 			.refills = now[i][CC_REFILLS] - prev[i][CC_REFILLS],
 			.blocks = now[i][CC_BLOCKS] - prev[i][CC_BLOCKS],
 			.overflows = now[i][CC_OVERFLOWS] - prev[i][CC_OVERFLOWS],
+			.moved = woke > 1 || (woke == 1 && woke_one != i),
 		};
 		struct learn_cls *st = &cls_state[i];
 		uint32_t before = knob_cap(c);
@@ -379,6 +482,24 @@ static void *learn_main(void *arg)
 	}
 	start_ms = os_now_ms();
 	counters_mid(prev);
+	/* A class at its default CAP (its home, where a quiet class goes
+	 * back to) starts from its prior; one that the program, or the
+	 * parent of this child of fork, moved keeps its CAP. */
+	struct learn_law law;
+	law_read(&law);
+	for (unsigned i = 0; i < POOL_NCLS; i++) {
+		unsigned c = HAK_CLS_MID + i;
+		uint32_t home = pool_default_cap(c), cap = knob_cap(c);
+		cls_state[i].home = home;
+		if (cap == home && (cap = learn_cap_prior(&law, home)) != home) {
+			knob_set_cap(c, cap);
+			atomic_fetch_add_explicit(&learn_changes, 1, memory_order_relaxed);
+			atomic_store_explicit(&learn_moved[i], 1, memory_order_relaxed);
+		}
+		atomic_store_explicit(&learn_cap_now[i], cap, memory_order_relaxed);
+		/* the trace starts with every class's CAP (no sample yet) */
+		trace_line(0, c, 1000, cap, atomic_load_explicit(&hak_cfg.wmax[TIER_MID], memory_order_relaxed), 0);
+	}
 	pthread_mutex_lock(&learn_mu);
 	while (!atomic_load_explicit(&learn_stop, memory_order_relaxed)) {
 		struct timespec ts;

@@ -193,13 +193,211 @@ START_TEST(test_few_samples)
 	struct learn_win w = { .refills = 9, .blocks = 19, .overflows = 90 };
 	for (int i = 0; i < 20; i++)
 		ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 32);
-	w.refills = 10; /* 100 samples: enough */
-	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 36);
+	w.refills = 10; /* 100 samples: enough; the ring overflowed and ran
+			 * dry in the same window: eightfold */
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 32 * LEARN_GROW);
 	/* no traffic at all */
 	struct learn_cls idle = { .cap = 32 };
 	struct learn_win none = { 0 };
 	for (int i = 0; i < 20; i++)
 		ck_assert_uint_eq(learn_cap_decide(&law, &idle, &none), 32);
+}
+END_TEST
+
+/* A window where the ring overflowed into its pages and ran dry again:
+ * hit (750 - 50) / 1600, 850 samples. */
+static struct learn_win churn(void)
+{
+	struct learn_win w = { .refills = 50, .blocks = 800, .overflows = 800 };
+	return w;
+}
+
+START_TEST(test_grow_eightfold)
+{
+	struct learn_law law = law_default();
+	struct learn_cls st = { .cap = 32 };
+	struct learn_win w = churn();
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 256);
+	/* the dwell holds, then eightfold again, clamped at MAX */
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 256);
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 256);
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &w), 2048);
+	ck_assert_uint_eq(st.changes, 2);
+	/* overflows without a refill (the ring never ran dry): one step */
+	struct learn_cls o = { .cap = 32 };
+	struct learn_win x = { .refills = 0, .blocks = 100, .overflows = 800 };
+	ck_assert_uint_eq(learn_cap_decide(&law, &o, &x), 36);
+	/* refills and overflows with a hit rate inside the band: nothing */
+	struct learn_cls in = { .cap = 32 };
+	struct learn_win y = { .refills = 100, .blocks = 1400, .overflows = 600 }; /* 0.650 */
+	ck_assert_uint_eq(learn_cap_decide(&law, &in, &y), 32);
+	/* too few samples: nothing */
+	struct learn_win z = { .refills = 5, .blocks = 60, .overflows = 60 };
+	ck_assert_uint_eq(learn_cap_decide(&law, &in, &z), 32);
+}
+END_TEST
+
+START_TEST(test_prior)
+{
+	struct learn_law law = law_default();
+	ck_assert_uint_eq(learn_cap_prior(&law, 32), 32 * LEARN_GROW);
+	ck_assert_uint_eq(learn_cap_prior(&law, 1024), 2048); /* MAX */
+	ck_assert_uint_eq(learn_cap_prior(&law, 0), 8);       /* MIN */
+	law.max = 128;
+	ck_assert_uint_eq(learn_cap_prior(&law, 32), 128);
+}
+END_TEST
+
+/* A class busy once (grown to 256), then quiet. */
+static struct learn_cls grown(const struct learn_law *law)
+{
+	struct learn_cls st = { .cap = 32, .home = 32 };
+	struct learn_win w = churn();
+	ck_assert_uint_eq(learn_cap_decide(law, &st, &w), 256);
+	ck_assert(st.used);
+	return st;
+}
+
+static const struct learn_win quiet_win = { 0 };
+
+/* Quiet windows before a give-back by halving, at law_default's dwell. */
+#define Q (LEARN_QUIET_DWELLS * 3u)
+
+/* Quiet windows until CAP changes; how many it took (limit: none). */
+static unsigned quiet_until_change(const struct learn_law *law, struct learn_cls *st, unsigned limit)
+{
+	uint32_t cap = st->cap;
+	for (unsigned i = 1; i <= limit; i++)
+		if (learn_cap_decide(law, st, &quiet_win) != cap)
+			return i;
+	return 0;
+}
+
+START_TEST(test_give_back)
+{
+	struct learn_law law = law_default(); /* dwell 3: give back after Q quiet windows */
+	struct learn_cls st = grown(&law);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
+	ck_assert_uint_eq(st.cap, 128); /* half */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
+	ck_assert_uint_eq(st.cap, 64);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
+	ck_assert_uint_eq(st.cap, 32);
+	/* never below home */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 0);
+	ck_assert_uint_eq(st.cap, 32);
+	/* a class never busy keeps its CAP however long it is quiet (its
+	 * prior: the few blocks it has seen are all its ring can hold) */
+	struct learn_cls idle = { .cap = 256, .home = 32 };
+	ck_assert_uint_eq(quiet_until_change(&law, &idle, 1000), 0);
+	/* misses without an overflow (a class's first refills: its ring
+	 * was never full) do not make it busy */
+	struct learn_cls cold = { .cap = 32, .home = 32 };
+	struct learn_win first = { .refills = 400, .blocks = 400, .overflows = 0 };
+	ck_assert_uint_eq(learn_cap_decide(&law, &cold, &first), 36);
+	ck_assert(!cold.used);
+	ck_assert_uint_eq(quiet_until_change(&law, &cold, 1000), 0);
+	/* a window with some traffic is not quiet: the count starts again */
+	struct learn_cls t = grown(&law);
+	struct learn_win few = { .refills = 1, .blocks = 5, .overflows = 0 };
+	for (int i = 0; i < 20; i++) {
+		ck_assert_uint_eq(quiet_until_change(&law, &t, Q - 1), 0);
+		learn_cap_decide(&law, &t, &few);
+	}
+	ck_assert_uint_eq(t.cap, 256);
+}
+END_TEST
+
+START_TEST(test_give_back_backoff)
+{
+	struct learn_law law = law_default();
+	struct learn_cls st = grown(&law);
+	struct learn_win busy = churn();
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q); /* 128 */
+	/* it was busy after all: it grows back after the dwell ... */
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 128);
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 128);
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &busy), 1024);
+	/* ... and the next give-back waits twice as long, then four times */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 2 * Q);
+	ck_assert_uint_eq(st.cap, 512);
+	for (int i = 0; i < 3; i++)
+		learn_cap_decide(&law, &st, &busy);
+	ck_assert_uint_eq(st.cap, 2048);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 4 * Q);
+	ck_assert_uint_eq(st.cap, 1024);
+	/* a give-back no growth undoes within two dwells was right: the
+	 * wait is back to Q */
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
+	ck_assert_uint_eq(st.cap, 512);
+	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), Q);
+	ck_assert_uint_eq(st.cap, 256);
+	/* the wait stops doubling at 2^LEARN_BACKOFF_MAX */
+	struct learn_cls b = grown(&law);
+	for (int k = 0; k < LEARN_BACKOFF_MAX + 3; k++) {
+		unsigned n = quiet_until_change(&law, &b, 10000);
+		unsigned want = Q << (k < LEARN_BACKOFF_MAX ? k : LEARN_BACKOFF_MAX);
+		ck_assert_uint_eq(n, want);
+		for (int i = 0; i < 3; i++)
+			learn_cap_decide(&law, &b, &busy);
+		ck_assert_uint_gt(b.cap, 128);
+	}
+}
+END_TEST
+
+START_TEST(test_give_back_moved)
+{
+	struct learn_law law = law_default();
+	struct learn_cls st = grown(&law);
+	struct learn_win moved = { .moved = 1 };
+	/* the dwell after the growth holds */
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &moved), 256);
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &moved), 256);
+	/* quiet for two windows while another class woke: all it grew
+	 * goes back at once */
+	ck_assert_uint_eq(learn_cap_decide(&law, &st, &moved), 32);
+	/* one quiet window is not enough */
+	struct learn_cls one = grown(&law);
+	struct learn_win few = { .refills = 1, .blocks = 5, .overflows = 0, .moved = 1 };
+	ck_assert_uint_eq(learn_cap_decide(&law, &one, &few), 256);
+	ck_assert_uint_eq(learn_cap_decide(&law, &one, &few), 256); /* the dwell is over */
+	ck_assert_uint_eq(learn_cap_decide(&law, &one, &moved), 256);
+	ck_assert_uint_eq(learn_cap_decide(&law, &one, &moved), 32);
+	/* a class never busy keeps its CAP */
+	struct learn_cls idle = { .cap = 256, .home = 32 };
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(learn_cap_decide(&law, &idle, &moved), 256);
+}
+END_TEST
+
+START_TEST(test_woke)
+{
+	struct learn_law law = law_default();
+	struct learn_win busy = churn(), few = { .refills = 50, .overflows = 49 };
+	/* quiet for two windows, then enough misses: woke */
+	struct learn_cls st = { .cap = 256, .home = 32 };
+	learn_cap_decide(&law, &st, &quiet_win);
+	ck_assert(!learn_woke(&law, &st, &busy)); /* one quiet window */
+	learn_cap_decide(&law, &st, &quiet_win);
+	ck_assert(learn_woke(&law, &st, &busy));
+	ck_assert(!learn_woke(&law, &st, &few)); /* 99 misses */
+	/* busy all along: did not wake */
+	struct learn_cls on = { .cap = 256, .home = 32 };
+	learn_cap_decide(&law, &on, &busy);
+	ck_assert(!learn_woke(&law, &on, &busy));
+	/* a class given back that misses again was given back wrongly: the
+	 * demand did not move */
+	struct learn_cls back = { .cap = 256, .home = 128, .used = 1 };
+	ck_assert_uint_eq(quiet_until_change(&law, &back, 1000), Q);
+	ck_assert_uint_eq(back.cap, 128);
+	for (int i = 0; i < 2; i++)
+		learn_cap_decide(&law, &back, &quiet_win);
+	ck_assert_uint_ge(back.quiet, 2);
+	ck_assert(!learn_woke(&law, &back, &busy));
+	/* ... until two dwells after the give-back */
+	for (int i = 0; i < 6; i++)
+		learn_cap_decide(&law, &back, &quiet_win);
+	ck_assert(learn_woke(&law, &back, &busy));
 }
 END_TEST
 
@@ -336,6 +534,12 @@ static bool cap_moved(void *arg)
 	return knob_cap(w->c) > w->was;
 }
 
+static bool cap_changed(void *arg)
+{
+	struct cap_wait *w = arg;
+	return knob_cap(w->c) != w->was;
+}
+
 static void learn_fast(void)
 {
 	/* below HAKMEM_LEARN_WINDOW_MS's range on purpose: written straight
@@ -359,9 +563,15 @@ START_TEST(test_thread_changes_cap)
 	hak_init();
 	learn_fast();
 	unsigned c = ace_class(8192);
-	struct cap_wait w = { c, knob_cap(c) };
-	mid_batch(8192, 500); /* a slow path: the thread starts */
+	uint32_t home = knob_cap(c);
+	struct cap_wait w = { c, home };
+	mid_batch(8192, 100); /* a slow path: the thread starts */
 	ck_assert(wait_for(running, NULL, 20));
+	/* it starts every mid class from its prior ... */
+	ck_assert_msg(wait_for(cap_changed, &w, 20), "cap of class %u stayed %u", c, knob_cap(c));
+	ck_assert_uint_eq(knob_cap(c), home * LEARN_GROW);
+	/* ... and a ring that overflows and runs dry grows */
+	w.was = knob_cap(c);
 	ck_assert_msg(wait_for(cap_moved, &w, 60), "cap of class %u stayed %u", c, knob_cap(c));
 	struct learner_report r;
 	learner_report(&r);
@@ -410,7 +620,9 @@ START_TEST(test_fork_and_exit)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		mid_batch(8192, 100);
+		/* a class whose ring is empty: a slow path (the ring of 8 KiB
+		 * may hold all 100, with the CAP the parent's learner set) */
+		mid_batch(24576, 100);
 		wait_for(running, NULL, 20);
 		exit(learner_running() ? 0 : 3);
 	}
@@ -430,6 +642,12 @@ static Suite *learner_suite(void)
 	tcase_add_test(tc, test_clamps);
 	tcase_add_test(tc, test_band_edge);
 	tcase_add_test(tc, test_few_samples);
+	tcase_add_test(tc, test_grow_eightfold);
+	tcase_add_test(tc, test_prior);
+	tcase_add_test(tc, test_give_back);
+	tcase_add_test(tc, test_give_back_backoff);
+	tcase_add_test(tc, test_give_back_moved);
+	tcase_add_test(tc, test_woke);
 	tcase_add_test(tc, test_wmax_score);
 	tcase_add_test(tc, test_wmax_verdict);
 	suite_add_tcase(s, tc);
