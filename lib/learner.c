@@ -33,7 +33,7 @@
  *
  *   learn_cap_prior: when the learner starts, a class still at its
  *   default CAP (its home, HAKMEM_POOL_RING_CAP) gets LEARN_GROW times
- *   it (8: 256 blocks by default), within MIN and MAX.  The costs are
+ *   it (8: 64 to 256 blocks by default), within MIN and MAX.  The costs are
  *   not symmetric: a ring too small for a batch sends the batch through
  *   its pages (to the shared stacks and back, new pages touched), and
  *   the pages it scatters stay resident after the CAP has grown; a ring
