@@ -1406,7 +1406,8 @@ START_TEST(test_cached_segment_dirty)
 	ck_assert_ptr_nonnull(seg);
 	for (unsigned i = 3; i < 6; i++) {
 		size_t len;
-		memset(slab_area(seg, i, &len), 0x5c, len);
+		uint8_t *a = slab_area(seg, i, &len);
+		memset(a, 0x5c, len);
 	}
 	segment_release(seg); /* to the cache, not purged yet */
 	struct segment *again = segment_alloc(NULL, TIER_MID, HAK_MID_SHIFT);
