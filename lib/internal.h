@@ -911,6 +911,10 @@ void slab_keep_sweep(struct heap *h);
  * room); NULL when out of memory.  *fresh_segment tells whether a segment
  * was mapped for it. */
 struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment);
+/* s, a full slab or page of h: the blocks other threads freed into it
+ * are taken back, and it goes to its class's partial list when that gave
+ * it free blocks (true).  Anything else: false, untouched. */
+bool slab_take_remote(struct heap *h, struct slab *s);
 /* The full slabs of h's segments of 'tier' that other threads freed into
  * since the last look (segment.remote_mask): drained, and on their
  * partial lists when that gave them free blocks (true when any did). */

@@ -600,13 +600,7 @@ static bool pool_collect_remote(struct heap *h, unsigned c)
 	bool any = false;
 	for (struct slab *s = h->full_head[c], *next; s; s = next) {
 		next = s->next;
-		if (atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
-			continue;
-		slab_drain(s);
-		if (s->nfree) {
-			slab_full_to_partial(h, s);
-			any = true;
-		}
+		any |= slab_take_remote(h, s);
 	}
 	return any;
 }

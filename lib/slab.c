@@ -298,6 +298,17 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	return s;
 }
 
+bool slab_take_remote(struct heap *h, struct slab *s)
+{
+	if (s->state != SLAB_FULL || atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
+		return false;
+	slab_drain(s);
+	if (s->nfree == 0)
+		return false;
+	slab_full_to_partial(h, s);
+	return true;
+}
+
 bool slab_collect_remote(struct heap *h, int tier)
 {
 	bool any = false;
@@ -307,17 +318,9 @@ bool slab_collect_remote(struct heap *h, int tier)
 			if (atomic_load_explicit(&seg->remote_mask, memory_order_relaxed) == 0)
 				continue;
 			uint32_t m = atomic_exchange_explicit(&seg->remote_mask, 0, memory_order_relaxed);
-			for (; m; m &= m - 1) {
-				struct slab *s = &seg->slabs[__builtin_ctz(m)];
-				/* a current or partial slab: the refill drains it */
-				if (s->state != SLAB_FULL || atomic_load_explicit(&s->remote, memory_order_relaxed) == NULL)
-					continue;
-				slab_drain(s);
-				if (s->nfree) {
-					slab_full_to_partial(h, s);
-					any = true;
-				}
-			}
+			/* a current or partial slab: the refill drains it */
+			for (; m; m &= m - 1)
+				any |= slab_take_remote(h, &seg->slabs[__builtin_ctz(m)]);
 		}
 	}
 	return any;

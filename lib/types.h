@@ -301,8 +301,10 @@ struct heap {
 	uint64_t mid_swept[HAK_CLS_LARGE - HAK_CLS_MID];
 	/* mid classes (bit c - HAK_CLS_MID) of which another thread freed
 	 * into a page with no remote frees pending; set by that thread,
-	 * taken by this heap's refill (pool_collect_remote) */
-	_Atomic uint32_t mid_remote;
+	 * taken by this heap's refill (pool_collect_remote); a line of its
+	 * own, as other threads write it */
+	_Atomic uint32_t mid_remote __attribute__((aligned(64)));
+	char mid_remote_line[64 - sizeof(uint32_t)];
 	/* Free slots of a tier's segments whose pages wait for a purge
 	 * delay (slab_dirty_bytes): at most dirty_keep bytes when the tier
 	 * sets it (large.c; 0: no bound); a freed run beyond it gives its
