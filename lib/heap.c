@@ -96,8 +96,13 @@ void heap_default_caps(void)
 void heap_read_knobs(struct heap *h)
 {
 	uint32_t epoch = knob_epoch();
-	for (unsigned c = 0; c < HAK_NBINS; c++)
+	uint32_t grown = 0;
+	for (unsigned c = 0; c < HAK_NBINS; c++) {
 		h->bins[c].cap = knob_cap(c);
+		if (ace_tier_of_class(c) == TIER_MID && h->bins[c].cap > pool_default_cap(c))
+			grown |= 1u << (c - HAK_CLS_MID);
+	}
+	h->mid_grown = grown;
 	h->knob_epoch = epoch;
 }
 
@@ -124,12 +129,12 @@ void heap_fold_overflows(struct heap *h, unsigned c)
 	}
 }
 
-/* The bin of class c is full beyond a new, lower cap: the excess goes back
- * to its slabs (the next frees then find the bin full, as they should). */
-static void bin_trim_to_cap(struct heap *h, unsigned c)
+/* The bin of class c holds more than keep blocks: the excess goes back to
+ * its slabs (the next frees then find the bin full, as they should). */
+void heap_bin_trim(struct heap *h, unsigned c, uint32_t keep)
 {
 	struct tbin *b = &h->bins[c];
-	while (b->count > b->cap) {
+	while (b->count > keep) {
 		void *p = b->head;
 		b->head = blk_next(p);
 		b->count--;
@@ -194,7 +199,7 @@ static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n,
 			heap_read_knobs(h);
 			for (unsigned k = 0; k < HAK_NBINS; k++)
 				if (k != c && h->bins[k].count > h->bins[k].cap)
-					bin_trim_to_cap(h, k);
+					heap_bin_trim(h, k, h->bins[k].cap);
 		}
 		if (tier == TIER_LARGE && large_sweep_wanted(h))
 			heap_purge(h, false);

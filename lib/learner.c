@@ -72,7 +72,12 @@
  *   that no growth undoes within two dwells resets the wait.  A class
  *   never busy keeps its CAP, prior included: up to that many of its
  *   blocks freed at once stay in a thread's ring (the cost of the
- *   prior; HAKMEM_CAP_MAX_MID bounds it).
+ *   prior; HAKMEM_CAP_MAX_MID bounds it).  What a ring holds beyond its
+ *   home is a loan, which the heap takes back without waiting for a
+ *   window: a mid refill that would take a new page first trims every
+ *   grown ring of another class to its default (pool.c,
+ *   pool_return_loans), and the pages that empty serve it.  The law
+ *   need not see a change of phase before the memory moves.
  *
  *   learn_wmax_score, learn_wmax_verdict: a trial of a candidate W_MAX
  *   measures a score over HAKMEM_WMAX_TRIAL_SEC before it (the base) and

@@ -605,6 +605,48 @@ static bool pool_collect_remote(struct heap *h, unsigned c)
 	return any;
 }
 
+/* An empty page of h (on mid_empty) becomes class c's current page. */
+static void empty_take(struct heap *h, unsigned c, struct slab *s)
+{
+	slist_remove(&h->mid_empty, NULL, s);
+	h->nmid_empty--;
+	if (s->cls != c) {
+		slab_init(h, seg_of_slab(s), s->index, c);
+		s->warm = 1; /* the old class's blocks were there */
+	}
+	DCTR_INC(h, refill_partial);
+	s->state = SLAB_CURRENT;
+	h->cur[c] = s;
+}
+
+/* A ring the learner grew holds blocks beyond its class's default cap: a
+ * loan, taken while the class's batches come and go.  Before a refill of
+ * another class takes a new page, the loans go back to their pages (the
+ * rings keep their caps, and fill again if their class comes back), and
+ * the pages that empty serve the refill: a program whose demand moved to
+ * other classes reuses the memory of the old ones, as it does with the
+ * default caps, instead of adding to it before the learner's next window
+ * sees the change.  Returns whether h has an empty page now. */
+static bool pool_return_loans(struct heap *h, unsigned c)
+{
+	uint32_t grown = h->mid_grown & ~(1u << (c - HAK_CLS_MID));
+	if (grown == 0)
+		return false;
+	int sweeping = h->sweeping;
+	h->sweeping = 1; /* no sweep while pages empty (heap.sweeping) */
+	while (grown) {
+		unsigned k = HAK_CLS_MID + (unsigned)__builtin_ctz(grown);
+		grown &= grown - 1;
+		uint32_t home = pool_default_cap(k);
+		if (h->bins[k].count > home) {
+			heap_bin_trim(h, k, home);
+			CTR_INC(h, pool_loans_returned);
+		}
+	}
+	h->sweeping = sweeping;
+	return h->mid_empty != NULL;
+}
+
 int pool_refill(struct heap *h, unsigned c)
 {
 	struct slab *s, *first = NULL;
@@ -620,20 +662,16 @@ int pool_refill(struct heap *h, unsigned c)
 			CTR_INC(h, pool_pages_taken);
 			return REFILL_NEW;
 		}
-		slist_remove(&h->mid_empty, NULL, s);
-		h->nmid_empty--;
-		if (s->cls != c) {
-			slab_init(h, seg_of_slab(s), s->index, c);
-			s->warm = 1; /* the old class's blocks were there */
-		}
-		DCTR_INC(h, refill_partial);
-		s->state = SLAB_CURRENT;
-		h->cur[c] = s;
+		empty_take(h, c, s);
 		return REFILL_OWN;
 	}
 	mid_keep_grow(h);
 	want = refill_pages();
 	got = refill_pop(h, c, want, &first);
+	if (first == NULL && pool_return_loans(h, c)) {
+		empty_take(h, c, h->mid_empty);
+		return REFILL_OWN;
+	}
 	while (got < want) {
 		s = page_new(h, c);
 		if (s == NULL)

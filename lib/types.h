@@ -269,6 +269,7 @@ struct heap_counters {
 	uint64_t cls[HAK_NBINS][CC_N];
 	uint64_t slabs_new, slabs_retired, segments_adopted, remote_frees;
 	uint64_t pool_page_refills, pool_pages_taken; /* mid pages per refill */
+	uint64_t pool_loans_returned;  /* rings trimmed to their default for a refill (pool_return_loans) */
 #ifdef HAKMEM_DEBUG_COUNTERS
 	uint64_t alloc_fast, free_fast;      /* tls_sll pops and pushes */
 	uint64_t ss_local, ss_remote;        /* free pipeline */
@@ -328,6 +329,10 @@ struct heap {
 	struct segment *segs_full[TIER_COUNT];
 	uint64_t next_purge;            /* ms: the heap's sweep is due (purge.c); 0: nothing waits */
 	uint32_t knob_epoch;            /* of the knobs the bins' caps were read at */
+	/* mid classes (bit c - HAK_CLS_MID) whose cap is above their default
+	 * (the learner grew it): what their rings hold beyond the default
+	 * goes back before a refill takes a new page (pool_return_loans) */
+	uint32_t mid_grown;
 	/* Frees of other heaps' blocks, gathered per slab and pushed as one
 	 * chain (one CAS) when the slab changes, the chain is full, or this
 	 * heap refills or flushes.  Invariant: rf_count == length(rf_head..

@@ -776,6 +776,75 @@ START_TEST(test_trim_spares_busy_class)
 }
 END_TEST
 
+/* ---- a grown ring's loan goes back before a new page ---- */
+
+/* The learner grew the 32 KiB class's ring to 256 (its default is 8): 64
+ * blocks (16 pages) allocated and freed stay in the ring.  Then the
+ * program moves to 20 KiB blocks: the first refill that would take a new
+ * page trims the 32 KiB ring to its default first, and the 14 pages that
+ * empty serve the 20 KiB blocks, so no page is taken from the pool.
+ * Without the give-back, those pages stay held by the ring while new
+ * ones are taken. */
+#define LB_N 64
+static void *loans_thread(void *arg)
+{
+	(void)arg;
+	static void *b[LB_N];
+	unsigned c32 = ace_class(32768), c20 = ace_class(20480);
+	hak_free(hak_malloc(16)); /* the thread's heap is made */
+	struct heap *h = tls_heap;
+	if (h->bins[c32].cap != 256 || !(h->mid_grown & (1u << (c32 - HAK_CLS_MID)))) {
+		TFAIL("ring cap %u, grown 0x%x", h->bins[c32].cap, h->mid_grown);
+		return NULL;
+	}
+	for (int i = 0; i < LB_N; i++) {
+		b[i] = hak_malloc(32768);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x33, 32768);
+	}
+	for (int i = 0; i < LB_N; i++)
+		hak_free(b[i]);
+	if (h->bins[c32].count != LB_N) {
+		TFAIL("%u blocks in the grown ring, want %d", h->bins[c32].count, LB_N);
+		return NULL;
+	}
+	uint64_t taken = h->ctr.pool_pages_taken;
+	for (int i = 0; i < 40; i++) {
+		b[i] = hak_malloc(20480);
+		if (b[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(b[i], 0x44, 20480);
+	}
+	uint64_t more = h->ctr.pool_pages_taken - taken;
+	printf("loans: 32 KiB ring %u blocks, %llu pages taken for 40 blocks of 20 KiB, %llu loans returned\n",
+	       h->bins[c32].count, (unsigned long long)more, (unsigned long long)h->ctr.pool_loans_returned);
+	if (h->bins[c32].count > pool_default_cap(c32))
+		TFAIL("the grown ring still holds %u blocks (default cap %u)", h->bins[c32].count,
+		      pool_default_cap(c32));
+	if (more != 0)
+		TFAIL("%llu pages taken from the pool while the grown ring held 14 empty pages' blocks",
+		      (unsigned long long)more);
+	if (h->ctr.pool_loans_returned == 0)
+		TFAIL("no loan returned");
+	for (int i = 0; i < 40; i++)
+		hak_free(b[i]);
+	return NULL;
+}
+
+START_TEST(test_loans_back)
+{
+	hak_free(hak_malloc(16)); /* initialised: the variables were read */
+	hak_cfg.purge_delay_ms = 600000; /* no sweep retires the empty pages */
+	knob_set_cap(ace_class(32768), 256); /* as the learner grows a ring */
+	run_thread(loans_thread, NULL);
+}
+END_TEST
+
 /* ---- a ring keeps at most a page's worth ---- */
 
 /* 64 blocks of 32 KiB (16 pages) allocated, then all freed: unless
@@ -1013,6 +1082,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_refill_stacked_first);
 	tcase_add_test(tc, test_trim_spares_busy_class);
 	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
+	tcase_add_test(tc, test_loans_back);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
