@@ -1238,9 +1238,6 @@ uint32_t learn_cap_decide(const struct learn_law *law, struct learn_cls *st, con
 /* Class st woke in window w: quiet for LEARN_QUIET_MOVED windows before,
  * min_samples misses now, and not in the windows after a give-back. */
 bool learn_woke(const struct learn_law *law, const struct learn_cls *st, const struct learn_win *w);
-/* The CAP a class starts from when the learner starts, from the CAP it
- * had (its home): home x LEARN_GROW within MIN and MAX. */
-uint32_t learn_cap_prior(const struct learn_law *law, uint32_t home);
 /* A W_MAX trial: the score of a group of classes over a period. */
 #define LEARN_SCORE_ONE 1000000
 struct learn_wgroup {

@@ -237,17 +237,6 @@ START_TEST(test_grow_eightfold)
 }
 END_TEST
 
-START_TEST(test_prior)
-{
-	struct learn_law law = law_default();
-	ck_assert_uint_eq(learn_cap_prior(&law, 32), 32 * LEARN_GROW);
-	ck_assert_uint_eq(learn_cap_prior(&law, 1024), 2048); /* MAX */
-	ck_assert_uint_eq(learn_cap_prior(&law, 0), 8);       /* MIN */
-	law.max = 128;
-	ck_assert_uint_eq(learn_cap_prior(&law, 32), 128);
-}
-END_TEST
-
 /* A class busy once (grown to 256), then quiet. */
 static struct learn_cls grown(const struct learn_law *law)
 {
@@ -286,8 +275,8 @@ START_TEST(test_give_back)
 	/* never below home */
 	ck_assert_uint_eq(quiet_until_change(&law, &st, 1000), 0);
 	ck_assert_uint_eq(st.cap, 32);
-	/* a class never busy keeps its CAP however long it is quiet (its
-	 * prior: the few blocks it has seen are all its ring can hold) */
+	/* a class never busy keeps its CAP however long it is quiet (the
+	 * few blocks it has seen are all its ring can hold) */
 	struct learn_cls idle = { .cap = 256, .home = 32 };
 	ck_assert_uint_eq(quiet_until_change(&law, &idle, 1000), 0);
 	/* misses without an overflow (a class's first refills: its ring
@@ -534,12 +523,6 @@ static bool cap_moved(void *arg)
 	return knob_cap(w->c) > w->was;
 }
 
-static bool cap_changed(void *arg)
-{
-	struct cap_wait *w = arg;
-	return knob_cap(w->c) != w->was;
-}
-
 static void learn_fast(void)
 {
 	/* below HAKMEM_LEARN_WINDOW_MS's range on purpose: written straight
@@ -567,11 +550,8 @@ START_TEST(test_thread_changes_cap)
 	struct cap_wait w = { c, home };
 	mid_batch(8192, 100); /* a slow path: the thread starts */
 	ck_assert(wait_for(running, NULL, 20));
-	/* it starts every mid class from its prior ... */
-	ck_assert_msg(wait_for(cap_changed, &w, 20), "cap of class %u stayed %u", c, knob_cap(c));
-	ck_assert_uint_eq(knob_cap(c), home * LEARN_GROW);
-	/* ... and a ring that overflows and runs dry grows */
-	w.was = knob_cap(c);
+	/* it starts every mid class from its home; a ring that overflows
+	 * and runs dry grows */
 	ck_assert_msg(wait_for(cap_moved, &w, 60), "cap of class %u stayed %u", c, knob_cap(c));
 	struct learner_report r;
 	learner_report(&r);
@@ -643,7 +623,6 @@ static Suite *learner_suite(void)
 	tcase_add_test(tc, test_band_edge);
 	tcase_add_test(tc, test_few_samples);
 	tcase_add_test(tc, test_grow_eightfold);
-	tcase_add_test(tc, test_prior);
 	tcase_add_test(tc, test_give_back);
 	tcase_add_test(tc, test_give_back_backoff);
 	tcase_add_test(tc, test_give_back_moved);

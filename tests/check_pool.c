@@ -790,7 +790,7 @@ static void *loans_thread(void *arg)
 {
 	(void)arg;
 	static void *b[LB_N];
-	unsigned c32 = ace_class(32768), c20 = ace_class(20480);
+	unsigned c32 = ace_class(32768);
 	hak_free(hak_malloc(16)); /* the thread's heap is made */
 	struct heap *h = tls_heap;
 	if (h->bins[c32].cap != 256 || !(h->mid_grown & (1u << (c32 - HAK_CLS_MID)))) {
