@@ -1443,6 +1443,41 @@ START_TEST(test_huge_calls_sweep)
 }
 END_TEST
 
+/* A large segment that stayed empty a purge delay with its heap goes to
+ * the segment cache with its pages given back: they waited their delay
+ * already, and in the cache they would wait another. */
+static void *idle_segment_thread(void *arg)
+{
+	(void)arg;
+	const size_t sz = 900 * KiB;
+	hak_cfg.purge_delay_ms = 20;
+	hak_cfg.segment_cache = 8;
+	uint8_t *p = hak_malloc(sz);
+	memset(p, 0x5a, sz);
+	struct segment *seg = segmap_lookup(p);
+	hak_free(p);
+	if (seg->used_mask != 0) {
+		TFAIL("the block's segment holds other blocks (used %#x)", seg->used_mask);
+		return NULL;
+	}
+	size_t before = resident_pages(p, sz);
+	sleep_ms(60);
+	heap_purge(tls_heap, false);
+	size_t after = resident_pages(p, sz);
+	if (segmap_lookup(p) != NULL)
+		TFAIL("the empty segment was not released by the sweep");
+	else if (before < sz / HAK_PAGE / 2 || after != 0)
+		TFAIL("%zu pages of the idle segment's block resident in the cache (%zu before)", after,
+		      before);
+	return NULL;
+}
+
+START_TEST(test_idle_segment_cached_clean)
+{
+	run_thread(idle_segment_thread, NULL);
+}
+END_TEST
+
 START_TEST(test_retire_purge_delay)
 {
 	set_tier_cap(TIER_MID, 0);
@@ -1516,6 +1551,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_large_free_blocks_purged);
 	tcase_add_test(tc, test_cached_segment_dirty);
 	tcase_add_loop_test(tc, test_huge_calls_sweep, 0, 2);
+	tcase_add_test(tc, test_idle_segment_cached_clean);
 	suite_add_tcase(s, tc);
 	return s;
 }
