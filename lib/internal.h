@@ -436,6 +436,10 @@ void segmap_set(uintptr_t region_addr, unsigned v);
  * thread can still read the segment (pool.c quiesces its readers). */
 struct segment *segment_alloc(struct heap *owner, int tier, unsigned slab_shift);
 void segment_release(struct segment *seg);
+/* segment_release of a segment that stayed empty a purge delay with its
+ * owner (a large one, slab_segments_sweep): cached with its pages given
+ * back, not left dirty for the cache's own delay. */
+void segment_release_idle(struct segment *seg);
 void segment_abandon(struct segment *seg);
 struct segment *segment_adopt(int tier);
 /* An abandoned segment of 'tier' that no one adopted for a purge delay,

@@ -15,8 +15,11 @@
  *     resident) until the heap's sweep finds they waited a purge delay
  *     (slab_segments_sweep, purge.c), then the pages go to the kernel; a
  *     segment whose every slot is free stays that long too, then goes to
- *     the segment cache; a heap keeps at most dirty_keep bytes of such
- *     pages (large_keep_grow), beyond which a freed run's pages go now;
+ *     the segment cache, its pages given back (segment_release_idle);
+ *     the sweep runs on the thread's slow paths, a huge block's realloc
+ *     and free too (malloc.c, huge_sweep_heap); a heap keeps at most
+ *     dirty_keep bytes of such pages (large_keep_grow), beyond which a
+ *     freed run's pages go now;
  *   - ACE's bounded round-up: before a class takes a new run it takes a
  *     cached block of a larger class within the large tier's W_MAX (ace.c),
  *     which keeps its own class (its free goes back to its slab);

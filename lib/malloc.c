@@ -56,6 +56,21 @@ static bool huge_oom_release(void)
 	return true;
 }
 
+/* A huge block's realloc or free is a slow path of its thread too, and
+ * keeps the thread heap's delayed sweep going (heap_purge): the free pages
+ * of its other tiers then go back a purge delay after they were freed even
+ * while the thread works on huge blocks only, as a buffer that grows by
+ * realloc past 1 MiB does (its large steps before leave free runs that no
+ * large refill would sweep).  Nothing waits: no clock.  Not on a huge
+ * malloc, which a cached range serves in a few loads and stores; a thread
+ * that allocates huge blocks frees them too. */
+hak_inline void huge_sweep_heap(void)
+{
+	struct heap *h = tls_heap;
+	if (unlikely(h->next_purge != 0))
+		heap_purge(h, false);
+}
+
 static void *huge_alloc_init(size_t n, size_t align, bool zero, bool grow)
 {
 	hak_init();
@@ -104,6 +119,7 @@ void hak_free_slow(void *p)
 		heap_count_foreign();
 	} else if (seg->tier == TIER_HUGE) {
 		huge_free(seg, p);
+		huge_sweep_heap();
 	} else {
 		/* hak_free_fast finished every block of this thread's heap;
 		 * the same checks as there, for any thread (heap.c) */
@@ -440,6 +456,7 @@ HAKMEM_EXPORT void *hak_realloc(void *p, size_t n)
 		}
 	}
 	if (seg->tier == TIER_HUGE && n > HAK_LARGE_MAX) {
+		huge_sweep_heap();
 		HAK_TRACK_OLD(asked, p, huge_usable(seg, p)); /* track.h */
 		HAK_TRACK_QUIET_BEGIN(); /* track.h: the copy is hakmem's */
 		void *q = huge_realloc(seg, p, n);

@@ -119,18 +119,23 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 }
 
 /* An empty segment leaves its heap: keep it in the cache (up to
- * HAKMEM_SEGMENT_CACHE), else unmap it. */
-void segment_release(struct segment *seg)
+ * HAKMEM_SEGMENT_CACHE), else unmap it.  'idle': it waited a purge delay
+ * empty with its heap already (segment_release_idle). */
+static void segment_release_(struct segment *seg, bool idle)
 {
 	hak_assert(seg->used_mask == 0);
 	segmap_set((uintptr_t)seg, SEGMAP_NONE);
 	atomic_store_explicit(&seg->owner, NULL, memory_order_relaxed);
 	seg_count(-1);
+	/* an idle one's pages waited their delay: they go now, not after
+	 * another one in the cache (the header page holds the cache link) */
+	if (idle)
+		purge_pages((uint8_t *)seg + HAK_PAGE, HAK_SEG_SIZE - HAK_PAGE);
 	uint64_t now = os_now_ms();
 	hak_lock(&cache_lock);
 	if (cache_count < (uint64_t)KNOB(segment_cache)) {
 		/* Slabs that were never purged make the whole segment dirty. */
-		seg->purged = 0;
+		seg->purged = idle;
 		seg->cached_since = now;
 		seg->next = cache_head;
 		cache_head = seg;
@@ -141,6 +146,16 @@ void segment_release(struct segment *seg)
 	if (seg)
 		os_unmap(seg, HAK_SEG_SIZE);
 	segment_cache_collect(false);
+}
+
+void segment_release(struct segment *seg)
+{
+	segment_release_(seg, false);
+}
+
+void segment_release_idle(struct segment *seg)
+{
+	segment_release_(seg, true);
 }
 
 /* Give cached segments older than the purge delay back to the OS (the

@@ -405,7 +405,12 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		}
 		if (seg->used_mask == 0) { /* a large segment kept empty */
 			seglist_remove(&h->segs_avail[tier], seg);
-			segment_release(seg);
+			/* a delay empty: its pages go (not with a forced
+			 * sweep's fresh ones: the cache keeps them a delay) */
+			if (purge_old(seg->dirty_since, now, false))
+				segment_release_idle(seg);
+			else
+				segment_release(seg);
 			continue;
 		}
 		/* an exit (heap.purge_later): only what waited a delay; the

@@ -30,6 +30,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1384,6 +1385,99 @@ START_TEST(test_large_free_blocks_purged)
 }
 END_TEST
 
+/* Pages of [p, p + n) that are resident. */
+static size_t resident_pages(const void *p, size_t n)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)(HAK_PAGE - 1);
+	size_t np = ((uintptr_t)p + n - a + HAK_PAGE - 1) / HAK_PAGE, r = 0;
+	unsigned char v[512];
+	for (size_t i = 0; i < np; i += 512) {
+		size_t k = np - i < 512 ? np - i : 512;
+		if (mincore((void *)(a + i * HAK_PAGE), k * HAK_PAGE, v) != 0)
+			return (size_t)-1;
+		for (size_t j = 0; j < k; j++)
+			r += v[j] & 1;
+	}
+	return r;
+}
+
+/* A thread that then works on huge blocks only (a buffer grown by
+ * realloc past 1 MiB) still sweeps its heap: the freed large runs' pages
+ * go back a delay after their free, at its next huge realloc (_i 0) or
+ * free (1), not at a large refill that never comes. */
+static void *huge_sweeps_thread(void *arg)
+{
+	bool by_free = arg != NULL;
+	const size_t sz = 229376; /* a run of 4 slots */
+	void *b[5], *big = hak_malloc(2 * MiB);
+	hak_cfg.purge_delay_ms = 20;
+	for (int i = 0; i < 5; i++) {
+		b[i] = hak_malloc(sz);
+		memset(b[i], 0x5a, sz);
+	}
+	for (int i = 1; i < 5; i++) /* b[0] stays: its segment stays */
+		hak_free(b[i]);
+	size_t before = 0, after = 0;
+	for (int i = 1; i < 5; i++)
+		before += resident_pages(b[i], sz);
+	sleep_ms(60);
+	if (by_free)
+		hak_free(big);
+	else
+		big = hak_realloc(big, 3 * MiB);
+	for (int i = 1; i < 5; i++)
+		after += resident_pages(b[i], sz);
+	/* at most one block's pages (a bin may hold one) */
+	if (before < 3 * (sz / HAK_PAGE) || after > sz / HAK_PAGE)
+		TFAIL("huge %s: %zu of the freed runs' pages resident after a delay (%zu before)",
+		      by_free ? "free" : "realloc", after, before);
+	if (!by_free)
+		hak_free(big);
+	hak_free(b[0]);
+	return NULL;
+}
+
+START_TEST(test_huge_calls_sweep)
+{
+	run_thread(huge_sweeps_thread, (void *)(intptr_t)_i);
+}
+END_TEST
+
+/* A large segment that stayed empty a purge delay with its heap goes to
+ * the segment cache with its pages given back: they waited their delay
+ * already, and in the cache they would wait another. */
+static void *idle_segment_thread(void *arg)
+{
+	(void)arg;
+	const size_t sz = 900 * KiB;
+	hak_cfg.purge_delay_ms = 20;
+	hak_cfg.segment_cache = 8;
+	uint8_t *p = hak_malloc(sz);
+	memset(p, 0x5a, sz);
+	struct segment *seg = segmap_lookup(p);
+	hak_free(p);
+	if (seg->used_mask != 0) {
+		TFAIL("the block's segment holds other blocks (used %#x)", seg->used_mask);
+		return NULL;
+	}
+	size_t before = resident_pages(p, sz);
+	sleep_ms(60);
+	heap_purge(tls_heap, false);
+	size_t after = resident_pages(p, sz);
+	if (segmap_lookup(p) != NULL)
+		TFAIL("the empty segment was not released by the sweep");
+	else if (before < sz / HAK_PAGE / 2 || after != 0)
+		TFAIL("%zu pages of the idle segment's block resident in the cache (%zu before)", after,
+		      before);
+	return NULL;
+}
+
+START_TEST(test_idle_segment_cached_clean)
+{
+	run_thread(idle_segment_thread, NULL);
+}
+END_TEST
+
 START_TEST(test_retire_purge_delay)
 {
 	set_tier_cap(TIER_MID, 0);
@@ -1456,6 +1550,8 @@ static Suite *slab_suite(void)
 	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
 	tcase_add_test(tc, test_large_free_blocks_purged);
 	tcase_add_test(tc, test_cached_segment_dirty);
+	tcase_add_loop_test(tc, test_huge_calls_sweep, 0, 2);
+	tcase_add_test(tc, test_idle_segment_cached_clean);
 	suite_add_tcase(s, tc);
 	return s;
 }
