@@ -58,7 +58,8 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
 	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png \
-	bench/pcrss.c bench/learn-phase-first.png bench/learn-phase-big.png
+	bench/pcrss.c bench/learn-phase-first.png bench/learn-phase-big.png \
+	bench/learn-phase-third.png
 
 # The tree's flags (warnings, -pthread, sanitizer when configured) plus:
 # the workloads call only the malloc family; keep the compiler from folding
