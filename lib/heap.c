@@ -129,12 +129,12 @@ void heap_fold_overflows(struct heap *h, unsigned c)
 	}
 }
 
-/* The bin of class c holds more than keep blocks: the excess goes back to
- * its slabs (the next frees then find the bin full, as they should). */
-void heap_bin_trim(struct heap *h, unsigned c, uint32_t keep)
+/* The bin of class c is full beyond a new, lower cap: the excess goes back
+ * to its slabs (the next frees then find the bin full, as they should). */
+static void bin_trim_to_cap(struct heap *h, unsigned c)
 {
 	struct tbin *b = &h->bins[c];
-	while (b->count > keep) {
+	while (b->count > b->cap) {
 		void *p = b->head;
 		b->head = blk_next(p);
 		b->count--;
@@ -199,7 +199,7 @@ static hak_noinline void *heap_refill_slow(struct heap *h, unsigned c, size_t n,
 			heap_read_knobs(h);
 			for (unsigned k = 0; k < HAK_NBINS; k++)
 				if (k != c && h->bins[k].count > h->bins[k].cap)
-					heap_bin_trim(h, k, h->bins[k].cap);
+					bin_trim_to_cap(h, k);
 		}
 		if (tier == TIER_LARGE && large_sweep_wanted(h))
 			heap_purge(h, false);

@@ -1118,9 +1118,6 @@ void heap_release_for_oom(struct heap *h);
 /* Copy the cache caps of the knob table into h's bins (their epoch), and
  * note the mid classes whose cap is above their default (mid_grown). */
 void heap_read_knobs(struct heap *h);
-/* The bin of class c keeps at most keep blocks; the rest go back to
- * their slabs. */
-void heap_bin_trim(struct heap *h, unsigned c, uint32_t keep);
 /* Recompute every class's default cap from the HAKMEM_* variables (the
  * tiers' rules) into the knob table. */
 void heap_default_caps(void);

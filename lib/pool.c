@@ -605,6 +605,8 @@ static bool pool_collect_remote(struct heap *h, unsigned c)
 	return any;
 }
 
+static void ring_block_back(struct heap *h, void *p);
+
 /* An empty page of h (on mid_empty) becomes class c's current page. */
 static void empty_take(struct heap *h, unsigned c, struct slab *s)
 {
@@ -633,13 +635,19 @@ static bool pool_return_loans(struct heap *h, unsigned c)
 	if (grown == 0)
 		return false;
 	int sweeping = h->sweeping;
-	h->sweeping = 1; /* no sweep while pages empty (heap.sweeping) */
+	h->sweeping = 1; /* as in a sweep (ring_block_back, heap.sweeping) */
 	while (grown) {
 		unsigned k = HAK_CLS_MID + (unsigned)__builtin_ctz(grown);
 		grown &= grown - 1;
 		uint32_t home = pool_default_cap(k);
-		if (h->bins[k].count > home) {
-			heap_bin_trim(h, k, home);
+		struct tbin *b = &h->bins[k];
+		if (b->count > home) {
+			while (b->count > home) {
+				void *p = b->head;
+				b->head = blk_next(p);
+				b->count--;
+				ring_block_back(h, p);
+			}
 			CTR_INC(h, pool_loans_returned);
 		}
 	}
