@@ -605,7 +605,7 @@ static bool pool_collect_remote(struct heap *h, unsigned c)
 	return any;
 }
 
-static void ring_block_back(struct heap *h, void *p);
+static void ring_trim(struct heap *h, unsigned c, uint32_t keep);
 
 /* An empty page of h (on mid_empty) becomes class c's current page. */
 static void empty_take(struct heap *h, unsigned c, struct slab *s)
@@ -635,21 +635,15 @@ static bool pool_return_loans(struct heap *h, unsigned c)
 	if (grown == 0)
 		return false;
 	int sweeping = h->sweeping;
-	h->sweeping = 1; /* as in a sweep (ring_block_back, heap.sweeping) */
+	h->sweeping = 1; /* as in a sweep (ring_trim, heap.sweeping) */
 	while (grown) {
 		unsigned k = HAK_CLS_MID + (unsigned)__builtin_ctz(grown);
 		grown &= grown - 1;
 		uint32_t home = pool_default_cap(k);
-		struct tbin *b = &h->bins[k];
-		if (b->count > home) {
-			while (b->count > home) {
-				void *p = b->head;
-				b->head = blk_next(p);
-				b->count--;
-				ring_block_back(h, p);
-			}
-			CTR_INC(h, pool_loans_returned);
-		}
+		if (h->bins[k].count <= home)
+			continue;
+		ring_trim(h, k, home);
+		CTR_INC(h, pool_loans_returned);
 	}
 	h->sweeping = sweeping;
 	return h->mid_empty != NULL;
@@ -755,6 +749,19 @@ static void ring_block_back(struct heap *h, void *p)
 		slab_full_to_partial(h, s);
 }
 
+/* h's ring of class c keeps at most keep blocks; the others go back to
+ * their pages, within a sweep (ring_block_back). */
+static void ring_trim(struct heap *h, unsigned c, uint32_t keep)
+{
+	struct tbin *b = &h->bins[c];
+	while (b->count > keep) {
+		void *p = b->head;
+		b->head = blk_next(p);
+		b->count--;
+		ring_block_back(h, p);
+	}
+}
+
 /* Leave s (owner h, on no list) for the shared stacks: chain it. */
 static void chain_add(struct slab *s, struct slab **first, struct slab **last, uint32_t *n)
 {
@@ -782,14 +789,7 @@ void pool_trim(struct heap *h, unsigned c, uint32_t keep)
 		return;
 	/* No page leaves with blocks in h's ring: they go back to their
 	 * pages first (a few dozen at most, once per purge delay). */
-	struct tbin *b = &h->bins[c];
-	void *p = b->head, *pn;
-	b->head = NULL;
-	b->count = 0;
-	for (; p; p = pn) {
-		pn = blk_next(p);
-		ring_block_back(h, p);
-	}
+	ring_trim(h, c, 0);
 	n = h->cur[c] ? 1 : 0;
 	for (s = h->partial[c]; s; s = next) {
 		next = s->next;
