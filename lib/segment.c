@@ -110,8 +110,8 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 	 * freed in use.  Without this its free slots' pages would stay
 	 * resident, unseen, for as long as the segment lives. */
 	if (resident) {
-		seg->dirty = seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
-		seg->dirty_since = since;
+		seg->dirty = 0;
+		segment_dirty_mark(seg, seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1, since);
 	}
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
 	seg_count(1);
@@ -190,6 +190,35 @@ bool segment_cache_release(void)
 	return any;
 }
 
+void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now)
+{
+	if (seg->dirty == 0)
+		seg->dirty_since = now;
+	seg->dirty |= mask;
+	for (uint32_t m = mask; m; m &= m - 1)
+		seg->dirty_at[__builtin_ctz(m)] = now;
+}
+
+uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next)
+{
+	uint32_t due = 0;
+	uint64_t oldest = 0;
+	for (uint32_t m = seg->dirty; m; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+		uint64_t at = seg->dirty_at[i];
+		if (purge_old(at, now, force))
+			due |= 1u << i;
+		else if (oldest == 0 || at < oldest)
+			oldest = at;
+	}
+	if (oldest != 0) {
+		seg->dirty_since = oldest;
+		if (next)
+			purge_note(next, oldest);
+	}
+	return due;
+}
+
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
@@ -219,18 +248,29 @@ static bool seg_has_room(struct segment *seg)
 	return false;
 }
 
-/* Take the first abandoned segment of 'tier' that has room (idle_now 0)
- * or that waited a purge delay on the list (idle_now: the time now). */
+/* Take the abandoned segment of 'tier' that has room and waited longest
+ * (idle_now 0), or the first that waited a purge delay on the list
+ * (idle_now: the time now).  The oldest first: taking the newest, each
+ * new thread would adopt again what the last one left, while the older
+ * segments only fill with the blocks other threads free into them, which
+ * wait on their slabs' remote lists for an owner. */
 static struct segment *abandoned_take(int tier, uint64_t idle_now)
 {
 	struct segment *seg, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
+	struct segment *best = NULL, *best_prev = NULL;
 	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
 		if (idle_now ? seg->cached_since <= idle_now && purge_old(seg->cached_since, idle_now, false)
-			     : seg_has_room(seg))
-			break;
+			     : seg_has_room(seg)) {
+			best = seg;
+			best_prev = prev;
+			if (idle_now)
+				break;
+		}
+	seg = best;
+	prev = best_prev;
 	if (seg) {
 		if (prev)
 			prev->next = seg->next;
@@ -302,3 +342,4 @@ void seglist_remove(struct segment **head, struct segment *seg)
 		seg->next->prev = seg->prev;
 	seg->next = seg->prev = NULL;
 }
+
