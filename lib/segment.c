@@ -47,7 +47,8 @@ unsigned segmap_get(uintptr_t region_addr)
  * this order): thread.c's heap lock, fallback heap lock, pool.c's shard
  * locks, abandoned lock, cache lock, huge lock. */
 static struct hak_lock abandoned_lock = HAK_LOCK_INIT;
-static struct segment *abandoned[TIER_COUNT];
+/* abandoned[t]: a queue, oldest first, appended at abandoned_tail[t] */
+static struct segment *abandoned[TIER_COUNT], *abandoned_tail[TIER_COUNT];
 static uint64_t abandoned_count;
 
 static struct hak_lock cache_lock = HAK_LOCK_INIT;
@@ -225,8 +226,12 @@ void segment_abandon(struct segment *seg)
 	seg->cached_since = os_now_ms();
 	hak_lock(&abandoned_lock);
 	seg->prev = NULL;
-	seg->next = abandoned[seg->tier];
-	__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
+	seg->next = NULL;
+	if (abandoned_tail[seg->tier])
+		abandoned_tail[seg->tier]->next = seg;
+	else
+		__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
+	abandoned_tail[seg->tier] = seg;
 	abandoned_count++;
 	hak_unlock(&abandoned_lock);
 }
@@ -248,34 +253,29 @@ static bool seg_has_room(struct segment *seg)
 	return false;
 }
 
-/* Take the abandoned segment of 'tier' that has room and waited longest
- * (idle_now 0), or the first that waited a purge delay on the list
- * (idle_now: the time now).  The oldest first: taking the newest, each
- * new thread would adopt again what the last one left, while the older
- * segments only fill with the blocks other threads free into them, which
- * wait on their slabs' remote lists for an owner. */
+/* Take the abandoned segment of 'tier' that waited longest and has room
+ * (idle_now 0) or waited a purge delay on the list (idle_now: the time
+ * now).  The oldest first: taking the newest, each new thread would adopt
+ * again what the last one left, while the older segments only filled
+ * with the blocks other threads free into them, which wait on their
+ * slabs' remote lists for an owner. */
 static struct segment *abandoned_take(int tier, uint64_t idle_now)
 {
 	struct segment *seg, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
-	struct segment *best = NULL, *best_prev = NULL;
 	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
 		if (idle_now ? seg->cached_since <= idle_now && purge_old(seg->cached_since, idle_now, false)
-			     : seg_has_room(seg)) {
-			best = seg;
-			best_prev = prev;
-			if (idle_now)
-				break;
-		}
-	seg = best;
-	prev = best_prev;
+			     : seg_has_room(seg))
+			break;
 	if (seg) {
 		if (prev)
 			prev->next = seg->next;
 		else
 			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		if (abandoned_tail[tier] == seg)
+			abandoned_tail[tier] = prev;
 		abandoned_count--;
 	}
 	hak_unlock(&abandoned_lock);
@@ -290,7 +290,7 @@ struct segment *segment_adopt(int tier)
 	return abandoned_take(tier, 0);
 }
 
-/* Newest first on the list: the idle ones are at the end. */
+/* Oldest first on the list: the idle ones are at the front. */
 struct segment *segment_adopt_idle(int tier, uint64_t now)
 {
 	return abandoned_take(tier, now);
@@ -300,7 +300,7 @@ void segment_fork_child(void)
 {
 	if (hak_lock_after_fork(&abandoned_lock) < 0) {
 		for (int t = 0; t < TIER_COUNT; t++)
-			abandoned[t] = NULL;
+			abandoned[t] = abandoned_tail[t] = NULL;
 		abandoned_count = 0;
 	}
 	if (hak_lock_after_fork(&cache_lock) < 0) {
