@@ -441,6 +441,13 @@ void segment_release(struct segment *seg);
  * back, not left dirty for the cache's own delay. */
 void segment_release_idle(struct segment *seg);
 void segment_abandon(struct segment *seg);
+/* Slots 'mask' of seg are free from 'now' with their pages still there
+ * (seg->dirty, dirty_at, dirty_since). */
+void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now);
+/* The dirty slots of seg that have been free a purge delay by 'now' (every
+ * one with force); seg->dirty_since becomes the oldest time of the others,
+ * noted in *next when next is not NULL (purge_note).  Changes no bit. */
+uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next);
 struct segment *segment_adopt(int tier);
 /* An abandoned segment of 'tier' that no one adopted for a purge delay,
  * taken off the list (the purge thread's pass, heap_reclaim); NULL when
@@ -924,10 +931,14 @@ bool slab_take_remote(struct heap *h, struct slab *s);
  * partial lists when that gave them free blocks (true when any did). */
 bool slab_collect_remote(struct heap *h, int tier);
 /* The same with a run of k slots (k0 when it starts at slot 0, after the
- * header): a large slab, one block of class c (large.c).  Without 'map',
- * NULL when no segment of h has such a run. */
+ * header): a large slab, one block of class c (large.c).  A run of free
+ * slots whose pages are still there (seg->dirty) first, in every segment
+ * of h, then any.  'mode' says how far to look: SLAB_RUN_RESIDENT, only
+ * in such slots (NULL when none has one); SLAB_RUN_MAP, in any free slots
+ * of h's segments, then in a new segment (NULL: out of memory). */
+enum { SLAB_RUN_RESIDENT, SLAB_RUN_MAP };
 struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
-			  bool map, bool *fresh_segment);
+			  int mode, bool *fresh_segment);
 /* s (no block out, on no list) gives its slot back to its segment (owner
  * h), and the segment goes when it is empty (true).  The slot's pages
  * wait for the sweep (slab_segments_sweep), or go now with no delay. */

@@ -11,9 +11,13 @@
  *     slots serve the next block of any class: freed runs coalesce with
  *     their free neighbours in the segment's used_mask, where a new run is
  *     the first k free slots in a row (slab_new_run);
+ *   - a new run takes free slots whose pages are still resident first,
+ *     in the heap's segments and then in those exited threads left, before
+ *     slots whose pages went back or were never touched;
  *   - free slots keep their pages (a block that comes back soon finds them
- *     resident) until the heap's sweep finds they waited a purge delay
- *     (slab_segments_sweep, purge.c), then the pages go to the kernel; a
+ *     resident) until the heap's sweep (slab_segments_sweep, purge.c)
+ *     finds they waited a purge delay, each since its own free
+ *     (segment.dirty_at), then the pages go to the kernel; a
  *     segment whose every slot is free stays that long too, then goes to
  *     the segment cache, its pages given back (segment_release_idle);
  *     the sweep runs on the thread's slow paths, a huge block's realloc
@@ -94,18 +98,19 @@ int large_refill(struct heap *h, unsigned c, void **block)
 	unsigned k = large_slots(c, false), k0 = large_slots(c, true);
 	if ((*block = large_borrow(h, c)) != NULL)
 		return REFILL_OWN;
-	/* a run in h's segments; else what exited threads left (its free
-	 * runs, and its blocks freed since), one segment per try; else a new
-	 * segment */
+	/* a run of h's free slots whose pages are still there; else what
+	 * exited threads left (its free runs, and its blocks freed since),
+	 * one segment per try, before any slot of h's whose pages went back
+	 * or were never there; else a new segment */
 	large_keep_grow(h);
-	struct slab *s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, false, &fresh);
+	struct slab *s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, SLAB_RUN_RESIDENT, &fresh);
 	if (s == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
 		return REFILL_OWN;
 	}
 	if (s == NULL)
-		s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, true, &fresh);
+		s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, SLAB_RUN_MAP, &fresh);
 	if (s == NULL)
 		return REFILL_FAILED;
 	hak_assert(s->capacity >= 1);

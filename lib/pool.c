@@ -436,12 +436,12 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	}
 	seg->used_mask &= ~bit;
 	if (!now && touched) {
-		seg->dirty |= bit;
+		uint64_t t = os_now_ms();
+		segment_dirty_mark(seg, bit, t);
 		ndirty_add(sh, 1);
-		seg->dirty_since = os_now_ms();
 		/* h's sweeps purge its shard; this slot may be another's */
 		if (seg->shard == h->shard && h->next_purge == 0)
-			purge_note(&h->next_purge, seg->dirty_since);
+			purge_note(&h->next_purge, t);
 	}
 	if (seg->in_full) {
 		seg->in_full = 0;
@@ -475,14 +475,14 @@ bool pool_purge(unsigned shard, bool all, bool force)
 		for (struct segment *seg = sh->avail; seg; seg = seg->next) {
 			if (seg->dirty == 0)
 				continue;
-			if (!purge_old(seg->dirty_since, now, force)) {
+			/* each free slot waits its own delay (types.h, dirty_at) */
+			uint32_t due = segment_dirty_due(seg, now, force, NULL);
+			if (due != seg->dirty)
 				pending = true;
-				continue;
-			}
-			for (uint32_t m = seg->dirty; m; m &= m - 1)
+			for (uint32_t m = due; m; m &= m - 1)
 				slot_purge(seg, (unsigned)__builtin_ctz(m));
-			ndirty_add(sh, -__builtin_popcount(seg->dirty));
-			seg->dirty = 0;
+			ndirty_add(sh, -__builtin_popcount(due));
+			seg->dirty &= ~due;
 		}
 		hak_unlock(&sh->lock);
 	}
@@ -674,7 +674,11 @@ int pool_refill(struct heap *h, unsigned c)
 		empty_take(h, c, h->mid_empty);
 		return REFILL_OWN;
 	}
-	while (got < want) {
+	/* new pages only when the stacks had none with room: beside one
+	 * that has, a new page would only add to the pages the class holds
+	 * half used */
+	uint32_t popped = got;
+	while (got < want && popped == 0) {
 		s = page_new(h, c);
 		if (s == NULL)
 			break;

@@ -47,7 +47,8 @@ unsigned segmap_get(uintptr_t region_addr)
  * this order): thread.c's heap lock, fallback heap lock, pool.c's shard
  * locks, abandoned lock, cache lock, huge lock. */
 static struct hak_lock abandoned_lock = HAK_LOCK_INIT;
-static struct segment *abandoned[TIER_COUNT];
+/* abandoned[t]: a queue, oldest first, appended at abandoned_tail[t] */
+static struct segment *abandoned[TIER_COUNT], *abandoned_tail[TIER_COUNT];
 static uint64_t abandoned_count;
 
 static struct hak_lock cache_lock = HAK_LOCK_INIT;
@@ -110,8 +111,8 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 	 * freed in use.  Without this its free slots' pages would stay
 	 * resident, unseen, for as long as the segment lives. */
 	if (resident) {
-		seg->dirty = seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
-		seg->dirty_since = since;
+		seg->dirty = 0;
+		segment_dirty_mark(seg, seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1, since);
 	}
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
 	seg_count(1);
@@ -190,14 +191,47 @@ bool segment_cache_release(void)
 	return any;
 }
 
+void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now)
+{
+	if (seg->dirty == 0)
+		seg->dirty_since = now;
+	seg->dirty |= mask;
+	for (uint32_t m = mask; m; m &= m - 1)
+		seg->dirty_at[__builtin_ctz(m)] = now;
+}
+
+uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next)
+{
+	uint32_t due = 0;
+	uint64_t oldest = 0;
+	for (uint32_t m = seg->dirty; m; m &= m - 1) {
+		unsigned i = (unsigned)__builtin_ctz(m);
+		uint64_t at = seg->dirty_at[i];
+		if (purge_old(at, now, force))
+			due |= 1u << i;
+		else if (oldest == 0 || at < oldest)
+			oldest = at;
+	}
+	if (oldest != 0) {
+		seg->dirty_since = oldest;
+		if (next)
+			purge_note(next, oldest);
+	}
+	return due;
+}
+
 void segment_abandon(struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, NULL, memory_order_release);
 	seg->cached_since = os_now_ms();
 	hak_lock(&abandoned_lock);
 	seg->prev = NULL;
-	seg->next = abandoned[seg->tier];
-	__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
+	seg->next = NULL;
+	if (abandoned_tail[seg->tier])
+		abandoned_tail[seg->tier]->next = seg;
+	else
+		__atomic_store_n(&abandoned[seg->tier], seg, __ATOMIC_RELAXED);
+	abandoned_tail[seg->tier] = seg;
 	abandoned_count++;
 	hak_unlock(&abandoned_lock);
 }
@@ -219,8 +253,12 @@ static bool seg_has_room(struct segment *seg)
 	return false;
 }
 
-/* Take the first abandoned segment of 'tier' that has room (idle_now 0)
- * or that waited a purge delay on the list (idle_now: the time now). */
+/* Take the abandoned segment of 'tier' that waited longest and has room
+ * (idle_now 0) or waited a purge delay on the list (idle_now: the time
+ * now).  The oldest first: taking the newest, each new thread would adopt
+ * again what the last one left, while the older segments only filled
+ * with the blocks other threads free into them, which wait on their
+ * slabs' remote lists for an owner. */
 static struct segment *abandoned_take(int tier, uint64_t idle_now)
 {
 	struct segment *seg, *prev = NULL;
@@ -236,6 +274,8 @@ static struct segment *abandoned_take(int tier, uint64_t idle_now)
 			prev->next = seg->next;
 		else
 			__atomic_store_n(&abandoned[tier], seg->next, __ATOMIC_RELAXED);
+		if (abandoned_tail[tier] == seg)
+			abandoned_tail[tier] = prev;
 		abandoned_count--;
 	}
 	hak_unlock(&abandoned_lock);
@@ -250,7 +290,7 @@ struct segment *segment_adopt(int tier)
 	return abandoned_take(tier, 0);
 }
 
-/* Newest first on the list: the idle ones are at the end. */
+/* Oldest first on the list: the idle ones are at the front. */
 struct segment *segment_adopt_idle(int tier, uint64_t now)
 {
 	return abandoned_take(tier, now);
@@ -260,7 +300,7 @@ void segment_fork_child(void)
 {
 	if (hak_lock_after_fork(&abandoned_lock) < 0) {
 		for (int t = 0; t < TIER_COUNT; t++)
-			abandoned[t] = NULL;
+			abandoned[t] = abandoned_tail[t] = NULL;
 		abandoned_count = 0;
 	}
 	if (hak_lock_after_fork(&cache_lock) < 0) {
@@ -302,3 +342,4 @@ void seglist_remove(struct segment **head, struct segment *seg)
 		seg->next->prev = seg->prev;
 	seg->next = seg->prev = NULL;
 }
+

@@ -238,9 +238,9 @@ static uint32_t run_mask(unsigned i, unsigned n)
 
 /* The first slot of a run of k free slots of seg (k0 when the run starts
  * at slot 0, which holds the header), or -1. */
-static int run_find(const struct segment *seg, unsigned k, unsigned k0)
+static int run_find(const struct segment *seg, unsigned k, unsigned k0, uint32_t among)
 {
-	uint32_t free = ~seg->used_mask & seg_full_mask(seg);
+	uint32_t free = ~seg->used_mask & seg_full_mask(seg) & among;
 	uint32_t x = free;
 	for (unsigned j = 1; j < k && x; j++)
 		x &= free >> j;
@@ -251,18 +251,23 @@ static int run_find(const struct segment *seg, unsigned k, unsigned k0)
 }
 
 struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
-			  bool map, bool *fresh_segment)
+			  int mode, bool *fresh_segment)
 {
 	struct segment *seg;
 	int at = -1;
 	*fresh_segment = false;
 	if (tier != TIER_LARGE) /* h needs a slab: slab_keep may grow */
 		purge_keep_grow(&h->slab_keep, &h->slab_returned_ms, SLAB_KEEP_MAX);
+	/* slots whose pages are still there first, then any */
 	for (seg = h->segs_avail[tier]; seg; seg = seg->next)
-		if ((at = run_find(seg, k, k0)) >= 0)
+		if (seg->dirty && (at = run_find(seg, k, k0, seg->dirty)) >= 0)
 			break;
-	if (seg == NULL && !map)
+	if (seg == NULL && mode == SLAB_RUN_RESIDENT)
 		return NULL;
+	if (seg == NULL)
+		for (seg = h->segs_avail[tier]; seg; seg = seg->next)
+			if ((at = run_find(seg, k, k0, ~0u)) >= 0)
+				break;
 	if (seg == NULL) {
 		seg = segment_alloc(h, tier, shift);
 		if (seg == NULL)
@@ -273,7 +278,7 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 			purge_note(&h->next_purge, seg->dirty_since);
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[tier], seg);
-		at = run_find(seg, k, k0);
+		at = run_find(seg, k, k0, ~0u);
 		hak_assert(at >= 0);
 	}
 	unsigned i = (unsigned)at, n = i == 0 ? k0 : k;
@@ -328,7 +333,7 @@ bool slab_collect_remote(struct heap *h, int tier)
 
 struct slab *slab_new(struct heap *h, int tier, unsigned shift, unsigned c, bool *fresh_segment)
 {
-	return slab_new_run(h, tier, shift, c, 1, 1, true, fresh_segment);
+	return slab_new_run(h, tier, shift, c, 1, 1, SLAB_RUN_MAP, fresh_segment);
 }
 
 bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
@@ -378,8 +383,7 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 		return false;
 	}
 	uint64_t now = os_now_ms();
-	seg->dirty |= bit;
-	seg->dirty_since = now;
+	segment_dirty_mark(seg, bit, now);
 	purge_note(&h->next_purge, now);
 	return false;
 }
@@ -399,15 +403,17 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		snext = seg->next;
 		if (!seg->dirty)
 			continue;
-		if (!purge_old(seg->dirty_since, now, force)) {
-			purge_note(next, seg->dirty_since);
-			continue;
-		}
+		/* each free slot waits its own delay (types.h, dirty_at) */
+		uint32_t old = segment_dirty_due(seg, now, false, NULL);
 		if (seg->used_mask == 0) { /* a large segment kept empty */
+			if (old != seg->dirty && !force) {
+				purge_note(next, seg->dirty_since);
+				continue;
+			}
 			seglist_remove(&h->segs_avail[tier], seg);
 			/* a delay empty: its pages go (not with a forced
 			 * sweep's fresh ones: the cache keeps them a delay) */
-			if (purge_old(seg->dirty_since, now, false))
+			if (old == seg->dirty)
 				segment_release_idle(seg);
 			else
 				segment_release(seg);
@@ -415,10 +421,11 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		}
 		/* an exit (heap.purge_later): only what waited a delay; the
 		 * rest goes with the segment to the next thread */
-		if (h->purge_later && !purge_old(seg->dirty_since, now, false))
-			continue;
+		uint32_t go = force && !h->purge_later ? seg->dirty : old;
+		if (go != seg->dirty)
+			purge_note(next, seg->dirty_since);
 		/* one call per run of neighbouring dirty slots */
-		for (uint32_t m = seg->dirty; m;) {
+		for (uint32_t m = go; m;) {
 			unsigned i = (unsigned)__builtin_ctz(m);
 			uint32_t rest = ~(m >> i);
 			unsigned n = rest ? (unsigned)__builtin_ctz(rest) : 32u;
@@ -427,7 +434,7 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 			purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
 			m &= ~run_mask(i, n);
 		}
-		seg->dirty = 0;
+		seg->dirty &= ~go;
 	}
 }
 

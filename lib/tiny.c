@@ -12,8 +12,9 @@
  *   - colour: the classes whose size is a multiple of 128 start each
  *     slab's first block at a different multiple of 64 bytes (types.h);
  *     the aligned classes are not coloured;
- *   - a new slab: from an abandoned segment of an exited thread first,
- *     then from the heap's own segments;
+ *   - a new slab: from an abandoned segment of an exited thread first
+ *     (the one that waited longest: segment.c), then from a free slot of
+ *     the heap's own segments whose pages are still resident, then any;
  *   - an empty slab stays on its class's partial list, and the second
  *     sweep that finds it empty retires it (purge.c).
  */
@@ -54,12 +55,21 @@ int tiny_refill(struct heap *h, unsigned c)
 	 * reach, before a new slab or another thread's segment */
 	if (slab_collect_remote(h, TIER_TINY))
 		return REFILL_OWN;
-	if (h->segs_avail[TIER_TINY] == NULL && (seg = segment_adopt(TIER_TINY)) != NULL) {
+	/* What an exited thread left first, one segment per refill: its
+	 * slabs, with the blocks other threads freed into them since (no one
+	 * else takes those back while it waits), and its free slots.  Then a
+	 * free slot of h's whose pages are still there, then any (a slot
+	 * never used or given back, or a new segment). */
+	struct slab *s = NULL;
+	if ((seg = segment_adopt(TIER_TINY)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
-		return REFILL_OWN; /* its slabs are on h's lists now */
+		if (h->cur[c] != NULL || h->partial[c] != NULL)
+			return REFILL_OWN; /* its slabs are on h's lists now */
 	}
-	struct slab *s = slab_new(h, TIER_TINY, HAK_TINY_SHIFT, c, &fresh);
+	s = slab_new_run(h, TIER_TINY, HAK_TINY_SHIFT, c, 1, 1, SLAB_RUN_RESIDENT, &fresh);
+	if (s == NULL)
+		s = slab_new(h, TIER_TINY, HAK_TINY_SHIFT, c, &fresh);
 	if (s == NULL)
 		return REFILL_FAILED;
 	h->cur[c] = s;

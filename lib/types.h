@@ -206,7 +206,9 @@ struct segment {
 	uint32_t shard_gen;       /* mid: the shard's generation (pool.c) */
 	uint32_t used_mask;       /* slabs in use */
 	uint32_t dirty;           /* free slabs not yet given back (madvise) */
-	uint64_t dirty_since;     /* ms (coarse monotonic) of the last retire */
+	uint64_t dirty_since;     /* ms (coarse monotonic): the oldest of
+				   * dirty_at over the dirty slots (or older:
+				   * a slot reused since keeps it) */
 	struct segment *next, *prev; /* owner's list, abandoned or cache list */
 	/* huge blocks */
 	size_t map_size;          /* bytes mapped, multiple of HAK_SEG_SIZE */
@@ -223,6 +225,10 @@ struct segment {
 	/* slab i's link on a shared stack (pool.c, slab_snext): outside the
 	 * slab's cache line, which the free fast path reads */
 	struct slab *_Atomic snext[HAK_MAX_SLABS];
+	/* ms since when each dirty slot has been free (segment_dirty_mark):
+	 * each waits its own purge delay, so that a segment whose other
+	 * slots come and go still gives back the ones that stay free */
+	uint64_t dirty_at[HAK_MAX_SLABS];
 	struct slab slabs[HAK_MAX_SLABS];
 };
 

@@ -10,7 +10,7 @@
  *   is caught by a per-page flag), pushes == pops + length, a chain push
  *   adds exactly its count, a take empties the stack;
  * - refill batching: with HAKMEM_POOL_REFILL_BATCH 1..4 and several caps
- *   every refill takes exactly min(batch, cap) pages, and a heap never
+ *   every refill of new pages takes exactly min(batch, cap), and a heap never
  *   holds more than cap pages of a class with room;
  * - trim and reuse: pages beyond the cap go to the shared stack, another
  *   thread pops them, drains the remote frees in them and serves its
@@ -23,7 +23,7 @@
  *   takes them before a new segment, and after larson-like generations of
  *   threads no free slot marked clean has a resident page;
  * - a refill takes its class's stacked pages before an empty page of its
- *   heap is cut again;
+ *   heap is cut again, and no new page beside a stacked one with room;
  * - a mid class's ring keeps at most a page's worth of blocks unless
  *   HAKMEM_POOL_RING_CAP is given;
  * - a sweep's trim keeps the pages of a class that took blocks since the
@@ -718,6 +718,69 @@ START_TEST(test_refill_stacked_first)
 }
 END_TEST
 
+/* ---- a refill that found stacked pages takes no new one ---- */
+
+/* A thread left two pages of 8 KiB blocks on the stacks, one full and one
+ * with a free block.  The next thread's refill of that class pops the one
+ * with room and takes no new page beside it (though the batch is 2): a
+ * new page would only add to the pages the class holds half used, in
+ * programs whose threads each take a few blocks of a class (bench/rounds:
+ * two megabytes of such pages). */
+#define ST_N (2 * PER_PAGE - 1) /* page 0 holds PER_PAGE - 1 */
+static void *st_blocks[ST_N];
+
+static void *st_leaver(void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < ST_N; i++) {
+		st_blocks[i] = hak_malloc(BLK);
+		if (st_blocks[i] == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+		memset(st_blocks[i], 0x21, BLK);
+	}
+	hak_free(st_blocks[ST_N - 1]); /* its page has room */
+	st_blocks[ST_N - 1] = NULL;
+	return NULL;
+}
+
+static void *st_taker(void *arg)
+{
+	(void)arg;
+	unsigned c = ace_class(BLK);
+	uint64_t stacked = 0;
+	for (unsigned k = 0; k < POOL_SHARDS; k++)
+		stacked += pool_stack_len(c, k);
+	if (stacked < 2) {
+		TFAIL("%llu pages stacked, want 2", (unsigned long long)stacked);
+		return NULL;
+	}
+	struct heap *h;
+	void *p = hak_malloc(BLK);
+	h = tls_heap;
+	struct slab *s = slab_of(segmap_lookup(p), p);
+	if (h->ctr.pool_pages_taken != 1 || h->ctr.slabs_new != 0)
+		TFAIL("the refill took %llu pages, %llu of them new, beside the stacked page with room",
+		      (unsigned long long)h->ctr.pool_pages_taken, (unsigned long long)h->ctr.slabs_new);
+	else if (s != slab_of(segmap_lookup(st_blocks[PER_PAGE]), st_blocks[PER_PAGE]))
+		TFAIL("the block is not from the stacked page with room");
+	hak_free(p);
+	return NULL;
+}
+
+START_TEST(test_refill_no_new_beside_stacked)
+{
+	hak_cfg.pool_refill_batch = 2;
+	hak_cfg.pool_cap = 4;
+	set_tier_cap(TIER_MID, 0); /* frees reach the pages at once */
+	run_thread(st_leaver, NULL);
+	run_thread(st_taker, NULL);
+	for (size_t i = 0; i < ST_N; i++)
+		hak_free(st_blocks[i]);
+}
+END_TEST
+
 /* ---- the trim spares a class in use ---- */
 
 /* 40 blocks of 32 KiB (10 pages), one freed in each page but the current:
@@ -1080,6 +1143,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_dirty_slot_other_shard);
 	tcase_add_test(tc, test_free_slots_not_resident);
 	tcase_add_test(tc, test_refill_stacked_first);
+	tcase_add_test(tc, test_refill_no_new_beside_stacked);
 	tcase_add_test(tc, test_trim_spares_busy_class);
 	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_add_test(tc, test_loans_back);

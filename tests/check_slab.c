@@ -15,9 +15,11 @@
  *   lists, the owner's refills drain them, each block is handed out again
  *   exactly once and none is lost (also with both threads running at once);
  * - adoption: the segments of an exited thread are abandoned, then adopted
- *   (by hak_collect or by a refill) and given back once empty;
+ *   (by hak_collect or by a refill, before a new slab even when the thread
+ *   has free slots of its own) and given back once empty;
  * - retire and purge: empty slabs go back, their pages are purged after
- *   HAKMEM_PURGE_DELAY_MS (at once with 0), hak_collect purges everything.
+ *   HAKMEM_PURGE_DELAY_MS (at once with 0), each free slot a delay after
+ *   its own free; hak_collect purges everything.
  *
  * The work runs in threads of its own, so that only the test allocates from
  * the heap under test; those threads never call ck_assert (a passing
@@ -1228,6 +1230,82 @@ START_TEST(test_adopt_by_refill)
 }
 END_TEST
 
+/* A thread that has segments of its own with free slots still adopts
+ * what an exited thread left before it starts a new slab: the blocks
+ * others freed into the abandoned segment (remote frees, which only an
+ * owner takes back) serve it, instead of waiting there while the thread
+ * takes new memory.  Here the thread itself frees them. */
+#define LEFT_N 2000
+#define LEFT_SIZE 112 /* a class neither glibc nor the test uses otherwise */
+static void *left_blocks[LEFT_N];
+
+static void *leaver_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < LEFT_N; i++) {
+		left_blocks[i] = hak_malloc(LEFT_SIZE);
+		if (left_blocks[i] == NULL) {
+			TFAIL("allocation failed");
+			return NULL;
+		}
+		memset(left_blocks[i], 0x33, LEFT_SIZE);
+	}
+	return NULL; /* its segment is abandoned with the blocks out */
+}
+
+static void *reuser_thread(void *arg)
+{
+	(void)arg;
+	/* a segment of its own first, with free slots (another class) */
+	void *own = hak_malloc(200);
+	pthread_t t;
+	if (own == NULL || pthread_create(&t, NULL, leaver_thread, NULL) != 0 ||
+	    pthread_join(t, NULL) != 0) {
+		TFAIL("setup failed");
+		return NULL;
+	}
+	if (terr[0])
+		return NULL;
+	struct segment *left = segmap_lookup(left_blocks[0]), *mine = segmap_lookup(own);
+	if (left == mine || atomic_load(&left->owner) != NULL) {
+		TFAIL("the leaver's blocks are not in an abandoned segment of their own");
+		return NULL;
+	}
+	if (tls_heap->segs_avail[TIER_TINY] == NULL) {
+		TFAIL("the thread has no tiny segment with free slots");
+		return NULL;
+	}
+	unsigned c = ace_class(LEFT_SIZE);
+	if (tls_heap->cur[c] != NULL || tls_heap->partial[c] != NULL || tls_heap->bins[c].count != 0) {
+		TFAIL("the thread has blocks of the %d-byte class already", LEFT_SIZE);
+		return NULL;
+	}
+	/* remote frees into the abandoned segment; the last blocks stay out,
+	 * so that their slab stays (an empty one would go, and with it the
+	 * segment, to the cache) */
+	for (int i = 0; i < LEFT_N - 16; i++)
+		hak_free(left_blocks[i]);
+	void *p = hak_malloc(LEFT_SIZE);
+	struct segment *got = segmap_lookup(p);
+	if (got != left)
+		TFAIL("a refill of the %d-byte class took %s instead of the freed blocks of the "
+		      "abandoned segment",
+		      LEFT_SIZE, got == mine ? "a new slab of the thread's own segment" : "another segment");
+	else if (atomic_load(&left->owner) != tls_heap)
+		TFAIL("the abandoned segment served the refill but was not adopted");
+	hak_free(p);
+	for (int i = LEFT_N - 16; i < LEFT_N; i++)
+		hak_free(left_blocks[i]);
+	hak_free(own);
+	return NULL;
+}
+
+START_TEST(test_adopt_before_new_slab)
+{
+	run_thread(reuser_thread, NULL);
+}
+END_TEST
+
 /* ---- retire and purge ---- */
 
 static void *churn_thread(void *arg)
@@ -1443,6 +1521,58 @@ START_TEST(test_huge_calls_sweep)
 }
 END_TEST
 
+/* Each free slot of a segment waits its own purge delay: one freed long
+ * ago goes back at the next sweep even when other slots of the segment
+ * were freed since.  With one time per segment (the last free's), a
+ * segment whose blocks come and go more often than once a delay kept
+ * every free slot's pages for good: in bench/rounds, megabytes of them. */
+static void *slot_ages_thread(void *arg)
+{
+	(void)arg;
+	const size_t sz = 40000; /* a run of one slot */
+	void *a, *b1, *b2, *keep;
+	hak_cfg.purge_delay_ms = 50;
+	a = hak_malloc(sz);
+	b1 = hak_malloc(sz);
+	b2 = hak_malloc(sz);
+	keep = hak_malloc(sz); /* the segment stays in use */
+	if (!a || !b1 || !b2 || !keep) {
+		TFAIL("allocation failed");
+		return NULL;
+	}
+	memset(a, 0x5a, sz);
+	memset(b1, 0x5a, sz);
+	memset(b2, 0x5a, sz);
+	struct segment *seg = segmap_lookup(a);
+	if (segmap_lookup(b1) != seg || segmap_lookup(b2) != seg || segmap_lookup(keep) != seg) {
+		TFAIL("the four blocks are not in one segment");
+		return NULL;
+	}
+	hak_free(a);
+	sleep_ms(30);
+	hak_free(b1);
+	sleep_ms(30);
+	hak_free(b2);
+	sleep_ms(25); /* a: 85 ms free, b1: 55, b2: 25 */
+	heap_purge(tls_heap, false);
+	size_t ra = resident_pages(a, sz), rb = resident_pages(b2, sz);
+	if (ra != 0)
+		TFAIL("%zu pages of the slot freed a delay ago still resident after the sweep "
+		      "(dirty %#x, used %#x)",
+		      ra, seg->dirty, seg->used_mask);
+	else if (rb == 0)
+		TFAIL("the slot freed 25 ms ago was purged with a delay of 50 ms");
+	hak_free(keep);
+	return NULL;
+}
+
+START_TEST(test_dirty_slot_ages)
+{
+	set_tier_cap(TIER_LARGE, 0);
+	run_thread(slot_ages_thread, NULL);
+}
+END_TEST
+
 /* A large segment that stayed empty a purge delay with its heap goes to
  * the segment cache with its pages given back: they waited their delay
  * already, and in the cache they would wait another. */
@@ -1541,6 +1671,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_adopt_by_collect);
 	tcase_add_test(tc, test_adopt_by_refill);
+	tcase_add_test(tc, test_adopt_before_new_slab);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("retire");
@@ -1549,6 +1680,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_retire_collect_purge);
 	tcase_add_loop_test(tc, test_retire_purge_delay, 0, 2);
 	tcase_add_test(tc, test_large_free_blocks_purged);
+	tcase_add_test(tc, test_dirty_slot_ages);
 	tcase_add_test(tc, test_cached_segment_dirty);
 	tcase_add_loop_test(tc, test_huge_calls_sweep, 0, 2);
 	tcase_add_test(tc, test_idle_segment_cached_clean);
