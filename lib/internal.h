@@ -448,7 +448,12 @@ void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now);
  * one with force); seg->dirty_since becomes the oldest time of the others,
  * noted in *next when next is not NULL (purge_note).  Changes no bit. */
 uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next);
+/* The abandoned segment of 'tier' with room that waited longest, taken
+ * off the list; NULL when none.  segment_adopt looks at them all
+ * (hak_collect); segment_adopt_refill at the first few, and moves those
+ * without room to the back (a refill's path). */
 struct segment *segment_adopt(int tier);
+struct segment *segment_adopt_refill(int tier);
 /* An abandoned segment of 'tier' that no one adopted for a purge delay,
  * taken off the list (the purge thread's pass, heap_reclaim); NULL when
  * none. */

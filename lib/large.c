@@ -104,7 +104,7 @@ int large_refill(struct heap *h, unsigned c, void **block)
 	 * or were never there; else a new segment */
 	large_keep_grow(h);
 	struct slab *s = slab_new_run(h, TIER_LARGE, HAK_LARGE_SHIFT, c, k, k0, SLAB_RUN_RESIDENT, &fresh);
-	if (s == NULL && (seg = segment_adopt(TIER_LARGE)) != NULL) {
+	if (s == NULL && (seg = segment_adopt_refill(TIER_LARGE)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
 		return REFILL_OWN;

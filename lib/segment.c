@@ -258,17 +258,39 @@ static bool seg_has_room(struct segment *seg)
  * now).  The oldest first: taking the newest, each new thread would adopt
  * again what the last one left, while the older segments only filled
  * with the blocks other threads free into them, which wait on their
- * slabs' remote lists for an owner. */
-static struct segment *abandoned_take(int tier, uint64_t idle_now)
+ * slabs' remote lists for an owner.
+ *
+ * A refill looks at the first ADOPT_LOOKS only (looks), and one it finds
+ * without room goes to the back of the queue: a tiny refill looks here
+ * before every new slab, under a lock all threads share, and a program
+ * whose exited threads left segments full of live blocks must not make
+ * each refill walk all of them.  hak_collect walks the whole list. */
+#define ADOPT_LOOKS 8
+static struct segment *abandoned_take(int tier, uint64_t idle_now, unsigned looks)
 {
 	struct segment *seg, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
-	for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
-		if (idle_now ? seg->cached_since <= idle_now && purge_old(seg->cached_since, idle_now, false)
-			     : seg_has_room(seg))
-			break;
+	if (looks) {
+		for (unsigned i = 0; i < looks && (seg = abandoned[tier]) != NULL; i++) {
+			if (seg_has_room(seg))
+				break;
+			seg = NULL;
+			struct segment *head = abandoned[tier];
+			if (head->next == NULL)
+				break; /* alone: nothing to rotate */
+			__atomic_store_n(&abandoned[tier], head->next, __ATOMIC_RELAXED);
+			head->next = NULL;
+			abandoned_tail[tier]->next = head;
+			abandoned_tail[tier] = head;
+		}
+	} else {
+		for (seg = abandoned[tier]; seg; prev = seg, seg = seg->next)
+			if (idle_now ? seg->cached_since <= idle_now && purge_old(seg->cached_since, idle_now, false)
+				     : seg_has_room(seg))
+				break;
+	}
 	if (seg) {
 		if (prev)
 			prev->next = seg->next;
@@ -287,13 +309,19 @@ static struct segment *abandoned_take(int tier, uint64_t idle_now)
  * freed into it, or for the purge thread. */
 struct segment *segment_adopt(int tier)
 {
-	return abandoned_take(tier, 0);
+	return abandoned_take(tier, 0, 0);
 }
 
-/* Oldest first on the list: the idle ones are at the front. */
+struct segment *segment_adopt_refill(int tier)
+{
+	return abandoned_take(tier, 0, ADOPT_LOOKS);
+}
+
+/* Oldest first on the list (a refill moves one without room to the
+ * back): the idle ones are at the front. */
 struct segment *segment_adopt_idle(int tier, uint64_t now)
 {
-	return abandoned_take(tier, now);
+	return abandoned_take(tier, now, 0);
 }
 
 void segment_fork_child(void)

@@ -61,7 +61,7 @@ int tiny_refill(struct heap *h, unsigned c)
 	 * free slot of h's whose pages are still there, then any (a slot
 	 * never used or given back, or a new segment). */
 	struct slab *s = NULL;
-	if ((seg = segment_adopt(TIER_TINY)) != NULL) {
+	if ((seg = segment_adopt_refill(TIER_TINY)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
 		if (h->cur[c] != NULL || h->partial[c] != NULL)

@@ -369,6 +369,43 @@ START_TEST(test_adopt_oldest_first)
 }
 END_TEST
 
+/* A refill looks at the first few abandoned segments only, and moves
+ * those without room to the back: a segment with room behind many full
+ * ones is found by a later refill, and no refill walks them all. */
+START_TEST(test_adopt_refill_bounded)
+{
+	enum { FULL = 12 };
+	struct segment *s[FULL + 1];
+	for (int i = 0; i <= FULL; i++) {
+		s[i] = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
+		ck_assert_ptr_nonnull(s[i]);
+		/* every slot in use, no slab with a free block: no room */
+		s[i]->used_mask = s[i]->nslabs >= 32 ? 0xffffffffu : (1u << s[i]->nslabs) - 1;
+	}
+	s[FULL]->used_mask &= ~1u; /* the newest has a free slot */
+	for (int i = 0; i <= FULL; i++)
+		segment_abandon(s[i]);
+	ck_assert_msg(segment_adopt_refill(TIER_TINY) == NULL,
+		      "a refill looked past the first %d full segments", FULL - 4);
+	ck_assert_msg(segment_adopt_refill(TIER_TINY) == s[FULL],
+		      "the second refill did not find the segment with room behind the full ones");
+	ck_assert_ptr_null(segment_adopt_refill(TIER_TINY));
+	ck_assert_ptr_null(segment_adopt(TIER_TINY));
+	/* the full ones are all still there, oldest first again after a turn */
+	for (int i = 0; i < FULL; i++)
+		s[i]->used_mask &= ~1u;
+	for (int i = 0; i < FULL; i++) {
+		struct segment *got = segment_adopt(TIER_TINY);
+		ck_assert_ptr_nonnull(got);
+		got->used_mask = 0;
+		segment_release(got);
+	}
+	ck_assert_ptr_null(segment_adopt(TIER_TINY));
+	s[FULL]->used_mask = 0;
+	segment_release(s[FULL]);
+}
+END_TEST
+
 /* A real block: its segment is found from any pointer into it. */
 START_TEST(test_block_segment)
 {
@@ -401,6 +438,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_segment_cache_purge);
 	tcase_add_test(tc, test_abandon_adopt);
 	tcase_add_test(tc, test_adopt_oldest_first);
+	tcase_add_test(tc, test_adopt_refill_bounded);
 	tcase_add_test(tc, test_block_segment);
 	suite_add_tcase(s, tc);
 	return s;
