@@ -375,7 +375,12 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	}
 	if (seg->used_mask == 0 && (!keep || t != TIER_LARGE)) {
 		seglist_remove(&h->segs_avail[seg->tier], seg);
-		segment_release(seg);
+		/* beyond what h keeps (or h gives back now): the pages go with
+		 * it, not a delay later from the cache */
+		if (keep)
+			segment_release(seg);
+		else
+			segment_release_idle(seg);
 		return true;
 	}
 	if (!keep) { /* the pages go now */

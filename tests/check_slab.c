@@ -1602,6 +1602,42 @@ static void *idle_segment_thread(void *arg)
 	return NULL;
 }
 
+/* A large run freed beyond the heap's dirty_keep goes back now, its pages
+ * too; when it empties its segment, the segment goes to the cache with
+ * its pages given back, not resident for another delay there. */
+static void *beyond_keep_thread(void *arg)
+{
+	(void)arg;
+	const size_t sz = 900 * KiB;
+	hak_cfg.purge_delay_ms = 10000; /* no delay runs out in this test */
+	hak_cfg.segment_cache = 8;
+	segment_cache_release();
+	uint8_t *p = hak_malloc(sz);
+	memset(p, 0x5b, sz);
+	struct segment *seg = segmap_lookup(p);
+	if (seg == NULL) {
+		TFAIL("no segment for the block");
+		return NULL;
+	}
+	tls_heap->dirty_keep[TIER_LARGE] = 64 * KiB; /* less than the run */
+	size_t before = resident_pages(p, sz);
+	hak_free(p);
+	if (segmap_lookup(p) != NULL) {
+		TFAIL("the segment the block emptied stayed with its heap (used %#x)", seg->used_mask);
+		return NULL;
+	}
+	size_t after = resident_pages(p, sz);
+	if (before < sz / HAK_PAGE / 2 || after != 0)
+		TFAIL("%zu pages of a run freed beyond dirty_keep resident in the cache (%zu before)", after, before);
+	return NULL;
+}
+
+START_TEST(test_beyond_keep_segment_clean)
+{
+	run_thread(beyond_keep_thread, NULL);
+}
+END_TEST
+
 START_TEST(test_idle_segment_cached_clean)
 {
 	run_thread(idle_segment_thread, NULL);
@@ -1684,6 +1720,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_cached_segment_dirty);
 	tcase_add_loop_test(tc, test_huge_calls_sweep, 0, 2);
 	tcase_add_test(tc, test_idle_segment_cached_clean);
+	tcase_add_test(tc, test_beyond_keep_segment_clean);
 	suite_add_tcase(s, tc);
 	return s;
 }
