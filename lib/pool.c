@@ -677,16 +677,17 @@ int pool_refill(struct heap *h, unsigned c)
 	/* new pages only when the stacks had none with room: beside one
 	 * that has, a new page would only add to the pages the class holds
 	 * half used */
-	uint32_t popped = got;
-	while (got < want && popped == 0) {
-		s = page_new(h, c);
-		if (s == NULL)
-			break;
-		if (first == NULL)
-			first = s;
-		else
-			slab_file(h, s);
-		got++;
+	if (got == 0) {
+		while (got < want) {
+			s = page_new(h, c);
+			if (s == NULL)
+				break;
+			if (first == NULL)
+				first = s;
+			else
+				slab_file(h, s);
+			got++;
+		}
 	}
 	if (first == NULL)
 		return REFILL_FAILED;

@@ -111,7 +111,6 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 	 * freed in use.  Without this its free slots' pages would stay
 	 * resident, unseen, for as long as the segment lives. */
 	if (resident) {
-		seg->dirty = 0;
 		segment_dirty_mark(seg, seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1, since);
 	}
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
@@ -268,16 +267,17 @@ static bool seg_has_room(struct segment *seg)
 #define ADOPT_LOOKS 8
 static struct segment *abandoned_take(int tier, uint64_t idle_now, unsigned looks)
 {
-	struct segment *seg, *prev = NULL;
+	struct segment *seg = NULL, *prev = NULL;
 	if (__atomic_load_n(&abandoned[tier], __ATOMIC_RELAXED) == NULL)
 		return NULL; /* racy peek: a miss only delays adoption */
 	hak_lock(&abandoned_lock);
 	if (looks) {
-		for (unsigned i = 0; i < looks && (seg = abandoned[tier]) != NULL; i++) {
-			if (seg_has_room(seg))
-				break;
-			seg = NULL;
+		for (unsigned i = 0; i < looks; i++) {
 			struct segment *head = abandoned[tier];
+			if (head == NULL || seg_has_room(head)) {
+				seg = head;
+				break;
+			}
 			if (head->next == NULL)
 				break; /* alone: nothing to rotate */
 			__atomic_store_n(&abandoned[tier], head->next, __ATOMIC_RELAXED);

@@ -58,18 +58,16 @@ int tiny_refill(struct heap *h, unsigned c)
 	/* What an exited thread left first, one segment per refill: its
 	 * slabs, with the blocks other threads freed into them since (no one
 	 * else takes those back while it waits), and its free slots.  Then a
-	 * free slot of h's whose pages are still there, then any (a slot
-	 * never used or given back, or a new segment). */
-	struct slab *s = NULL;
+	 * new slab: slab_new takes a free slot of h's whose pages are still
+	 * there first, then any (a slot never used or given back, or a new
+	 * segment). */
 	if ((seg = segment_adopt_refill(TIER_TINY)) != NULL) {
 		DCTR_INC(h, refill_adopt);
 		slab_adopt_segment(h, seg);
 		if (h->cur[c] != NULL || h->partial[c] != NULL)
 			return REFILL_OWN; /* its slabs are on h's lists now */
 	}
-	s = slab_new_run(h, TIER_TINY, HAK_TINY_SHIFT, c, 1, 1, SLAB_RUN_RESIDENT, &fresh);
-	if (s == NULL)
-		s = slab_new(h, TIER_TINY, HAK_TINY_SHIFT, c, &fresh);
+	struct slab *s = slab_new(h, TIER_TINY, HAK_TINY_SHIFT, c, &fresh);
 	if (s == NULL)
 		return REFILL_FAILED;
 	h->cur[c] = s;
