@@ -60,6 +60,36 @@ _Static_assert(HAK_TIER_NSLABS(HAK_TINY_SHIFT) <= HAK_MAX_SLABS &&
 		       HAK_TIER_NSLABS(HAK_MID_SHIFT) <= HAK_MAX_SLABS &&
 		       HAK_TIER_NSLABS(HAK_LARGE_SHIFT) <= HAK_MAX_SLABS,
 	       "every tier's slabs fit a segment's slab array and used_mask");
+_Static_assert(HAK_SEG_META < ((size_t)1 << HAK_LARGE_SHIFT),
+	       "a large run at slot 0 starts its block in slot 0 (slab_of)");
+/* ---- slot masks (segmask_t) ---- */
+static inline segmask_t mask_bit(unsigned i)
+{
+	return (segmask_t)1 << i;
+}
+/* The n slots from 0. */
+static inline segmask_t mask_low(unsigned n)
+{
+	return n >= HAK_MAX_SLABS ? ~(segmask_t)0 : mask_bit(n) - 1;
+}
+/* The n slots from i. */
+static inline segmask_t mask_run(unsigned i, unsigned n)
+{
+	return mask_low(n) << i;
+}
+/* The lowest slot of m (not empty). */
+static inline unsigned mask_first(segmask_t m)
+{
+	uint64_t lo = (uint64_t)m;
+	return lo ? (unsigned)__builtin_ctzll(lo) : 64u + (unsigned)__builtin_ctzll((uint64_t)(m >> 64));
+}
+static inline unsigned mask_count(segmask_t m)
+{
+	uint64_t lo = (uint64_t)m, hi = (uint64_t)(m >> 64);
+	return (unsigned)((lo ? __builtin_popcountll(lo) : 0) + (hi ? __builtin_popcountll(hi) : 0));
+}
+_Static_assert(HAK_MAX_SLABS == 128, "segmask_t holds HAK_MAX_SLABS bits");
+
 _Static_assert(((size_t)1 << HAK_TINY_SHIFT) / 16 <= 65535, "slab counters are 16-bit");
 _Static_assert(HAK_NBINS <= 256, "a slab's class is a byte");
 _Static_assert(offsetof(struct heap, bins) == 0, "the fast path finds the bins first");
@@ -443,11 +473,11 @@ void segment_release_idle(struct segment *seg);
 void segment_abandon(struct segment *seg);
 /* Slots 'mask' of seg are free from 'now' with their pages still there
  * (seg->dirty, dirty_at, dirty_since). */
-void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now);
+void segment_dirty_mark(struct segment *seg, segmask_t mask, uint64_t now);
 /* The dirty slots of seg that have been free a purge delay by 'now' (every
  * one with force); seg->dirty_since becomes the oldest time of the others,
  * noted in *next when next is not NULL (purge_note).  Changes no bit. */
-uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next);
+segmask_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next);
 /* The abandoned segment of 'tier' with room that waited longest, taken
  * off the list; NULL when none.  segment_adopt looks at them all
  * (hak_collect); segment_adopt_refill at the first few, and moves those
@@ -673,6 +703,7 @@ hak_inline void slab_set_class(struct slab *s, unsigned c)
 hak_inline struct slab *_Atomic *slab_snext(struct slab *s)
 {
 	struct segment *seg = seg_of_slab(s);
+	hak_assert((size_t)(s - seg->slabs) < sizeof(seg->snext) / sizeof(seg->snext[0]));
 	return &seg->snext[s - seg->slabs];
 }
 
@@ -721,14 +752,6 @@ hak_inline void slab_full_to_partial(struct heap *h, struct slab *s)
 	slist_remove(&h->full_head[s->cls], &h->full_tail[s->cls], s);
 	s->state = SLAB_PARTIAL;
 	slist_push(&h->partial[s->cls], s);
-}
-
-/* s is a slab in use (not a free slot, not a large run's later slot): a
- * walk of a segment's used_mask, where a retire may have freed a run's
- * later slots meanwhile, looks only at these. */
-hak_inline bool slab_is_head(const struct slab *s)
-{
-	return s->state != SLAB_FREE && s->state != SLAB_CONT;
 }
 
 hak_inline void slab_unlink(struct heap *h, struct slab *s)
@@ -1143,14 +1166,16 @@ uint64_t heap_foreign_frees(void);
 /* Bad frees (internal.h, "the free key"): what slab_check_free finds. */
 enum { HAK_BAD_NOT_BLOCK = 1, HAK_BAD_DOUBLE = 2 };
 /* No block of s starts at p.  Where a freed large block's run began, in a
- * slot that is free now (large.c gives a run back at once), it was freed
- * already: a double free; else not a block.  Only on a bad free (it reads
- * the owner's state). */
+ * slot that is free now (large.c gives a run back at once; not a later
+ * slot of another run, whose bit is set), it was freed already: a double
+ * free; else not a block.  Only on a bad free (it reads the owner's
+ * state). */
 hak_inline int slab_check_gone(const struct slab *s, const void *p)
 {
 	const struct segment *seg = seg_of_slab(s);
 	uintptr_t off = (uintptr_t)p & (((uintptr_t)1 << seg->slab_shift) - 1);
-	if (seg->tier == TIER_LARGE && s->state == SLAB_FREE && off == (s->index == 0 ? HAK_SEG_META : 0))
+	if (seg->tier == TIER_LARGE && s->state == SLAB_FREE && !(seg->used_mask & mask_bit(s->index)) &&
+	    off == (s->index == 0 ? HAK_SEG_META : 0))
 		return HAK_BAD_DOUBLE;
 	return HAK_BAD_NOT_BLOCK;
 }

@@ -1,16 +1,23 @@
 /* large.c - the large tier: blocks of 32 KiB to 1 MiB (classes 40..59).
  *
- * A large segment (2 MiB, owned by a heap) is cut into 32 slots of 64 KiB,
- * and every large block is a run of consecutive slots: as many as its
- * class needs (40-64 KiB: 1, 80-128 KiB: 2, ..., 1 MiB: 16; one more when
- * the run starts at slot 0, after the segment header).  The run is a slab
+ * A large segment (2 MiB, owned by a heap) is cut into 128 slots of 16
+ * KiB (64 of 32 KiB in the secure build, whose header fills 16), and
+ * every large block is a run of consecutive slots: as many as its class
+ * needs (40 KiB: 3, 64 KiB: 4, 128 KiB: 8, ..., 1 MiB: 64; one more when
+ * the run starts at slot 0, after the segment header).  So a run is less
+ * than 16 KiB longer than its class: a 40 KiB block that reuses a freed
+ * 96 KiB run takes 3 of its 6 slots, and the other 3, still resident,
+ * serve the next run; in the 64 KiB slots of before it kept 24 KiB the
+ * larger block had touched (bench/rounds, where blocks of 32-100 KiB pass
+ * between threads that exit: 1.5 MiB of its peak at 1 thread).  Taking
+ * or freeing a run writes its first slot only (types.h).  The run is a slab
  * of one block, handed out through the slab engine, with a per-thread
  * cache per class in front (HAKMEM_LARGE_CACHE_CAP blocks, 0 by default).
  * So the tier's free memory is not kept per class:
  *   - a freed block (past the cache) retires its slab at once, and its
- *     slots serve the next block of any class: freed runs coalesce with
- *     their free neighbours in the segment's used_mask, where a new run is
- *     the first k free slots in a row (slab_new_run);
+ *     slots serve the next block of any class: freed runs coalesce
+ *     with their free neighbours in the segment's used_mask, where a new
+ *     run is the first k free slots in a row (slab_new_run);
  *   - a new run takes free slots whose pages are still resident first,
  *     in the heap's segments and then in those exited threads left, before
  *     slots whose pages went back or were never touched;
@@ -30,9 +37,9 @@
  *   - blocks other threads freed wait on their slab's remote list until
  *     the owner's refill of that class scans its full slabs, or its sweep
  *     drains them all.
- * A block's 64 KiB slots waste no memory: only the pages a block touches
- * are resident, and a run's slack pages past its block are never touched
- * by it.
+ * A run's slack pages past its block are never touched by the block, but
+ * pages an earlier, larger block touched stay resident in it: less than
+ * one slot.
  */
 #include "internal.h"
 

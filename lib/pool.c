@@ -305,10 +305,9 @@ static struct pool_shard shards[POOL_SHARDS] = {
 	[0 ... POOL_SHARDS - 1] = { .lock = HAK_LOCK_INIT },
 };
 
-static uint32_t mid_full_mask(void)
+static segmask_t mid_full_mask(void)
 {
-	unsigned n = HAK_TIER_NSLABS(HAK_MID_SHIFT);
-	return n >= 32 ? 0xffffffffu : (1u << n) - 1;
+	return mask_low(HAK_TIER_NSLABS(HAK_MID_SHIFT));
 }
 
 static void ndirty_add(struct pool_shard *sh, int32_t n)
@@ -333,13 +332,13 @@ static struct segment *shard_dirty_seg(struct pool_shard *sh)
  * pages are still there first, and unlock: a page of class c for h. */
 static struct slab *slot_take(struct heap *h, struct pool_shard *sh, struct segment *seg, unsigned c)
 {
-	uint32_t free = ~seg->used_mask & mid_full_mask();
-	uint32_t pick = (free & seg->dirty) ? free & seg->dirty : free;
-	unsigned i = (unsigned)__builtin_ctz(pick);
-	bool warm = seg->dirty & (1u << i);
-	seg->used_mask |= 1u << i;
+	segmask_t free = ~seg->used_mask & mid_full_mask();
+	segmask_t pick = (free & seg->dirty) ? free & seg->dirty : free;
+	unsigned i = mask_first(pick);
+	bool warm = (seg->dirty & mask_bit(i)) != 0;
+	seg->used_mask |= mask_bit(i);
 	if (warm) {
-		seg->dirty &= ~(1u << i); /* reused before its purge: no purge */
+		seg->dirty &= ~mask_bit(i); /* reused before its purge: no purge */
 		ndirty_add(sh, -1);
 	}
 	if (seg->used_mask == mid_full_mask()) {
@@ -391,7 +390,7 @@ static struct slab *page_new(struct heap *h, unsigned c)
 		hak_lock(&sh->lock);
 		seg->shard_gen = sh->gen;
 		seglist_push(&sh->avail, seg);
-		ndirty_add(sh, __builtin_popcount(seg->dirty));
+		ndirty_add(sh, (int)mask_count(seg->dirty));
 	}
 	return slot_take(h, sh, seg, c);
 }
@@ -411,7 +410,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	uint8_t *a = slab_area(seg, s->index, &len);
 	if (s->warm)
 		touched = len;
-	uint32_t bit = 1u << s->index;
+	segmask_t bit = mask_bit(s->index);
 	bool now = h->purge_now || purge_delay() == 0;
 	s->state = SLAB_FREE;
 	s->free = NULL;
@@ -451,7 +450,7 @@ void pool_page_free(struct heap *h, struct segment *seg, struct slab *s)
 	if (release) {
 		seglist_remove(&sh->avail, seg);
 		/* dirty slots left: the segment cache purges it after a delay */
-		ndirty_add(sh, -__builtin_popcount(seg->dirty));
+		ndirty_add(sh, -(int)mask_count(seg->dirty));
 		seg->dirty = 0;
 	}
 	hak_unlock(&sh->lock);
@@ -476,12 +475,12 @@ bool pool_purge(unsigned shard, bool all, bool force)
 			if (seg->dirty == 0)
 				continue;
 			/* each free slot waits its own delay (types.h, dirty_at) */
-			uint32_t due = segment_dirty_due(seg, now, force, NULL);
+			segmask_t due = segment_dirty_due(seg, now, force, NULL);
 			if (due != seg->dirty)
 				pending = true;
-			for (uint32_t m = due; m; m &= m - 1)
-				slot_purge(seg, (unsigned)__builtin_ctz(m));
-			ndirty_add(sh, -__builtin_popcount(due));
+			for (segmask_t m = due; m; m &= m - 1)
+				slot_purge(seg, mask_first(m));
+			ndirty_add(sh, -(int)mask_count(due));
 			seg->dirty &= ~due;
 		}
 		hak_unlock(&sh->lock);

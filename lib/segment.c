@@ -69,11 +69,15 @@ static void seg_count(int64_t d)
 
 static void segment_init(struct segment *seg, struct heap *h, int tier, unsigned slab_shift)
 {
-	memset(seg, 0, sizeof(*seg));
+	unsigned n = HAK_TIER_NSLABS(slab_shift);
+	/* the slab descriptors a tier of fewer slots never uses stay as
+	 * they are: their pages are not touched (a large segment's 128
+	 * descriptors fill three) */
+	memset(seg, 0, offsetof(struct segment, slabs) + n * sizeof(struct slab));
 	seg->magic = HAK_SEG_MAGIC;
 	seg->tier = (uint8_t)tier;
 	seg->slab_shift = (uint8_t)slab_shift;
-	seg->nslabs = (uint8_t)HAK_TIER_NSLABS(slab_shift);
+	seg->nslabs = (uint8_t)n;
 	for (unsigned i = 0; i < seg->nslabs; i++) {
 		seg->slabs[i].index = (uint8_t)i;
 		seg->slabs[i].nslots = 1;
@@ -111,7 +115,7 @@ struct segment *segment_alloc(struct heap *h, int tier, unsigned slab_shift)
 	 * freed in use.  Without this its free slots' pages would stay
 	 * resident, unseen, for as long as the segment lives. */
 	if (resident) {
-		segment_dirty_mark(seg, seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1, since);
+		segment_dirty_mark(seg, mask_low(seg->nslabs), since);
 	}
 	segmap_set((uintptr_t)seg, SEGMAP_HERE);
 	seg_count(1);
@@ -190,24 +194,30 @@ bool segment_cache_release(void)
 	return any;
 }
 
-void segment_dirty_mark(struct segment *seg, uint32_t mask, uint64_t now)
+void segment_dirty_mark(struct segment *seg, segmask_t mask, uint64_t now)
 {
 	if (seg->dirty == 0)
 		seg->dirty_since = now;
 	seg->dirty |= mask;
-	for (uint32_t m = mask; m; m &= m - 1)
-		seg->dirty_at[__builtin_ctz(m)] = now;
+	for (segmask_t m = mask; m;) { /* run by run: a freed run is one */
+		unsigned i = mask_first(m);
+		segmask_t rest = ~(m >> i);
+		unsigned n = rest ? mask_first(rest) : HAK_MAX_SLABS - i;
+		for (unsigned j = i; j < i + n; j++)
+			seg->dirty_at[j] = now;
+		m &= ~mask_run(i, n);
+	}
 }
 
-uint32_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next)
+segmask_t segment_dirty_due(struct segment *seg, uint64_t now, bool force, uint64_t *next)
 {
-	uint32_t due = 0;
+	segmask_t due = 0;
 	uint64_t oldest = 0;
-	for (uint32_t m = seg->dirty; m; m &= m - 1) {
-		unsigned i = (unsigned)__builtin_ctz(m);
+	for (segmask_t m = seg->dirty; m; m &= m - 1) {
+		unsigned i = mask_first(m);
 		uint64_t at = seg->dirty_at[i];
 		if (purge_old(at, now, force))
-			due |= 1u << i;
+			due |= mask_bit(i);
 		else if (oldest == 0 || at < oldest)
 			oldest = at;
 	}
@@ -240,8 +250,7 @@ void segment_abandon(struct segment *seg)
  * blocks waiting on its remote list? */
 static bool seg_has_room(struct segment *seg)
 {
-	uint32_t full = seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
-	if (seg->used_mask != full)
+	if (seg->used_mask != mask_low(seg->nslabs))
 		return true;
 	for (unsigned i = 0; i < seg->nslabs; i++) {
 		struct slab *s = &seg->slabs[i];

@@ -206,6 +206,10 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	s->b0 = (uint32_t)(uintptr_t)b0;
 	/* room for the colour: the last block goes when the slack is short */
 	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / ace_class_size[c]);
+	/* a large run holds one block: a second one could start in a later
+	 * slot, where no block is looked for (slab_of) */
+	if (seg->tier == TIER_LARGE)
+		s->capacity = 1;
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
 	slab_set_class(s, c);
@@ -220,9 +224,17 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 
 /* ---- segments a heap owns (tiny, large) ---- */
 
-static uint32_t seg_full_mask(const struct segment *seg)
+/* Slots m of seg, one of h's, become dirty (+1) or stop being dirty (-1):
+ * h->dirty_bytes follows. */
+static void dirty_count(struct heap *h, const struct segment *seg, segmask_t m, int sign)
 {
-	return seg->nslabs >= 32 ? 0xffffffffu : (1u << seg->nslabs) - 1;
+	uint64_t n = (uint64_t)mask_count(m) << seg->slab_shift;
+	h->dirty_bytes[seg->tier] += sign > 0 ? n : -n;
+}
+
+static segmask_t seg_full_mask(const struct segment *seg)
+{
+	return mask_low(seg->nslabs);
 }
 
 void slab_keep_sweep(struct heap *h)
@@ -230,24 +242,23 @@ void slab_keep_sweep(struct heap *h)
 	purge_keep_lower(&h->slab_keep, &h->slab_high, h->slab_empty, SLAB_KEEP_MIN);
 }
 
-/* Mask of the n slots from i. */
-static uint32_t run_mask(unsigned i, unsigned n)
-{
-	return (n >= 32 ? 0xffffffffu : (1u << n) - 1) << i;
-}
 
 /* The first slot of a run of k free slots of seg (k0 when the run starts
  * at slot 0, which holds the header), or -1. */
-static int run_find(const struct segment *seg, unsigned k, unsigned k0, uint32_t among)
+static int run_find(const struct segment *seg, unsigned k, unsigned k0, segmask_t among)
 {
-	uint32_t free = ~seg->used_mask & seg_full_mask(seg) & among;
-	uint32_t x = free;
-	for (unsigned j = 1; j < k && x; j++)
-		x &= free >> j;
-	x &= ~1u;
-	if ((free & run_mask(0, k0)) == run_mask(0, k0))
-		x |= 1u;
-	return x ? (int)__builtin_ctz(x) : -1;
+	segmask_t free = ~seg->used_mask & seg_full_mask(seg) & among;
+	/* x: where runs of 'len' free slots start; doubled to k */
+	segmask_t x = free;
+	for (unsigned len = 1; len < k && x;) {
+		unsigned d = len < k - len ? len : k - len;
+		x &= x >> d;
+		len += d;
+	}
+	x &= ~(segmask_t)1;
+	if ((free & mask_low(k0)) == mask_low(k0))
+		x |= 1;
+	return x ? (int)mask_first(x) : -1;
 }
 
 struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
@@ -266,7 +277,7 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 		return NULL;
 	if (seg == NULL)
 		for (seg = h->segs_avail[tier]; seg; seg = seg->next)
-			if ((at = run_find(seg, k, k0, ~0u)) >= 0)
+			if ((at = run_find(seg, k, k0, ~(segmask_t)0)) >= 0)
 				break;
 	if (seg == NULL) {
 		seg = segment_alloc(h, tier, shift);
@@ -278,19 +289,17 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 			purge_note(&h->next_purge, seg->dirty_since);
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[tier], seg);
-		at = run_find(seg, k, k0, ~0u);
+		dirty_count(h, seg, seg->dirty, 1);
+		at = run_find(seg, k, k0, ~(segmask_t)0);
 		hak_assert(at >= 0);
 	}
 	unsigned i = (unsigned)at, n = i == 0 ? k0 : k;
-	uint32_t m = run_mask(i, n);
+	segmask_t m = mask_run(i, n);
 	seg->used_mask |= m;
+	dirty_count(h, seg, seg->dirty & m, -1);
 	seg->dirty &= ~m; /* reused before their purge: no purge */
-	for (unsigned j = i + 1; j < i + n; j++) {
-		struct slab *t = &seg->slabs[j];
-		t->state = SLAB_CONT;
-		t->carved = t->capacity = 0;
-		atomic_store_explicit(&t->owner, NULL, memory_order_relaxed);
-	}
+	/* the run's later slots are left as they are: free, owner NULL,
+	 * carved 0 (types.h, "later slots") */
 	seg->slabs[i].nslots = (uint8_t)n;
 	struct slab *s = slab_init(h, seg, i, c);
 	if (seg->used_mask == seg_full_mask(seg)) {
@@ -345,10 +354,8 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	s->nfree = s->carved = 0;
 	atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 	unsigned n = s->nslots;
-	for (unsigned j = s->index + 1u; j < s->index + n; j++)
-		seg->slabs[j].state = SLAB_FREE; /* the run's later slots */
 	s->nslots = 1;
-	uint32_t bit = run_mask(s->index, n);
+	segmask_t bit = mask_run(s->index, n);
 	seg->used_mask &= ~bit;
 	if (seg->in_full) {
 		seglist_remove(&h->segs_full[seg->tier], seg);
@@ -375,6 +382,7 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	}
 	if (seg->used_mask == 0 && (!keep || t != TIER_LARGE)) {
 		seglist_remove(&h->segs_avail[seg->tier], seg);
+		dirty_count(h, seg, seg->dirty, -1);
 		/* beyond what h keeps (or h gives back now): the pages go with
 		 * it, not a delay later from the cache */
 		if (keep)
@@ -388,6 +396,7 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 		return false;
 	}
 	uint64_t now = os_now_ms();
+	dirty_count(h, seg, bit & ~seg->dirty, 1);
 	segment_dirty_mark(seg, bit, now);
 	purge_note(&h->next_purge, now);
 	return false;
@@ -395,10 +404,13 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 
 uint64_t slab_dirty_bytes(const struct heap *h, int tier)
 {
+#ifdef HAKMEM_DEBUG
 	uint64_t n = 0;
 	for (const struct segment *seg = h->segs_avail[tier]; seg; seg = seg->next)
-		n += (uint64_t)__builtin_popcount(seg->dirty) << seg->slab_shift;
-	return n;
+		n += (uint64_t)mask_count(seg->dirty) << seg->slab_shift;
+	hak_assert(n == h->dirty_bytes[tier]);
+#endif
+	return h->dirty_bytes[tier];
 }
 
 void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uint64_t *next)
@@ -409,13 +421,14 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		if (!seg->dirty)
 			continue;
 		/* each free slot waits its own delay (types.h, dirty_at) */
-		uint32_t old = segment_dirty_due(seg, now, false, NULL);
+		segmask_t old = segment_dirty_due(seg, now, false, NULL);
 		if (seg->used_mask == 0) { /* a large segment kept empty */
 			if (old != seg->dirty && !force) {
 				purge_note(next, seg->dirty_since);
 				continue;
 			}
 			seglist_remove(&h->segs_avail[tier], seg);
+			dirty_count(h, seg, seg->dirty, -1);
 			/* a delay empty: its pages go (not with a forced
 			 * sweep's fresh ones: the cache keeps them a delay) */
 			if (old == seg->dirty)
@@ -426,19 +439,20 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		}
 		/* an exit (heap.purge_later): only what waited a delay; the
 		 * rest goes with the segment to the next thread */
-		uint32_t go = force && !h->purge_later ? seg->dirty : old;
+		segmask_t go = force && !h->purge_later ? seg->dirty : old;
 		if (go != seg->dirty)
 			purge_note(next, seg->dirty_since);
 		/* one call per run of neighbouring dirty slots */
-		for (uint32_t m = go; m;) {
-			unsigned i = (unsigned)__builtin_ctz(m);
-			uint32_t rest = ~(m >> i);
-			unsigned n = rest ? (unsigned)__builtin_ctz(rest) : 32u;
+		for (segmask_t m = go; m;) {
+			unsigned i = mask_first(m);
+			segmask_t rest = ~(m >> i);
+			unsigned n = rest ? mask_first(rest) : HAK_MAX_SLABS - i;
 			size_t len;
 			uint8_t *a = slab_area(seg, i, &len);
 			purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
-			m &= ~run_mask(i, n);
+			m &= ~mask_run(i, n);
 		}
+		dirty_count(h, seg, go, -1);
 		seg->dirty &= ~go;
 	}
 }
@@ -505,13 +519,13 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 	atomic_store_explicit(&seg->owner, h, memory_order_release);
 	seg->in_full = 0;
 	seglist_push(&h->segs_avail[seg->tier], seg);
+	dirty_count(h, seg, seg->dirty, 1);
 	CTR_INC(h, segments_adopted);
 	if (seg->dirty) /* free pages its last owner left: this heap's sweep */
 		purge_note(&h->next_purge, seg->dirty_since);
-	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
-		struct slab *s = &seg->slabs[__builtin_ctz(m)];
-		if (!slab_is_head(s))
-			continue;
+	for (segmask_t m = seg->used_mask; m;) {
+		struct slab *s = &seg->slabs[mask_first(m)];
+		m &= ~mask_run(s->index, s->nslots); /* a run: its head */
 		atomic_store_explicit(&s->owner, h, memory_order_relaxed);
 		s->kept = 0; /* counted in the heap that left it */
 		slab_drain(s);
@@ -534,10 +548,9 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 /* Drain and retire what can be retired in one segment. */
 static void seg_drain(struct heap *h, struct segment *seg)
 {
-	for (uint32_t m = seg->used_mask; m; m &= m - 1) {
-		struct slab *s = &seg->slabs[__builtin_ctz(m)];
-		if (!slab_is_head(s))
-			continue;
+	for (segmask_t m = seg->used_mask; m;) {
+		struct slab *s = &seg->slabs[mask_first(m)];
+		m &= ~mask_run(s->index, s->nslots); /* a run: its head */
 		slab_drain(s);
 		if (s->used == 0) {
 			if (slab_retire(h, seg, s))
@@ -565,6 +578,7 @@ void slab_abandon_segments(struct heap *h, int tier)
 {
 	struct segment *lists[2] = { h->segs_avail[tier], h->segs_full[tier] };
 	h->segs_avail[tier] = h->segs_full[tier] = NULL;
+	h->dirty_bytes[tier] = 0;
 	for (int l = 0; l < 2; l++) {
 		struct segment *seg = lists[l], *next;
 		for (; seg; seg = next) {
@@ -574,10 +588,9 @@ void slab_abandon_segments(struct heap *h, int tier)
 				segment_release(seg);
 				continue;
 			}
-			for (uint32_t m = seg->used_mask; m; m &= m - 1) {
-				struct slab *s = &seg->slabs[__builtin_ctz(m)];
-				if (!slab_is_head(s))
-					continue;
+			for (segmask_t m = seg->used_mask; m;) {
+				struct slab *s = &seg->slabs[mask_first(m)];
+				m &= ~mask_run(s->index, s->nslots); /* a run: its head */
 				atomic_store_explicit(&s->owner, NULL, memory_order_relaxed);
 				s->next = s->prev = NULL;
 			}

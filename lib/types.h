@@ -24,7 +24,7 @@
 #define HAK_SEG_SHIFT 21
 #define HAK_SEG_SIZE ((size_t)1 << HAK_SEG_SHIFT)
 #define HAK_SEG_MASK (HAK_SEG_SIZE - 1)
-#define HAK_SEG_HDR ((size_t)4096) /* header bytes at the start of a segment */
+#define HAK_SEG_HDR ((size_t)12288) /* header bytes at the start of a segment */
 #define HAK_PAGE ((size_t)4096)
 
 /* The secure build (libhakmem-secure, HAKMEM_SECURE=1): see "Secure
@@ -93,21 +93,25 @@ enum {
 enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIER_HUGE = 3 };
 #define TIER_NWMAX 4 /* W_MAX knobs, indexed by tier (tiny's is unused) */
 
-/* Geometry of the slab tiers: log2 of the slab size and slabs per 2 MiB
- * segment.  Tiny: 32 slabs of 64 KiB; mid: 16 pages of 128 KiB; large:
- * one run of 2 MiB. */
+/* Geometry of the slab tiers: log2 of the slot size (2 MiB segments).
+ * Tiny: 32 slabs of 64 KiB; mid: 16 pages of 128 KiB; large: runs of 16
+ * KiB slots (128 a segment).  The secure build's header, with its guard
+ * page, would fill a 16 KiB slot 0: its large slots are 32 KiB. */
 #define HAK_TINY_SHIFT 16
 #define HAK_MID_SHIFT 17
-#define HAK_LARGE_SHIFT 16
+#define HAK_LARGE_SHIFT (HAKMEM_SECURE ? 15 : 14)
 #define HAK_TIER_NSLABS(shift) ((unsigned)(HAK_SEG_SIZE >> (shift)))
 
 /* ---------------------------------------------------------------------
  * Slabs: a segment of a slab tier is cut into equal slots (tiny: 32 x 64
- * KiB, mid: 16 x 128 KiB pages, large: 32 x 64 KiB); a slab takes one slot
+ * KiB, mid: 16 x 128 KiB pages, large: 128 x 16 KiB); a slab takes one slot
  * (tiny, mid) or a run of consecutive slots (large: nslots, as many as one
  * block of its class needs, so that a large slab holds one block and a
  * freed block's slots serve any class at once), and serves one class.
- * The later slots of a run are SLAB_CONT: no blocks start there.  Blocks
+ * No block starts in the later slots of a run: they stay as a free slot
+ * is (SLAB_FREE, owner NULL, carved 0), only their bits in used_mask are
+ * set, so that taking or freeing a run writes one slab whatever its
+ * length; a walk of used_mask goes from head to head (nslots).  Blocks
  * carry no header: a block's slab is seg->slabs[(p - seg) >> seg->slab_shift]
  * (a run's blocks start in its first slot).
  *
@@ -127,8 +131,9 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  *                                      in a thread's free list, or waiting
  *                                      on the remote list)
  *   nfree == length(free)
- *   state == SLAB_FREE  <=>  bit index clear in seg->used_mask
- *   state == SLAB_CONT   =>  a run's later slot: owner NULL, carved 0
+ *   state == SLAB_FREE   <=  bit index clear in seg->used_mask
+ *   state == SLAB_FREE, bit set  <=>  a run's later slot (owner NULL,
+ *                                      carved 0)
  * Only the owning heap (owner) writes anything but 'remote' and its link
  * on a shared stack (seg->snext, slab_snext); other threads read cls, b0,
  * div_* (set before any block is handed out) and carved (written with
@@ -145,8 +150,7 @@ enum hak_tier { TIER_TINY = 0, TIER_MID = 1, TIER_LARGE = 2, TIER_COUNT = 3, TIE
  * path reads owner, cls and what checks the pointer (b0, div_*, carved)
  * from the same line.
  * ------------------------------------------------------------------- */
-enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY,
-		  SLAB_CONT };
+enum slab_state { SLAB_FREE = 0, SLAB_CURRENT, SLAB_PARTIAL, SLAB_FULL, SLAB_SHARED, SLAB_EMPTY };
 
 struct heap;
 
@@ -177,7 +181,13 @@ struct slab {
 				   * back whole (pool.c, pool_page_free) */
 } __attribute__((aligned(64)));
 
-#define HAK_MAX_SLABS 32
+#define HAK_MAX_SLABS 128
+
+/* A set of a segment's slots, one bit each (HAK_MAX_SLABS bits). */
+#ifndef __SIZEOF_INT128__
+#error "hakmem needs a compiler with unsigned __int128 (a 64-bit target)"
+#endif
+typedef unsigned __int128 segmask_t;
 
 /* A segment header.  For slab tiers: slabs[0..nslabs).  For huge blocks
  * (tier == TIER_HUGE) the slab array is unused and the huge_* fields say
@@ -204,8 +214,8 @@ struct segment {
 	uint8_t shard;            /* mid: the pool shard it belongs to */
 	uint32_t magic;
 	uint32_t shard_gen;       /* mid: the shard's generation (pool.c) */
-	uint32_t used_mask;       /* slabs in use */
-	uint32_t dirty;           /* free slabs not yet given back (madvise) */
+	segmask_t used_mask;      /* slabs in use */
+	segmask_t dirty;          /* free slabs not yet given back (madvise) */
 	uint64_t dirty_since;     /* ms (coarse monotonic): the oldest of
 				   * dirty_at over the dirty slots (or older:
 				   * a slot reused since keeps it) */
@@ -224,7 +234,7 @@ struct segment {
 	_Atomic uint32_t remote_mask;
 	/* slab i's link on a shared stack (pool.c, slab_snext): outside the
 	 * slab's cache line, which the free fast path reads */
-	struct slab *_Atomic snext[HAK_MAX_SLABS];
+	struct slab *_Atomic snext[HAK_SEG_SIZE >> HAK_MID_SHIFT]; /* mid pages only */
 	/* ms since when each dirty slot has been free (segment_dirty_mark):
 	 * each waits its own purge delay, so that a segment whose other
 	 * slots come and go still gives back the ones that stay free */
@@ -319,6 +329,9 @@ struct heap {
 	 * not since the tier looked).  dirty_high: the most seen since the
 	 * tier's last sweep. */
 	uint64_t dirty_keep[TIER_COUNT];
+	/* bytes of the free slots of segs_avail whose pages are still there
+	 * (seg->dirty; slab.c keeps it, slab_dirty_bytes reads it) */
+	uint64_t dirty_bytes[TIER_COUNT];
 	uint64_t dirty_high[TIER_COUNT];
 	uint64_t dirty_purged_ms[TIER_COUNT];
 	/* Empty tiny and large slabs (used == 0, not current) still on the

@@ -52,12 +52,13 @@
  * slab's link on a shared stack lives in its segment: slab_snext), made
  * once, before the tests fork. */
 #define NFAKE 4096
+#define FAKE_PER_SEG (HAK_SEG_SIZE >> HAK_MID_SHIFT) /* as mid pages: their links (slab_snext) */
 static struct slab *fk[NFAKE];
 static uint8_t *fake_area;
 
 static void fakes_init(void)
 {
-	size_t nseg = NFAKE / HAK_MAX_SLABS, len = (nseg + 1) * HAK_SEG_SIZE;
+	size_t nseg = NFAKE / FAKE_PER_SEG, len = (nseg + 1) * HAK_SEG_SIZE;
 	uint8_t *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 			  -1, 0);
 	if (m == MAP_FAILED) {
@@ -66,8 +67,8 @@ static void fakes_init(void)
 	}
 	fake_area = (uint8_t *)(((uintptr_t)m + HAK_SEG_MASK) & ~(uintptr_t)HAK_SEG_MASK);
 	for (size_t i = 0; i < NFAKE; i++) {
-		struct segment *seg = (struct segment *)(fake_area + (i / HAK_MAX_SLABS) * HAK_SEG_SIZE);
-		fk[i] = &seg->slabs[i % HAK_MAX_SLABS];
+		struct segment *seg = (struct segment *)(fake_area + (i / FAKE_PER_SEG) * HAK_SEG_SIZE);
+		fk[i] = &seg->slabs[i % FAKE_PER_SEG];
 	}
 }
 
@@ -75,12 +76,12 @@ static void fakes_init(void)
 static ptrdiff_t fake_id(const struct slab *s)
 {
 	uintptr_t a = (uintptr_t)s, base = (uintptr_t)fake_area;
-	if (a < base || a >= base + (NFAKE / HAK_MAX_SLABS) * HAK_SEG_SIZE)
+	if (a < base || a >= base + (NFAKE / FAKE_PER_SEG) * HAK_SEG_SIZE)
 		return -1;
 	struct segment *seg = (struct segment *)(a & ~(uintptr_t)HAK_SEG_MASK);
-	if (s < seg->slabs || s >= seg->slabs + HAK_MAX_SLABS)
+	if (s < seg->slabs || s >= seg->slabs + FAKE_PER_SEG)
 		return -1;
-	return (ptrdiff_t)((a - base) / HAK_SEG_SIZE * HAK_MAX_SLABS) + (s - seg->slabs);
+	return (ptrdiff_t)((a - base) / HAK_SEG_SIZE * FAKE_PER_SEG) + (s - seg->slabs);
 }
 
 START_TEST(test_tag_pack)
@@ -726,7 +727,8 @@ END_TEST
  * new page would only add to the pages the class holds half used, in
  * programs whose threads each take a few blocks of a class (bench/rounds:
  * two megabytes of such pages). */
-#define ST_N (2 * PER_PAGE - 1) /* page 0 holds PER_PAGE - 1 */
+#define ST_PAGE0 ((((size_t)1 << HAK_MID_SHIFT) - HAK_SEG_META) / BLK) /* page 0, after the header */
+#define ST_N (ST_PAGE0 + PER_PAGE)
 static void *st_blocks[ST_N];
 
 static void *st_leaver(void *arg)
@@ -763,7 +765,7 @@ static void *st_taker(void *arg)
 	if (h->ctr.pool_pages_taken != 1 || h->ctr.slabs_new != 0)
 		TFAIL("the refill took %llu pages, %llu of them new, beside the stacked page with room",
 		      (unsigned long long)h->ctr.pool_pages_taken, (unsigned long long)h->ctr.slabs_new);
-	else if (s != slab_of(segmap_lookup(st_blocks[PER_PAGE]), st_blocks[PER_PAGE]))
+	else if (s != slab_of(segmap_lookup(st_blocks[ST_PAGE0]), st_blocks[ST_PAGE0]))
 		TFAIL("the block is not from the stacked page with room");
 	hak_free(p);
 	return NULL;
@@ -1018,8 +1020,8 @@ static void *dirty_fill_thread(void *arg)
 	unsigned dirty = 0;
 	for (int i = 1; i < DS_N; i++) {
 		struct segment *seg = segmap_lookup(ds_blocks[i]);
-		if (seg && !(seg->used_mask & (1u << slab_of(seg, ds_blocks[i])->index)) &&
-		    (seg->dirty & (1u << slab_of(seg, ds_blocks[i])->index)))
+		if (seg && !(seg->used_mask & mask_bit(slab_of(seg, ds_blocks[i])->index)) &&
+		    (seg->dirty & mask_bit(slab_of(seg, ds_blocks[i])->index)))
 			dirty++;
 	}
 	if (dirty < 8 * 4) {
@@ -1054,7 +1056,7 @@ static size_t clean_resident_pages(unsigned *nclean)
 			if (seg->tier != TIER_MID)
 				continue;
 			for (unsigned i = 0; i < seg->nslabs; i++) {
-				if ((seg->used_mask | seg->dirty) & (1u << i))
+				if ((seg->used_mask | seg->dirty) & mask_bit(i))
 					continue;
 				size_t len;
 				uint8_t *a = slab_area(seg, i, &len);

@@ -156,7 +156,7 @@ START_TEST(test_segment_alloc_tiers)
 	static const struct {
 		int tier;
 		unsigned shift, nslabs;
-	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 17, 16 }, { TIER_LARGE, 16, 32 } };
+	} t[] = { { TIER_TINY, 16, 32 }, { TIER_MID, 17, 16 }, { TIER_LARGE, 14, 128 } };
 	struct hak_stats st0 = stats();
 	struct segment *segs[3];
 	for (int i = 0; i < 3; i++) {
@@ -168,8 +168,8 @@ START_TEST(test_segment_alloc_tiers)
 		ck_assert_uint_eq(seg->tier, t[i].tier);
 		ck_assert_uint_eq(seg->slab_shift, t[i].shift);
 		ck_assert_uint_eq(seg->nslabs, t[i].nslabs);
-		ck_assert_uint_eq(seg->used_mask, 0);
-		ck_assert_uint_eq(seg->dirty, 0);
+		ck_assert(seg->used_mask == 0);
+		ck_assert(seg->dirty == 0);
 		ck_assert_ptr_eq(atomic_load(&seg->owner), &test_heap);
 		for (unsigned k = 0; k < seg->nslabs; k++)
 			ck_assert_uint_eq(seg->slabs[k].index, k);
@@ -222,7 +222,7 @@ START_TEST(test_segment_cache_reuse)
 	struct segment *c = segment_alloc(&test_heap, TIER_LARGE, tier_shift(TIER_LARGE));
 	ck_assert_ptr_eq(c, b);
 	ck_assert_uint_eq(c->tier, TIER_LARGE);
-	ck_assert_uint_eq(c->nslabs, 32); /* a mid segment had 16 */
+	ck_assert_uint_eq(c->nslabs, 128); /* a mid segment had 16 */
 	for (unsigned i = 0; i < c->nslabs; i++) /* no run left from before */
 		ck_assert(c->slabs[i].state == SLAB_FREE && c->slabs[i].nslots == 1);
 	ck_assert_uint_eq(c->magic, HAK_SEG_MAGIC);
@@ -380,9 +380,9 @@ START_TEST(test_adopt_refill_bounded)
 		s[i] = segment_alloc(&test_heap, TIER_TINY, tier_shift(TIER_TINY));
 		ck_assert_ptr_nonnull(s[i]);
 		/* every slot in use, no slab with a free block: no room */
-		s[i]->used_mask = s[i]->nslabs >= 32 ? 0xffffffffu : (1u << s[i]->nslabs) - 1;
+		s[i]->used_mask = mask_low(s[i]->nslabs);
 	}
-	s[FULL]->used_mask &= ~1u; /* the newest has a free slot */
+	s[FULL]->used_mask &= ~(segmask_t)1; /* the newest has a free slot */
 	for (int i = 0; i <= FULL; i++)
 		segment_abandon(s[i]);
 	ck_assert_msg(segment_adopt_refill(TIER_TINY) == NULL,
@@ -393,7 +393,7 @@ START_TEST(test_adopt_refill_bounded)
 	ck_assert_ptr_null(segment_adopt(TIER_TINY));
 	/* the full ones are all still there, oldest first again after a turn */
 	for (int i = 0; i < FULL; i++)
-		s[i]->used_mask &= ~1u;
+		s[i]->used_mask &= ~(segmask_t)1;
 	for (int i = 0; i < FULL; i++) {
 		struct segment *got = segment_adopt(TIER_TINY);
 		ck_assert_ptr_nonnull(got);
@@ -415,7 +415,7 @@ START_TEST(test_block_segment)
 	ck_assert_uint_eq(seg->magic, HAK_SEG_MAGIC);
 	ck_assert_uint_eq(seg->tier, TIER_TINY);
 	ck_assert_ptr_eq(atomic_load(&seg->owner), tls_heap);
-	ck_assert(seg->used_mask & (1u << slab_of(seg, p)->index));
+	ck_assert(seg->used_mask & mask_bit(slab_of(seg, p)->index));
 	hak_free(p);
 }
 END_TEST
