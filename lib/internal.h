@@ -1229,6 +1229,11 @@ enum { PT_NONE = 0, PT_RUNNING = 1, PT_OFF = 2 };
 extern _Atomic int purge_thread_state;
 void purge_thread_try_start(void) hak_noinline;
 uint64_t purge_thread_passes(void);
+/* For the tests: in a pass now; backed off (its wait longer than a
+ * delay); a pause at the start of each pass (ms, 0: none). */
+bool purge_thread_in_pass(void);
+bool purge_thread_backed_off(void);
+extern _Atomic unsigned purge_pass_pause_ms;
 hak_inline void purge_thread_poll(void)
 {
 	if (unlikely(atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_NONE))

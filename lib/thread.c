@@ -212,6 +212,21 @@ static uint64_t pt_given_back(void)
  * thread every millisecond must not keep restarting its wait. */
 static _Atomic int pt_kicked, pt_backed_off;
 
+/* Tests only (nothing else sets it): the purge thread waits this long at
+ * the start of each pass, in the pass, so that a test can act while one
+ * runs. */
+_Atomic unsigned purge_pass_pause_ms;
+
+bool purge_thread_in_pass(void)
+{
+	return atomic_load_explicit(&pt_busy, memory_order_relaxed) != 0;
+}
+
+bool purge_thread_backed_off(void)
+{
+	return atomic_load_explicit(&pt_backed_off, memory_order_relaxed) != 0;
+}
+
 static void purge_thread_kick(void)
 {
 	if (!atomic_load_explicit(&pt_backed_off, memory_order_relaxed) ||
@@ -231,6 +246,14 @@ static void *purge_thread_main(void *arg)
 		uint64_t base = purge_delay() < 10 ? 10 : purge_delay();
 		if (period < base)
 			period = base;
+		/* a kick (a thread exit that left memory): the next pass a
+		 * delay from now, not a backed-off second; also one that came
+		 * while the last pass ran and signalled no one, whose flag
+		 * must come down, or no later kick would signal */
+		if (atomic_exchange_explicit(&pt_kicked, 0, memory_order_relaxed)) {
+			period = base;
+			atomic_store_explicit(&pt_backed_off, 0, memory_order_relaxed);
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += (time_t)(period / 1000);
@@ -239,18 +262,19 @@ static void *purge_thread_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop) {
-			/* a thread exit left memory (purge_thread_kick): the
-			 * next pass a delay from now, not a backed-off second */
-			if (atomic_exchange_explicit(&pt_kicked, 0, memory_order_relaxed)) {
-				period = base;
-				atomic_store_explicit(&pt_backed_off, 0, memory_order_relaxed);
-			}
+		/* woken: a thread exit left memory (purge_thread_kick), and
+		 * the loop's top makes the next pass a delay from now */
+		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop)
 			continue;
-		}
 		pthread_mutex_unlock(&pt_mutex);
 		uint64_t before = pt_given_back();
 		atomic_store_explicit(&pt_busy, 1, memory_order_relaxed);
+		unsigned pause = atomic_load_explicit(&purge_pass_pause_ms, memory_order_relaxed);
+		if (pause) {
+			struct timespec p = { (time_t)(pause / 1000), (long)(pause % 1000) * 1000000L };
+			while (nanosleep(&p, &p) != 0)
+				;
+		}
 		heap_reclaim(&heap_purger);
 		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&pt_passes, 1, memory_order_relaxed);

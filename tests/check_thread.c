@@ -614,6 +614,60 @@ START_TEST(test_purge_thread_exited_adopted)
 }
 END_TEST
 
+/* A thread exit's kick that comes while the purge thread is in a pass
+ * signals no one: the thread waits on its condition only between passes.
+ * The flag the kick raised must come down when the pass ends (the next
+ * wait is then a purge delay), or every later kick finds it up and
+ * signals nothing: pages that later exits leave wait out the backed-off
+ * second instead of a delay.  Here: a kick in a paused pass, then, once
+ * the thread has backed off again, a kick just after a pass; a pass must
+ * follow it within 600 ms (a delay is 200 ms; the backed-off wait after
+ * four passes without work 800 ms to a second). */
+static void *alloc_one_and_exit(void *arg)
+{
+	(void)arg;
+	hak_free(hak_malloc(100));
+	return NULL;
+}
+
+START_TEST(test_purge_thread_kick_in_pass)
+{
+	hak_cfg.purge_delay_ms = 200;
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	int t;
+	for (t = 0; t < 10000 && !purge_thread_backed_off(); t += 10)
+		usleep(10000);
+	ck_assert_msg(purge_thread_backed_off(), "the purge thread did not back off in 10 s");
+	/* the kick in a pass */
+	atomic_store(&purge_pass_pause_ms, 100);
+	for (t = 0; t < 3000 && !purge_thread_in_pass(); t++)
+		usleep(1000);
+	ck_assert_msg(purge_thread_in_pass(), "no pass of the purge thread in 3 s");
+	uint64_t p = purge_thread_passes(); /* the paused one is not counted yet */
+	run_thread(alloc_one_and_exit, NULL);
+	atomic_store(&purge_pass_pause_ms, 0);
+	ck_assert(wait_passes(p, 3000));
+	/* four passes more: backed off again, then a kick right after one */
+	p = purge_thread_passes();
+	ck_assert(wait_passes(p + 3, 10000));
+	p = purge_thread_passes();
+	for (t = 0; t < 3000 && purge_thread_passes() == p; t++)
+		usleep(1000);
+	p = purge_thread_passes();
+	run_thread(alloc_one_and_exit, NULL);
+	for (t = 0; t < 600 && purge_thread_passes() == p; t++)
+		usleep(1000);
+	ck_assert_msg(purge_thread_passes() > p,
+		      "no pass 600 ms after a thread exit kicked the backed-off purge thread (delay 200 ms), "
+		      "after a kick that came during a pass");
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
 /* A child of fork has no purge thread; its first slow-path allocation
  * starts one, which runs. */
 START_TEST(test_purge_thread_fork)
@@ -666,6 +720,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_purge_thread_exited);
 	tcase_add_test(tc, test_purge_thread_exited_adopted);
 	tcase_add_test(tc, test_purge_thread_fork);
+	tcase_add_test(tc, test_purge_thread_kick_in_pass);
 	suite_add_tcase(s, tc);
 	return s;
 }
