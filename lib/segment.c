@@ -252,7 +252,9 @@ static bool seg_has_room(struct segment *seg)
 {
 	if (seg->used_mask != mask_low(seg->nslabs))
 		return true;
-	for (unsigned i = 0; i < seg->nslabs; i++) {
+	/* every slot in use: the slabs, head to head (a large run's later
+	 * slots keep what they held as heads before) */
+	for (unsigned i = 0; i < seg->nslabs; i += seg->slabs[i].nslots) {
 		struct slab *s = &seg->slabs[i];
 		if (s->nfree || s->carved < s->capacity ||
 		    atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL)

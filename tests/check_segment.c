@@ -406,6 +406,37 @@ START_TEST(test_adopt_refill_bounded)
 }
 END_TEST
 
+/* A large segment whose slots are all in runs whose blocks are out has no
+ * room, though the later slots of its runs keep the capacity they had as
+ * heads of shorter runs before (types.h: a run writes its first slot
+ * only): a refill must not adopt it. */
+START_TEST(test_adopt_large_runs_no_room)
+{
+	struct segment *seg = segment_alloc(&test_heap, TIER_LARGE, tier_shift(TIER_LARGE));
+	ck_assert_ptr_nonnull(seg);
+	unsigned half = seg->nslabs / 2;
+	for (unsigned i = 0; i < seg->nslabs; i++) {
+		struct slab *sl = &seg->slabs[i];
+		bool head = i % half == 0;
+		sl->capacity = 1; /* later slots: what they held as heads */
+		sl->carved = head ? 1 : 0;
+		sl->used = head ? 1 : 0;
+		sl->nslots = head ? (uint8_t)half : 1;
+	}
+	seg->used_mask = mask_low(seg->nslabs);
+	segment_abandon(seg);
+	struct segment *got = segment_adopt_refill(TIER_LARGE);
+	ck_assert_msg(got == NULL, "a refill adopted a large segment whose two runs are both out");
+	got = segment_adopt(TIER_LARGE);
+	ck_assert_ptr_null(got);
+	/* a block of the second run comes back: room */
+	seg->slabs[half].nfree = 1;
+	ck_assert_ptr_eq(segment_adopt_refill(TIER_LARGE), seg);
+	seg->used_mask = 0;
+	segment_release(seg);
+}
+END_TEST
+
 /* A real block: its segment is found from any pointer into it. */
 START_TEST(test_block_segment)
 {
@@ -439,6 +470,7 @@ static Suite *segment_suite(void)
 	tcase_add_test(tc, test_abandon_adopt);
 	tcase_add_test(tc, test_adopt_oldest_first);
 	tcase_add_test(tc, test_adopt_refill_bounded);
+	tcase_add_test(tc, test_adopt_large_runs_no_room);
 	tcase_add_test(tc, test_block_segment);
 	suite_add_tcase(s, tc);
 	return s;
