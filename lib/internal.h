@@ -52,7 +52,9 @@
 _Static_assert(sizeof(struct slab) == 64, "a slab is one cache line");
 _Static_assert(offsetof(struct slab, cls) < 64 && offsetof(struct slab, owner) == 0,
 	       "the free fast path reads owner and cls from one line");
-_Static_assert(sizeof(struct segment) <= HAK_SEG_HDR, "the segment header fits its page");
+_Static_assert(sizeof(struct segment) <= HAK_SEG_HDR, "the segment header fits its pages");
+_Static_assert(offsetof(struct segment, slabs) + sizeof(struct slab) <= HAK_PAGE,
+	       "a huge block's header (all but slabs[1..]) fits the page before the block (huge.c)");
 _Static_assert(HAK_SEG_META % HAK_PAGE == 0 &&
 		       HAK_SEG_META + HAK_TINY_MAX <= ((size_t)1 << HAK_TINY_SHIFT) / 2,
 	       "slab 0 of a tiny segment still holds most of its blocks");
