@@ -64,6 +64,11 @@ _Static_assert(HAK_TIER_NSLABS(HAK_TINY_SHIFT) <= HAK_MAX_SLABS &&
 	       "every tier's slabs fit a segment's slab array and used_mask");
 _Static_assert(HAK_SEG_META < ((size_t)1 << HAK_LARGE_SHIFT),
 	       "a large run at slot 0 starts its block in slot 0 (slab_of)");
+/* A run is less than a slot longer than its class (large.c), so with
+ * slots no larger than the smallest large class it holds one block: a
+ * second would start in a later slot, where no block is looked for. */
+_Static_assert(((size_t)1 << HAK_LARGE_SHIFT) <= HAK_MID_MAX,
+	       "a large run holds one block");
 /* ---- slot masks (segmask_t) ---- */
 static inline segmask_t mask_bit(unsigned i)
 {
@@ -84,6 +89,17 @@ static inline unsigned mask_first(segmask_t m)
 {
 	uint64_t lo = (uint64_t)m;
 	return lo ? (unsigned)__builtin_ctzll(lo) : 64u + (unsigned)__builtin_ctzll((uint64_t)(m >> 64));
+}
+/* The first run of neighbouring slots of m (not empty): its first slot
+ * in *i, its length returned, and the run taken off *m. */
+static inline unsigned mask_take_run(segmask_t *m, unsigned *i)
+{
+	unsigned first = mask_first(*m);
+	segmask_t rest = ~(*m >> first);
+	unsigned n = rest ? mask_first(rest) : HAK_MAX_SLABS - first;
+	*m &= ~mask_run(first, n);
+	*i = first;
+	return n;
 }
 static inline unsigned mask_count(segmask_t m)
 {

@@ -200,12 +200,9 @@ void segment_dirty_mark(struct segment *seg, segmask_t mask, uint64_t now)
 		seg->dirty_since = now;
 	seg->dirty |= mask;
 	for (segmask_t m = mask; m;) { /* run by run: a freed run is one */
-		unsigned i = mask_first(m);
-		segmask_t rest = ~(m >> i);
-		unsigned n = rest ? mask_first(rest) : HAK_MAX_SLABS - i;
+		unsigned i, n = mask_take_run(&m, &i);
 		for (unsigned j = i; j < i + n; j++)
 			seg->dirty_at[j] = now;
-		m &= ~mask_run(i, n);
 	}
 }
 

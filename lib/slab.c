@@ -206,10 +206,6 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	s->b0 = (uint32_t)(uintptr_t)b0;
 	/* room for the colour: the last block goes when the slack is short */
 	s->capacity = (uint16_t)((len - slab_colour(seg, i, c)) / ace_class_size[c]);
-	/* a large run holds one block: a second one could start in a later
-	 * slot, where no block is looked for (slab_of) */
-	if (seg->tier == TIER_LARGE)
-		s->capacity = 1;
 	s->carved = s->used = s->nfree = 0;
 	s->free = NULL;
 	slab_set_class(s, c);
@@ -241,7 +237,6 @@ void slab_keep_sweep(struct heap *h)
 {
 	purge_keep_lower(&h->slab_keep, &h->slab_high, h->slab_empty, SLAB_KEEP_MIN);
 }
-
 
 /* The first slot of a run of k free slots of seg (k0 when the run starts
  * at slot 0, which holds the header), or -1. */
@@ -444,13 +439,10 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 			purge_note(next, seg->dirty_since);
 		/* one call per run of neighbouring dirty slots */
 		for (segmask_t m = go; m;) {
-			unsigned i = mask_first(m);
-			segmask_t rest = ~(m >> i);
-			unsigned n = rest ? mask_first(rest) : HAK_MAX_SLABS - i;
+			unsigned i, n = mask_take_run(&m, &i);
 			size_t len;
 			uint8_t *a = slab_area(seg, i, &len);
 			purge_pages(a, len + ((size_t)(n - 1) << seg->slab_shift));
-			m &= ~mask_run(i, n);
 		}
 		dirty_count(h, seg, go, -1);
 		seg->dirty &= ~go;

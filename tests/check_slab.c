@@ -209,8 +209,7 @@ static bool check_one_slab(struct heap *h, struct segment *seg, struct slab *s, 
 	    slab_bsize(s) != ace_class_size[c] || slab_start(s) != start ||
 	    (coloured ? colour % 64 != 0 || colour >= (slab_bsize(s) & (0 - slab_bsize(s)))
 		      : colour != 0) ||
-	    /* a large run holds one block (slab_init) */
-	    s->capacity != (t == TIER_LARGE ? 1 : (len - colour) / slab_bsize(s))) {
+	    s->capacity != (len - colour) / slab_bsize(s)) {
 		TFAIL("slab %u of %p: bad geometry (class %u, size %u, cap %u)", i,
 		      (void *)seg, c, slab_bsize(s), s->capacity);
 		return false;
@@ -1601,7 +1600,7 @@ END_TEST
 static void *slot_ages_thread(void *arg)
 {
 	(void)arg;
-	const size_t sz = 40000; /* a run of one slot */
+	const size_t sz = 40000; /* a run of several slots (3 of 16 KiB) */
 	void *a, *b1, *b2, *keep;
 	hak_cfg.purge_delay_ms = 50;
 	a = hak_malloc(sz);
@@ -1621,11 +1620,12 @@ static void *slot_ages_thread(void *arg)
 		return NULL;
 	}
 	hak_free(a);
-	sleep_ms(30);
+	sleep_ms(55);
 	hak_free(b1);
-	sleep_ms(30);
+	sleep_ms(5);
 	hak_free(b2);
-	sleep_ms(25); /* a: 85 ms free, b1: 55, b2: 25 */
+	sleep_ms(25); /* a: 85 ms free, b1: 30, b2: 25: a's run alone is due,
+		       * and all its slots must go */
 	heap_purge(tls_heap, false);
 	size_t ra = resident_pages(a, sz), rb = resident_pages(b2, sz);
 	if (ra != 0)
