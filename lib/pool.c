@@ -514,7 +514,7 @@ static uint32_t refill_pages(void)
 /* A page popped from a stack becomes h's: drain what was freed into it. */
 static void page_adopt(struct heap *h, struct slab *s)
 {
-	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
+	atomic_store_explicit(&s->owner, h, memory_order_release); /* slab_remote_push */
 	slab_drain(s);
 	s->empty_seen = 0;
 	s->next = s->prev = NULL;

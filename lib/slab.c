@@ -100,8 +100,10 @@ void slab_remote_push(struct slab *s, void *first, void *last)
 			atomic_fetch_or_explicit(&seg->remote_mask, 1u << s->index, memory_order_relaxed);
 		} else if (seg->tier == TIER_MID) {
 			/* heaps are never unmapped: a stale owner costs it one
-			 * look at its full pages */
-			struct heap *o = atomic_load_explicit(&s->owner, memory_order_relaxed);
+			 * look at its full pages.  Acquire: the heap's mapping
+			 * and setup happened before its thread stored it here
+			 * (release, slab_init and page_adopt) */
+			struct heap *o = atomic_load_explicit(&s->owner, memory_order_acquire);
 			if (o != NULL)
 				atomic_fetch_or_explicit(&o->mid_remote, 1u << (s->cls - HAK_CLS_MID),
 							 memory_order_relaxed);
@@ -214,7 +216,7 @@ struct slab *slab_init(struct heap *h, struct segment *seg, unsigned i, unsigned
 	s->kept = 0;
 	s->next = s->prev = NULL;
 	atomic_store_explicit(&s->remote, NULL, memory_order_relaxed);
-	atomic_store_explicit(&s->owner, h, memory_order_relaxed);
+	atomic_store_explicit(&s->owner, h, memory_order_release); /* slab_remote_push */
 	return s;
 }
 
