@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include <sched.h>
+
 #include <stdlib.h>
 
 /* The heap of a thread that has none yet: every bin is empty and it owns
@@ -476,6 +478,52 @@ void heap_reclaim(struct heap *h)
 	pool_purge(0, true, false);
 	segment_cache_collect(false);
 	huge_collect(false);
+}
+
+/* Memory that other threads freed into the slabs and pages of a thread
+ * that sleeps (or works without a slow-path call) would otherwise stay
+ * until that thread's next refill or sweep: a program whose main thread
+ * builds its data and whose workers free it keeps it all.  The purge
+ * thread does here what the owner's forced sweep would, with the owner
+ * held off by the gate (heap_enter): its own gathered remote frees go
+ * out, every page and slab is drained, the empty ones go back with their
+ * memory (they waited a purge delay: the owner made no call since the
+ * purge thread's last pass), and so do the free pages of its segments.
+ * Not the rings: the owner's fast paths pop and push them without the
+ * gate; a ring's blocks keep their slabs, as they do in a sweep. */
+void heap_reclaim_idle(struct heap *h)
+{
+	if (h->sweeping)
+		return; /* cannot be: the owner is outside every slow path */
+	h->sweeping = 1;
+	h->purge_now = 1;
+	heap_remote_flush(h);
+	pool_flush(h);
+	pool_empty_retire(h);
+	slab_segments_drain(h, TIER_TINY);
+	slab_segments_drain(h, TIER_LARGE);
+	uint64_t now = os_now_ms(), next = 0;
+	tiny_sweep(h, now, true, &next);
+	large_sweep(h, now, true, &next);
+	if (next && (h->next_purge == 0 || next < h->next_purge))
+		h->next_purge = next;
+	h->purge_now = 0;
+	h->sweeping = 0;
+}
+
+/* The owner found the purge thread at work on its heap: out of the gate
+ * until it is done, then in again. */
+void heap_enter_wait(struct heap *h)
+{
+	for (;;) {
+		atomic_store_explicit(&h->gate_busy, 0, memory_order_relaxed);
+		while (atomic_load_explicit(&h->gate_reclaim, memory_order_acquire))
+			sched_yield();
+		atomic_store_explicit(&h->gate_busy, 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+		if (!atomic_load_explicit(&h->gate_reclaim, memory_order_acquire))
+			return;
+	}
 }
 
 void heap_collect(struct heap *h)

@@ -1072,6 +1072,7 @@ void pool_exit(struct heap *h);
 void pool_exit_cleanup(struct heap *h, bool last, bool later);
 /* The flush: drain h's mid pages, give back the empty ones. */
 void pool_flush(struct heap *h);
+void pool_empty_retire(struct heap *h); /* h's empty pages back (the idle reclaim) */
 /* Everything at once: hak_collect (after heap_flush). */
 void pool_collect_all(struct heap *h);
 /* An empty mid page leaves heap h: its slot goes back to the segment, its
@@ -1168,6 +1169,35 @@ void heap_collect(struct heap *h);
 /* The purge thread's pass on its own heap h: what exited threads left and
  * the shared caches, once idle a purge delay (heap.c says what). */
 void heap_reclaim(struct heap *h);
+/* The purge thread's pass on the heap of a thread that made no slow-path
+ * call since its last pass, with the owner held off (heap_enter): the
+ * blocks other threads freed into h's slabs and pages are drained, and
+ * what is empty goes back now.  The rings stay as they are, and so do the
+ * slabs and pages that hold their blocks. */
+void heap_reclaim_idle(struct heap *h);
+/* The gate of the owner's slow paths (types.h, gate_*): every path that
+ * touches h's slabs, lists or counters runs between heap_enter and
+ * heap_leave; the ring pops and pushes of the fast paths do not.  The
+ * owner's side is two stores and a load, no fence: the purge thread runs
+ * a process-wide barrier (membarrier) between setting gate_reclaim and
+ * reading gate_busy, so that either it sees the owner inside, or the
+ * owner sees gate_reclaim and waits (heap_enter_wait): Dekker's exclusion
+ * with the fence on one side only.  Not reentrant (a malloc in a signal
+ * handler is not supported either). */
+void heap_enter_wait(struct heap *h) hak_noinline;
+hak_inline void heap_enter(struct heap *h)
+{
+	atomic_store_explicit(&h->gate_busy, 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (unlikely(atomic_load_explicit(&h->gate_reclaim, memory_order_acquire)))
+		heap_enter_wait(h);
+}
+hak_inline void heap_leave(struct heap *h)
+{
+	atomic_store_explicit(&h->gate_seq, atomic_load_explicit(&h->gate_seq, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&h->gate_busy, 0, memory_order_release);
+}
 /* The kernel refused a mapping: h's empty slabs and pages go back now, and
  * the caches of segments and huge mappings give back their address
  * space, so that free memory is usable again. */
@@ -1247,6 +1277,11 @@ enum { PT_NONE = 0, PT_RUNNING = 1, PT_OFF = 2 };
 extern _Atomic int purge_thread_state;
 void purge_thread_try_start(void) hak_noinline;
 uint64_t purge_thread_passes(void);
+uint64_t purge_thread_idle_reclaims(void); /* heaps of live threads reclaimed (heap_reclaim_idle) */
+/* Tests only: the heap an idle reclaim works on now, and a pause (ms)
+ * before it starts, with the heap's owner held off. */
+extern struct heap *_Atomic purge_idle_reclaiming;
+extern _Atomic unsigned purge_idle_pause_ms;
 /* For the tests: in a pass now; backed off (its wait longer than a
  * delay); a pause at the start of each pass (ms, 0: none). */
 bool purge_thread_in_pass(void);
@@ -1341,6 +1376,10 @@ void hak_free_slow(void *p) hak_noinline;
 /* A free of p in s that hak_free_fast refused: not the start of a block
  * carved from s, or a block that is free already (reported). */
 void hak_free_bad(struct slab *s, const void *p) hak_noinline;
+/* A free of p (in s, of h) that found its bin full: back to its slab,
+ * within the gate (out of line: the fast path then keeps no register
+ * across a call). */
+void heap_free_overflow(struct heap *h, struct segment *seg, struct slab *s, void *p) hak_noinline;
 
 hak_inline void *hak_alloc_fast(size_t n)
 {
@@ -1391,7 +1430,7 @@ hak_inline void hak_free_fast(void *p)
 			 * (relaxed: readers sum it, heap_counters_sum) */
 			__atomic_store_n(&b->overflows, __atomic_load_n(&b->overflows, __ATOMIC_RELAXED) + 1,
 					 __ATOMIC_RELAXED);
-			slab_push_local(h, seg, s, p); /* bin full: ss_local */
+			heap_free_overflow(h, seg, s, p); /* bin full: ss_local */
 			return;
 		}
 	}

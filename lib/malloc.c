@@ -32,7 +32,9 @@ hak_inline void *alloc_class(size_t n, unsigned c)
 		blk_clear_key(p);
 		return p;
 	}
+	heap_enter(h);
 	p = heap_refill(h, c, n);
+	heap_leave(h);
 	if (unlikely(p == NULL))
 		errno = ENOMEM;
 	else
@@ -50,9 +52,12 @@ hak_inline void *alloc_class(size_t n, unsigned c)
  * space too.  True when trying again can help. */
 static bool huge_oom_release(void)
 {
-	if (tls_heap == &heap_empty)
+	struct heap *h = tls_heap;
+	if (h == &heap_empty)
 		return false;
-	heap_release_for_oom(tls_heap);
+	heap_enter(h);
+	heap_release_for_oom(h);
+	heap_leave(h);
 	return true;
 }
 
@@ -67,8 +72,12 @@ static bool huge_oom_release(void)
 hak_inline void huge_sweep_heap(void)
 {
 	struct heap *h = tls_heap;
+	if (h == &heap_empty)
+		return;
+	heap_enter(h);
 	if (unlikely(h->next_purge != 0))
 		heap_purge(h, false);
+	heap_leave(h);
 }
 
 static void *huge_alloc_init(size_t n, size_t align, bool zero, bool grow)
@@ -94,6 +103,13 @@ void hak_free_bad(struct slab *s, const void *p)
 	heap_bad_free("free", slab_check_free(s, p) == HAK_BAD_DOUBLE ? HAK_BAD_DOUBLE : HAK_BAD_NOT_BLOCK,
 		      p, slab_bsize(s));
 	errno = saved;
+}
+
+void heap_free_overflow(struct heap *h, struct segment *seg, struct slab *s, void *p)
+{
+	heap_enter(h);
+	slab_push_local(h, seg, s, p);
+	heap_leave(h);
 }
 
 /* Inside a huge block hakmem handed out, not at its start. */
@@ -129,7 +145,10 @@ void hak_free_slow(void *p)
 			heap_bad_free("free", bad, p, slab_bsize(s));
 		} else {
 			blk_set_key(p, free_key());
-			heap_free_remote(tls_heap, seg, p);
+			struct heap *h = tls_heap;
+			heap_enter(h);
+			heap_free_remote(h, seg, p);
+			heap_leave(h);
 		}
 	}
 	errno = saved;
@@ -549,8 +568,11 @@ HAKMEM_EXPORT void hak_collect(void)
 	struct heap *h = tls_heap;
 	if (h == &heap_empty)
 		h = heap_get_slow();
-	if (h != NULL)
+	if (h != NULL) {
+		heap_enter(h);
 		heap_collect(h);
+		heap_leave(h);
+	}
 	heap_fallback_collect();
 	segment_cache_collect(true);
 	huge_collect(true);

@@ -891,6 +891,14 @@ void pool_flush(struct heap *h)
 	}
 }
 
+/* Every page on h's list of empty pages goes back (the idle reclaim,
+ * heap_reclaim_idle: they waited a purge delay). */
+void pool_empty_retire(struct heap *h)
+{
+	while (h->mid_empty)
+		page_retire(h, seg_of_slab(h->mid_empty), h->mid_empty);
+}
+
 /* Thread exit, after the flush: every mid page left holds blocks still
  * out; each goes to the shared stack of its class. */
 void pool_exit(struct heap *h)

@@ -431,6 +431,8 @@ static void print_text(struct pbuf *b, const struct snap *s)
 		  note_of(note, sizeof(note),
 			  (const char *const[]){ "by exited threads, waiting; ", a, " adopted",
 						 NULL }));
+	fmt_u64(v, purge_thread_idle_reclaims());
+	text_line(b, "idle reclaims", v, "heaps of idle threads the purge thread drained");
 	fmt_u64(v, st->slabs_new);
 	fmt_u64(a, st->slabs_retired);
 	text_line(b, "slabs", v,
@@ -670,6 +672,7 @@ static void print_json(struct pbuf *b, const struct snap *s)
 	jw_u64(&j, "remote_frees", st->remote_frees);
 	jw_u64(&j, "segments_abandoned", st->segments_abandoned);
 	jw_u64(&j, "segments_adopted", st->segments_adopted);
+	jw_u64(&j, "idle_reclaims", purge_thread_idle_reclaims());
 	jw_u64(&j, "slabs_new", st->slabs_new);
 	jw_u64(&j, "slabs_retired", st->slabs_retired);
 	jw_u64(&j, "foreign_frees", st->foreign_frees);

@@ -12,8 +12,10 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +57,7 @@ static void heap_key_destructor(void *arg)
 	/* with the purge thread, an exit gives back no page: the next thread
 	 * reuses them, the purge thread returns what no one took */
 	bool later = atomic_load_explicit(&purge_thread_state, memory_order_relaxed) == PT_RUNNING;
+	heap_enter(h); /* left with the heap, below */
 	heap_abandon(h, later);
 	/* counted out only now: the exit that leaves one heap (or none) runs
 	 * after every other exit has abandoned what it held */
@@ -70,6 +73,7 @@ static void heap_key_destructor(void *arg)
 	hak_lock(&heap_lock);
 	heap_counters_fold(h);
 	h->live = 0;
+	heap_leave(h);
 	h->pool_next = heap_pool;
 	__atomic_store_n(&heap_pool, h, __ATOMIC_RELEASE);
 	hak_unlock(&heap_lock);
@@ -237,6 +241,88 @@ static void purge_thread_kick(void)
 	pthread_mutex_unlock(&pt_mutex);
 }
 
+/* ---- the idle reclaim (heap.c, heap_reclaim_idle) ----
+ *
+ * Each pass looks at every live thread heap: one whose owner made no
+ * slow-path call since the last pass (its gate_seq did not move: a purge
+ * delay or more) gets gate_reclaim; after one membarrier for all of them
+ * (internal.h, heap_enter), those whose owner is not inside a slow path
+ * are reclaimed, the others left for the next pass.  The choice is made
+ * under heap_lock (no heap is set up, reused or retired meanwhile), the
+ * reclaim outside it: a heap with gate_reclaim set cannot be retired, as
+ * its thread's exit passes the gate first.  An owner that calls the
+ * allocator waits for its own heap only.  Without
+ * membarrier (Linux before 4.14, or a seccomp filter that refuses it) there
+ * is no idle reclaim: a sleeping thread's slabs wait for its next call. */
+#define PT_IDLE_BATCH 64
+static int pt_membarrier = -1; /* the purge thread's: 1 registered, 0 refused */
+static _Atomic uint64_t pt_idle_reclaims;
+
+/* Tests only: the heap the purge thread is reclaiming now (NULL: none),
+ * and a pause before it starts on it, with the owner held off. */
+struct heap *_Atomic purge_idle_reclaiming;
+_Atomic unsigned purge_idle_pause_ms;
+
+uint64_t purge_thread_idle_reclaims(void)
+{
+	return atomic_load_explicit(&pt_idle_reclaims, memory_order_relaxed);
+}
+
+static bool pt_barrier(void)
+{
+	if (pt_membarrier < 0)
+		pt_membarrier = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+	return pt_membarrier == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+static void pt_reclaim_idle(void)
+{
+	if (pt_membarrier == 0)
+		return;
+	struct heap *batch[PT_IDLE_BATCH];
+	/* The registry only grows at its head, and a heap's reg_next never
+	 * changes: the walk goes on from h after the lock was let go. */
+	hak_lock(&heap_lock);
+	struct heap *h = heap_registry;
+	hak_unlock(&heap_lock);
+	while (h) {
+		unsigned n = 0;
+		hak_lock(&heap_lock);
+		for (; h && n < PT_IDLE_BATCH; h = h->reg_next) {
+			if (!h->live || h == &heap_purger || h == &fallback_heap)
+				continue;
+			uint32_t seq = atomic_load_explicit(&h->gate_seq, memory_order_relaxed);
+			if (seq != h->idle_seq) {
+				h->idle_seq = seq;
+				continue;
+			}
+			if (atomic_load_explicit(&h->gate_busy, memory_order_relaxed))
+				continue;
+			atomic_store_explicit(&h->gate_reclaim, 1, memory_order_relaxed);
+			batch[n++] = h;
+		}
+		hak_unlock(&heap_lock);
+		/* Not under heap_lock: a thread that starts or exits meanwhile
+		 * must not wait for a reclaim (or for this thread, preempted
+		 * in one).  A heap found idle and not busy after the barrier
+		 * stays live: its thread's exit passes the gate first. */
+		bool ok = n > 0 && pt_barrier();
+		for (unsigned i = 0; i < n; i++) {
+			struct heap *x = batch[i];
+			if (ok && !atomic_load_explicit(&x->gate_busy, memory_order_acquire)) {
+				atomic_store_explicit(&purge_idle_reclaiming, x, memory_order_relaxed);
+				unsigned pause = atomic_load_explicit(&purge_idle_pause_ms, memory_order_relaxed);
+				if (pause)
+					usleep(pause * 1000u);
+				heap_reclaim_idle(x);
+				atomic_fetch_add_explicit(&pt_idle_reclaims, 1, memory_order_relaxed);
+				atomic_store_explicit(&purge_idle_reclaiming, NULL, memory_order_relaxed);
+			}
+			atomic_store_explicit(&x->gate_reclaim, 0, memory_order_release);
+		}
+	}
+}
+
 static void *purge_thread_main(void *arg)
 {
 	(void)arg;
@@ -276,6 +362,7 @@ static void *purge_thread_main(void *arg)
 				;
 		}
 		heap_reclaim(&heap_purger);
+		pt_reclaim_idle();
 		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&pt_passes, 1, memory_order_relaxed);
 		/* work found: again a delay later; none: back off */
@@ -365,6 +452,18 @@ static void atfork_child(void)
 	/* the lists are whole (see heap_lock); the pool of idle heaps may
 	 * have lost one to a thread that was taking it, which is all */
 	hak_lock_after_fork(&heap_lock);
+	/* the purge thread was reclaiming this thread's heap (heap_reclaim_idle)
+	 * and is gone: its lists may be half done.  The heap is left as it
+	 * is (its memory is leaked in the child; not live, so never reused
+	 * or reclaimed) and the next call makes a new one. */
+	struct heap *mine = tls_heap;
+	if (mine != &heap_empty && atomic_load_explicit(&mine->gate_reclaim, memory_order_relaxed)) {
+		atomic_store_explicit(&mine->gate_reclaim, 0, memory_order_relaxed);
+		mine->live = 0;
+		threads_exited++;
+		tls_heap = &heap_empty;
+		pthread_setspecific(heap_key, NULL);
+	}
 	if (hak_lock_after_fork(&fallback_lock) < 0)
 		heap_setup(&fallback_heap); /* its old slabs are leaked */
 	pool_fork_child();

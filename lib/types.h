@@ -380,6 +380,17 @@ struct heap {
 	 * are still on the list being walked.  Invariant: while sweeping, no
 	 * page leaves h except empty ones (used == 0). */
 	int sweeping;
+	/* The idle reclaim (heap.c, heap_reclaim_idle): the purge thread
+	 * drains and gives back, for the owner, what a heap whose thread
+	 * makes no slow-path call holds empty.  The owner's slow paths (every
+	 * path that touches its slabs, lists and counters, but not the rings'
+	 * pops and pushes) run between heap_enter and heap_leave: gate_busy
+	 * is 1 meanwhile, and gate_seq counts them (the owner's stores only;
+	 * atomic because the purge thread reads them).  gate_reclaim is the
+	 * purge thread's: 1 while it works on the heap, and a slow path that
+	 * finds it set waits (internal.h, heap_enter). */
+	_Atomic uint32_t gate_busy, gate_reclaim, gate_seq;
+	uint32_t idle_seq;              /* the purge thread's: gate_seq at its last pass */
 };
 
 #endif /* HAKMEM_TYPES_H */

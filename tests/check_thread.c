@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -697,6 +698,244 @@ START_TEST(test_purge_thread_fork)
 }
 END_TEST
 
+/* ---- the idle reclaim (heap_reclaim_idle) ----
+ *
+ * A thread allocates blocks of every slab tier, another frees them all,
+ * and the first sleeps, alive, without calling the allocator: within a
+ * few purge passes its slabs and pages are empty and gone, but for those
+ * that hold blocks of its rings (a few per class).  Without the idle
+ * reclaim they all stay (tests/idle.sh measures the resident set). */
+#define IDLE_TINY 6000  /* 256 B: 1.5 MiB, 24 slabs */
+#define IDLE_MID 600    /* 8 KiB: 4.7 MiB, 38 pages */
+#define IDLE_LARGE 24   /* 200 KiB: 4.7 MiB */
+static void *idle_blocks[IDLE_TINY + IDLE_MID + IDLE_LARGE];
+static struct heap *idle_heap;
+static pthread_barrier_t idle_allocated;
+static _Atomic int idle_done;
+
+static void *idle_owner(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < IDLE_TINY + IDLE_MID + IDLE_LARGE; i++) {
+		size_t n = i < IDLE_TINY ? 256 : i < IDLE_TINY + IDLE_MID ? 8192 : 200000;
+		idle_blocks[i] = hak_malloc(n);
+		if (idle_blocks[i] == NULL)
+			TFAIL("malloc failed");
+		memset(idle_blocks[i], 0x5a, n);
+	}
+	idle_heap = tls_heap;
+	pthread_barrier_wait(&idle_allocated);
+	while (!atomic_load(&idle_done))
+		usleep(5000); /* alive, no allocator call */
+	return NULL;
+}
+
+/* Slabs of h with blocks out (tiny and large runs) and its mid pages,
+ * read as the owner would: the owner sleeps, and the gate keeps the purge
+ * thread out meanwhile. */
+static uint64_t heap_slabs_held(struct heap *h)
+{
+	uint64_t n = 0;
+	/* the owner's count of slow paths stays: the purge thread must go
+	 * on seeing the owner idle */
+	uint32_t seq = atomic_load(&h->gate_seq);
+	heap_enter(h);
+	for (int t = 0; t < TIER_COUNT; t++) {
+		struct segment *lists[2] = { h->segs_avail[t], h->segs_full[t] };
+		for (int l = 0; l < 2; l++)
+			for (struct segment *seg = lists[l]; seg; seg = seg->next)
+				for (segmask_t m = seg->used_mask; m;) {
+					struct slab *x = &seg->slabs[mask_first(m)];
+					m &= ~mask_run(x->index, x->nslots);
+					n++;
+				}
+	}
+	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
+		struct slab *lists[2] = { h->partial[c], h->full_head[c] };
+		n += h->cur[c] != NULL;
+		for (int l = 0; l < 2; l++)
+			for (struct slab *x = lists[l]; x; x = x->next)
+				n++;
+	}
+	for (struct slab *x = h->mid_empty; x; x = x->next)
+		n++;
+	heap_leave(h);
+	atomic_store(&h->gate_seq, seq);
+	return n;
+}
+
+START_TEST(test_idle_reclaim)
+{
+	hak_cfg.purge_delay_ms = 20;
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	pthread_t t;
+	pthread_barrier_init(&idle_allocated, NULL, 2);
+	atomic_store(&idle_done, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, idle_owner, NULL), 0);
+	pthread_barrier_wait(&idle_allocated);
+	uint64_t before = heap_slabs_held(idle_heap);
+	ck_assert_uint_gt(before, 60);
+	for (int i = 0; i < IDLE_TINY + IDLE_MID + IDLE_LARGE; i++)
+		hak_free(idle_blocks[i]);
+	heap_remote_flush(tls_heap); /* this thread's last gathered chain */
+	/* a pass that sees the owner idle since the previous one: a few
+	 * passes (20 ms apart, a second when backed off); 10 s: a hang guard */
+	uint64_t p0 = purge_thread_passes(), n = before;
+	for (int ms = 0; ms < 10000 && (n = heap_slabs_held(idle_heap)) > 12; ms += 10)
+		usleep(10000);
+	ck_assert_msg(n <= 12,
+		      "the sleeping owner's heap holds %llu slabs and pages %llu purge passes after the frees "
+		      "(%llu before)",
+		      (unsigned long long)n, (unsigned long long)(purge_thread_passes() - p0),
+		      (unsigned long long)before);
+	atomic_store(&idle_done, 1);
+	join_ok(t);
+	pthread_barrier_destroy(&idle_allocated);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
+/* The gate itself: a slow path of the owner that starts while the purge
+ * thread reclaims its heap waits until the reclaim is done.  The purge
+ * thread pauses 300 ms in the reclaim (the tests' knob); this thread,
+ * idle until then, calls malloc for a class its bin has none of (a
+ * refill) as soon as it sees the reclaim begin: the call must not return
+ * before the reclaim ends. */
+START_TEST(test_idle_reclaim_waits)
+{
+	hak_cfg.purge_delay_ms = 20;
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	struct heap *h = tls_heap;
+	atomic_store(&purge_idle_pause_ms, 300);
+	int ms = 0;
+	while (ms < 10000 && atomic_load(&purge_idle_reclaiming) != h) {
+		usleep(1000);
+		ms++;
+	}
+	ck_assert_msg(atomic_load(&purge_idle_reclaiming) == h, "no idle reclaim of this heap in 10 s");
+	void *p = hak_malloc(600000); /* a large class not used yet: a refill */
+	bool during = atomic_load(&purge_idle_reclaiming) == h;
+	atomic_store(&purge_idle_pause_ms, 0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(!during, "a refill returned while the purge thread reclaimed the heap");
+	hak_free(p);
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
+/* The gate under load: an owner that wakes up, allocates and frees in
+ * every tier, and sleeps about a purge delay, again and again, while
+ * another thread frees half its blocks and the purge thread reclaims its
+ * heap whenever a pass finds it idle (purge delay 2 ms: a pass every
+ * 10 ms).  Every block is filled with a pattern of its own and checked
+ * before it is freed: a block handed out twice, or a list the purge
+ * thread and the owner both changed, shows as a wrong byte (or, in a
+ * debug build, a failed validation; under ThreadSanitizer, a race). */
+#define GATE_ROUNDS 100
+#define GATE_BATCH 96
+static void *_Atomic gate_q[GATE_BATCH];
+static _Atomic int gate_stop;
+
+static size_t gate_size(unsigned k)
+{
+	static const size_t sizes[] = { 24, 200, 900, 3000, 12000, 40000, 150000 };
+	return sizes[k % 7];
+}
+
+static void gate_fill(void *p, size_t n, unsigned k)
+{
+	memset(p, (int)(k & 0xff) | 1, n);
+}
+
+static bool gate_ok(const void *p, size_t n, unsigned k)
+{
+	const unsigned char *b = p;
+	unsigned char v = (unsigned char)((k & 0xff) | 1);
+	return b[0] == v && b[n / 2] == v && b[n - 1] == v;
+}
+
+static void *gate_freer(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&gate_stop)) {
+		for (unsigned k = 0; k < GATE_BATCH; k++) {
+			void *p = atomic_exchange(&gate_q[k], NULL);
+			if (p == NULL)
+				continue;
+			if (!gate_ok(p, gate_size(k), k))
+				TFAIL("a block changed before its remote free");
+			hak_free(p);
+		}
+		usleep(1000);
+	}
+	return NULL;
+}
+
+START_TEST(test_idle_reclaim_gate)
+{
+	hak_cfg.purge_delay_ms = 2;
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	atomic_store(&gate_stop, 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, gate_freer, NULL), 0);
+	void *mine[GATE_BATCH] = { 0 };
+	uint64_t r0 = purge_thread_idle_reclaims(), p0 = purge_thread_passes();
+	for (unsigned r = 0; r < GATE_ROUNDS; r++) {
+		for (unsigned k = 0; k < GATE_BATCH; k++) {
+			if (mine[k]) {
+				ck_assert_msg(gate_ok(mine[k], gate_size(k), k), "a block changed while it was live");
+				hak_free(mine[k]);
+			}
+			mine[k] = hak_malloc(gate_size(k));
+			ck_assert_ptr_nonnull(mine[k]);
+			gate_fill(mine[k], gate_size(k), k);
+			if ((k + r) % 2 == 0 && atomic_load(&gate_q[k]) == NULL) {
+				/* to the other thread: freed there */
+				atomic_store(&gate_q[k], mine[k]);
+				mine[k] = NULL;
+			}
+		}
+		if (r % 5 == 0) {
+			/* idle until a pass reclaims a heap (this one, or the
+			 * other thread's while it waits for blocks) */
+			uint64_t seen = purge_thread_idle_reclaims();
+			for (int ms = 0; ms < 3000 && purge_thread_idle_reclaims() == seen; ms++)
+				usleep(1000);
+		} else {
+			usleep(1000 + 500 * (r % 4)); /* a pass may come, or not */
+		}
+	}
+	atomic_store(&gate_stop, 1);
+	join_ok(t);
+	for (unsigned k = 0; k < GATE_BATCH; k++) {
+		if (mine[k]) {
+			ck_assert(gate_ok(mine[k], gate_size(k), k));
+			hak_free(mine[k]);
+		}
+		void *p = atomic_exchange(&gate_q[k], NULL);
+		if (p)
+			hak_free(p);
+	}
+	/* the heaps of both threads, between their bursts */
+	ck_assert_msg(purge_thread_idle_reclaims() >= r0 + GATE_ROUNDS / 10, "%llu idle reclaims in %llu purge passes",
+		      (unsigned long long)(purge_thread_idle_reclaims() - r0),
+		      (unsigned long long)(purge_thread_passes() - p0));
+	hak_free(q);
+	unmap_enough();
+}
+END_TEST
+
 static Suite *thread_suite(void)
 {
 	Suite *s = suite_create("thread");
@@ -721,6 +960,9 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_purge_thread_exited_adopted);
 	tcase_add_test(tc, test_purge_thread_fork);
 	tcase_add_test(tc, test_purge_thread_kick_in_pass);
+	tcase_add_test(tc, test_idle_reclaim);
+	tcase_add_test(tc, test_idle_reclaim_waits);
+	tcase_add_test(tc, test_idle_reclaim_gate);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -14,7 +14,11 @@
 #    resident set is within 16 MiB of what it was before the 8 started.
 # 3. With the purge thread off (HAKMEM_PURGE_THREAD=0): malloc_trim(0)
 #    right after the frees gives everything back at once, in every case.
-# 4. One thread allocates 16-256 byte blocks, another frees them, oldest
+# 4. The same three sizes allocated by the main thread and freed (all but
+#    one) by another, which then sleeps: neither calls the allocator
+#    again, and within 5 s the resident set is at most 16 MiB (the purge
+#    thread drains and gives back the sleeping main thread's slabs).
+# 5. One thread allocates 16-256 byte blocks, another frees them, oldest
 #    first, with up to 64 MiB out: for 2 s the resident set stays within
 #    1.2 times the most bytes out at once.
 # Skipped without /proc/self/smaps_rollup (Linux 4.14).
@@ -59,6 +63,9 @@ for size in 1048576 4096 256; do
 	run "$size-byte blocks, defaults" -- "$size" 5 16
 	run "$size-byte blocks, HAKMEM_PURGE_DELAY_MS=0" HAKMEM_PURGE_DELAY_MS=0 -- "$size" 5 16
 	run "$size-byte blocks, malloc_trim(0)" HAKMEM_PURGE_THREAD=0 -- "$size" 0 16 trim
+done
+for size in 1048576 4096 256; do
+	run "$size-byte blocks freed by another thread" -- "remote-$size" 5 16
 done
 run "threads, defaults" -- threads 5 16
 run "threads, malloc_trim(0)" HAKMEM_PURGE_THREAD=0 -- threads 0 16 trim

@@ -10,6 +10,11 @@
  * threads free those blocks and then sleep, still alive; the main thread
  * sleeps without calling the allocator.
  *
+ * SIZE "remote-N" (remote-4096, ...): as SIZE N, but another thread frees
+ * the blocks (and the array of pointers) and then sleeps, alive: the
+ * main thread, whose slabs they were, sleeps too, without calling the
+ * allocator after its last malloc.
+ *
  * SIZE "prodcons": one thread allocates blocks of 16-256 bytes while at
  * most 64 MiB are out, another frees them oldest first, for SECONDS; the
  * peak resident set above the start must be at most LIMIT percent (here
@@ -312,6 +317,28 @@ static int prodcons_case(double seconds, long limit_pct)
 	return bad;
 }
 
+/* ---- the remote case: another thread frees the main thread's blocks ---- */
+
+static void **rm_p;
+static size_t rm_n;
+static pthread_barrier_t rm_freed;
+
+static void *rm_freer(void *arg)
+{
+	(void)arg;
+	/* a thread with caches of its own, as most are */
+	void *x = ALLOC(64);
+	FREE(x);
+	for (size_t i = 0; i < rm_n; i++)
+		if (i != rm_n / 2)
+			FREE(rm_p[i]);
+	FREE(rm_p);
+	pthread_barrier_wait(&rm_freed);
+	while (!done)
+		sleep_ms(20); /* alive, and never calls the allocator again */
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -326,7 +353,8 @@ int main(int argc, char **argv)
 		return thread_case(seconds, limit);
 	if (strcmp(argv[1], "prodcons") == 0)
 		return prodcons_case(seconds, limit);
-	size_t size = (size_t)atol(argv[1]);
+	int remote = strncmp(argv[1], "remote-", 7) == 0;
+	size_t size = (size_t)atol(argv[1] + (remote ? 7 : 0));
 	if (size == 0)
 		return 2;
 	size_t n = TOTAL / size;
@@ -341,16 +369,33 @@ int main(int argc, char **argv)
 		memset(p[i], 1, size);
 	}
 	long peak = rss_kib();
-	/* all but one, in the middle */
-	for (size_t i = 0; i < n; i++)
-		if (i != n / 2)
-			FREE(p[i]);
 	void *kept = p[n / 2];
-	FREE(p);
-	trim_now();
-	char what[64];
-	snprintf(what, sizeof(what), "%zu-byte blocks (peak %ld KiB)", size, peak);
+	pthread_t fr;
+	if (remote) {
+		/* the main thread's last call into the allocator was its last
+		 * malloc: the freer takes the array too */
+		rm_p = p;
+		rm_n = n;
+		pthread_barrier_init(&rm_freed, NULL, 2);
+		if (pthread_create(&fr, NULL, rm_freer, NULL) != 0)
+			return 2;
+		pthread_barrier_wait(&rm_freed);
+	} else {
+		/* all but one, in the middle */
+		for (size_t i = 0; i < n; i++)
+			if (i != n / 2)
+				FREE(p[i]);
+		FREE(p);
+		trim_now();
+	}
+	char what[96];
+	snprintf(what, sizeof(what), "%zu-byte blocks%s (peak %ld KiB)", size,
+		 remote ? " freed by another thread" : "", peak);
 	int r = wait_for(what, limit * 1024, seconds, 0);
+	if (remote) {
+		done = 1;
+		pthread_join(fr, NULL);
+	}
 	FREE(kept);
 	return r;
 }
