@@ -472,6 +472,7 @@ static void atfork_child(void)
 	/* no purge thread here: the next slow-path allocation starts one;
 	 * what it held in a pass is leaked in the child */
 	pthread_mutex_init(&pt_mutex, NULL);
+	pt_membarrier = -1; /* the child's purge thread registers again */
 	if (pt_registered) {
 		pt_cond_init();
 		if (atomic_load_explicit(&pt_busy, memory_order_relaxed))
