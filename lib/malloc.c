@@ -146,9 +146,13 @@ void hak_free_slow(void *p)
 		} else {
 			blk_set_key(p, free_key());
 			struct heap *h = tls_heap;
-			heap_enter(h);
-			heap_free_remote(h, seg, p);
-			heap_leave(h);
+			if (h == &heap_empty) { /* no heap: nothing of its own to guard */
+				heap_free_remote(h, seg, p);
+			} else {
+				heap_enter(h);
+				heap_free_remote(h, seg, p);
+				heap_leave(h);
+			}
 		}
 	}
 	errno = saved;
