@@ -72,8 +72,8 @@
  *   once stay in a thread's ring (HAKMEM_CAP_MAX_MID bounds it).  What a
  *   ring holds beyond its
  *   home is a loan, which the heap takes back without waiting for a
- *   window: a mid refill that would take a new page first trims every
- *   grown ring of another class to its default (pool.c,
+ *   window: a mid refill that would take a new page first empties every
+ *   grown ring of another class that holds more than its default (pool.c,
  *   pool_return_loans), and the pages that empty serve it.  The law
  *   need not see a change of phase before the memory moves.
  *

@@ -624,6 +624,11 @@ static void empty_take(struct heap *h, unsigned c, struct slab *s)
  * loan, taken while the class's batches come and go.  Before a refill of
  * another class takes a new page, the loans go back to their pages (the
  * rings keep their caps, and fill again if their class comes back), and
+ * the rest of those rings with them: what a ring trimmed to its default
+ * keeps is its oldest blocks, one in each of as many pages, which then
+ * cannot empty (bench/phase at one thread: 18 pages more than the
+ * defaults held when its phase 3 began; check_pool
+ * test_loans_back_scattered).  Then
  * the pages that empty serve the refill: a program whose demand moved to
  * other classes reuses the memory of the old ones, as it does with the
  * default caps, instead of adding to it before the learner's next window
@@ -641,7 +646,7 @@ static bool pool_return_loans(struct heap *h, unsigned c)
 		uint32_t home = pool_default_cap(k);
 		if (h->bins[k].count <= home)
 			continue;
-		ring_trim(h, k, home);
+		ring_trim(h, k, 0);
 		CTR_INC(h, pool_loans_returned);
 	}
 	h->sweeping = sweeping;

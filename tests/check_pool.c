@@ -853,8 +853,8 @@ END_TEST
 #define LB_N 64
 static void *loans_thread(void *arg)
 {
-	(void)arg;
-	static void *b[LB_N];
+	bool scattered = arg != NULL;
+	static void *b[LB_N + 40];
 	unsigned c32 = ace_class(32768);
 	hak_free(hak_malloc(16)); /* the thread's heap is made */
 	struct heap *h = tls_heap;
@@ -870,14 +870,29 @@ static void *loans_thread(void *arg)
 		}
 		memset(b[i], 0x33, 32768);
 	}
-	for (int i = 0; i < LB_N; i++)
-		hak_free(b[i]);
+	if (scattered) {
+		/* one block of each of the first 8 pages first: the ring's
+		 * oldest 8, at its bottom, hold 8 pages */
+		for (int i = 0; i < LB_N; i++)
+			if (i % 4 == 0 && i < 32)
+				hak_free(b[i]);
+		for (int i = 0; i < LB_N; i++)
+			if (!(i % 4 == 0 && i < 32))
+				hak_free(b[i]);
+	} else {
+		for (int i = 0; i < LB_N; i++)
+			hak_free(b[i]);
+	}
 	if (h->bins[c32].count != LB_N) {
 		TFAIL("%u blocks in the grown ring, want %d", h->bins[c32].count, LB_N);
 		return NULL;
 	}
+	/* 20 KiB blocks: 6 a page; scattered, 90 of them need 15 of the 16
+	 * pages the ring's blocks lie in, so a ring trimmed to its default
+	 * (8 blocks on 8 pages) would leave too few empty */
+	int n20 = scattered ? 90 : 40;
 	uint64_t taken = h->ctr.pool_pages_taken;
-	for (int i = 0; i < 40; i++) {
+	for (int i = 0; i < n20; i++) {
 		b[i] = hak_malloc(20480);
 		if (b[i] == NULL) {
 			TFAIL("malloc failed");
@@ -886,17 +901,18 @@ static void *loans_thread(void *arg)
 		memset(b[i], 0x44, 20480);
 	}
 	uint64_t more = h->ctr.pool_pages_taken - taken;
-	printf("loans: 32 KiB ring %u blocks, %llu pages taken for 40 blocks of 20 KiB, %llu loans returned\n",
-	       h->bins[c32].count, (unsigned long long)more, (unsigned long long)h->ctr.pool_loans_returned);
+	printf("loans%s: 32 KiB ring %u blocks, %llu pages taken for %d blocks of 20 KiB, %llu loans returned\n",
+	       scattered ? " (scattered)" : "", h->bins[c32].count, (unsigned long long)more, n20,
+	       (unsigned long long)h->ctr.pool_loans_returned);
 	if (h->bins[c32].count > pool_default_cap(c32))
 		TFAIL("the grown ring still holds %u blocks (default cap %u)", h->bins[c32].count,
 		      pool_default_cap(c32));
 	if (more != 0)
-		TFAIL("%llu pages taken from the pool while the grown ring held 14 empty pages' blocks",
+		TFAIL("%llu pages taken from the pool while the grown ring held 16 pages' blocks",
 		      (unsigned long long)more);
 	if (h->ctr.pool_loans_returned == 0)
 		TFAIL("no loan returned");
-	for (int i = 0; i < 40; i++)
+	for (int i = 0; i < n20; i++)
 		hak_free(b[i]);
 	return NULL;
 }
@@ -907,6 +923,18 @@ START_TEST(test_loans_back)
 	hak_cfg.purge_delay_ms = 600000; /* no sweep retires the empty pages */
 	knob_set_cap(ace_class(32768), 256); /* as the learner grows a ring */
 	run_thread(loans_thread, NULL);
+}
+END_TEST
+
+/* The same when the ring's oldest blocks lie in different pages: the
+ * loan goes back whole, or those few blocks keep their pages from
+ * emptying (a ring trimmed to its default kept 8 pages in use). */
+START_TEST(test_loans_back_scattered)
+{
+	hak_free(hak_malloc(16));
+	hak_cfg.purge_delay_ms = 600000;
+	knob_set_cap(ace_class(32768), 256);
+	run_thread(loans_thread, (void *)1);
 }
 END_TEST
 
@@ -1149,6 +1177,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, test_trim_spares_busy_class);
 	tcase_add_loop_test(tc, test_ring_page_bound, 0, 2);
 	tcase_add_test(tc, test_loans_back);
+	tcase_add_test(tc, test_loans_back_scattered);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
