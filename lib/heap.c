@@ -376,6 +376,16 @@ void heap_purge(struct heap *h, bool force)
 
 /* ---- exit, collect ---- */
 
+/* Every page and slab of h drained (the blocks other threads freed into
+ * them), the empty ones retired: the flush's and the idle reclaim's
+ * common part. */
+static void heap_drain(struct heap *h)
+{
+	pool_flush(h);
+	slab_segments_drain(h, TIER_TINY);
+	slab_segments_drain(h, TIER_LARGE);
+}
+
 /* Every cached block goes back to its slab; every slab is drained; empty
  * slabs and segments go back. */
 void heap_flush(struct heap *h)
@@ -409,9 +419,7 @@ void heap_flush(struct heap *h)
 			p = next;
 		}
 	}
-	pool_flush(h);
-	slab_segments_drain(h, TIER_TINY);
-	slab_segments_drain(h, TIER_LARGE);
+	heap_drain(h);
 	h->sweeping = 0;
 	heap_purge(h, true);
 }
@@ -493,15 +501,12 @@ void heap_reclaim(struct heap *h)
  * gate; a ring's blocks keep their slabs, as they do in a sweep. */
 void heap_reclaim_idle(struct heap *h)
 {
-	if (h->sweeping)
-		return; /* cannot be: the owner is outside every slow path */
+	hak_assert(!h->sweeping); /* the owner is outside every slow path */
 	h->sweeping = 1;
 	h->purge_now = 1;
 	heap_remote_flush(h);
-	pool_flush(h);
+	heap_drain(h);
 	pool_empty_retire(h);
-	slab_segments_drain(h, TIER_TINY);
-	slab_segments_drain(h, TIER_LARGE);
 	uint64_t now = os_now_ms(), next = 0;
 	tiny_sweep(h, now, true, &next);
 	large_sweep(h, now, true, &next);

@@ -455,6 +455,24 @@ static void unmap_enough(void)
 		hak_free(big[i]);
 }
 
+/* The purge thread on and started (a slow path once 8 MiB are mapped);
+ * the block returned goes to purge_thread_done with the mappings. */
+static void *purge_thread_started(void)
+{
+	purge_thread_on();
+	map_enough();
+	void *q = hak_malloc(100000);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	return q;
+}
+
+static void purge_thread_done(void *q)
+{
+	hak_free(q);
+	unmap_enough();
+}
+
 static bool wait_passes(uint64_t after, int ms)
 {
 	for (int t = 0; t < ms && purge_thread_passes() <= after; t += 10)
@@ -482,8 +500,7 @@ START_TEST(test_purge_thread_lazy)
 	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
 	ck_assert_msg(wait_passes(0, 5000), "the purge thread made no pass in 5 s");
 	hak_free(p);
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -493,8 +510,7 @@ START_TEST(test_purge_thread_off)
 	map_enough();
 	void *q = hak_malloc(100000);
 	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_OFF);
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -566,10 +582,7 @@ static uint64_t segments_unheld(void)
 
 static void exited_segments_back(bool adopt)
 {
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	uint64_t base = segments_unheld();
 	run_thread(alloc_and_exit, NULL);
 	ck_assert_uint_gt(segments_unheld(), base);
@@ -597,8 +610,7 @@ static void exited_segments_back(bool adopt)
 		      "thread; this thread adopted %llu",
 		      (unsigned long long)n, (unsigned long long)(purge_thread_passes() - p0), t,
 		      (unsigned long long)base, (unsigned long long)(tls_heap->ctr.segments_adopted - adopted));
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 
 START_TEST(test_purge_thread_exited)
@@ -634,10 +646,7 @@ static void *alloc_one_and_exit(void *arg)
 START_TEST(test_purge_thread_kick_in_pass)
 {
 	hak_cfg.purge_delay_ms = 200;
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	int t;
 	for (t = 0; t < 10000 && !purge_thread_backed_off(); t += 10)
 		usleep(10000);
@@ -664,8 +673,7 @@ START_TEST(test_purge_thread_kick_in_pass)
 	ck_assert_msg(purge_thread_passes() > p,
 		      "no pass 600 ms after a thread exit kicked the backed-off purge thread (delay 200 ms), "
 		      "after a kick that came during a pass");
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -673,10 +681,7 @@ END_TEST
  * starts one, which runs. */
 START_TEST(test_purge_thread_fork)
 {
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	ck_assert(wait_passes(0, 5000));
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -693,8 +698,7 @@ START_TEST(test_purge_thread_fork)
 	int status;
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %#x", status);
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -767,10 +771,7 @@ static uint64_t heap_slabs_held(struct heap *h)
 START_TEST(test_idle_reclaim)
 {
 	hak_cfg.purge_delay_ms = 20;
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	pthread_t t;
 	pthread_barrier_init(&idle_allocated, NULL, 2);
 	atomic_store(&idle_done, 0);
@@ -794,8 +795,7 @@ START_TEST(test_idle_reclaim)
 	atomic_store(&idle_done, 1);
 	join_ok(t);
 	pthread_barrier_destroy(&idle_allocated);
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -808,10 +808,7 @@ END_TEST
 START_TEST(test_idle_reclaim_waits)
 {
 	hak_cfg.purge_delay_ms = 20;
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	struct heap *h = tls_heap;
 	atomic_store(&purge_idle_pause_ms, 300);
 	int ms = 0;
@@ -826,8 +823,7 @@ START_TEST(test_idle_reclaim_waits)
 	ck_assert_ptr_nonnull(p);
 	ck_assert_msg(!during, "a refill returned while the purge thread reclaimed the heap");
 	hak_free(p);
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
@@ -882,10 +878,7 @@ static void *gate_freer(void *arg)
 START_TEST(test_idle_reclaim_gate)
 {
 	hak_cfg.purge_delay_ms = 2;
-	purge_thread_on();
-	map_enough();
-	void *q = hak_malloc(100000);
-	ck_assert_int_eq(atomic_load(&purge_thread_state), PT_RUNNING);
+	void *q = purge_thread_started();
 	atomic_store(&gate_stop, 0);
 	pthread_t t;
 	ck_assert_int_eq(pthread_create(&t, NULL, gate_freer, NULL), 0);
@@ -931,8 +924,7 @@ START_TEST(test_idle_reclaim_gate)
 	ck_assert_msg(purge_thread_idle_reclaims() >= r0 + GATE_ROUNDS / 10, "%llu idle reclaims in %llu purge passes",
 		      (unsigned long long)(purge_thread_idle_reclaims() - r0),
 		      (unsigned long long)(purge_thread_passes() - p0));
-	hak_free(q);
-	unmap_enough();
+	purge_thread_done(q);
 }
 END_TEST
 
