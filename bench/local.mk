@@ -21,20 +21,20 @@
 
 bench_hakmem_programs = bench/larson-hakmem bench/churn-hakmem \
 	bench/xthread-hakmem bench/realloc-hakmem bench/scratch-hakmem \
-	bench/batch-hakmem bench/rounds-hakmem bench/bigblocks-hakmem bench/phase-hakmem
+	bench/batch-hakmem bench/rounds-hakmem bench/bigblocks-hakmem bench/phase-hakmem bench/drain-hakmem
 bench_hakmem_secure_programs = bench/larson-hakmem-secure \
 	bench/churn-hakmem-secure bench/xthread-hakmem-secure \
 	bench/realloc-hakmem-secure bench/scratch-hakmem-secure \
-	bench/batch-hakmem-secure bench/rounds-hakmem-secure bench/bigblocks-hakmem-secure bench/phase-hakmem-secure
+	bench/batch-hakmem-secure bench/rounds-hakmem-secure bench/bigblocks-hakmem-secure bench/phase-hakmem-secure bench/drain-hakmem-secure
 bench_jemalloc_programs = bench/larson-jemalloc bench/churn-jemalloc \
 	bench/xthread-jemalloc bench/realloc-jemalloc bench/scratch-jemalloc \
-	bench/batch-jemalloc bench/rounds-jemalloc bench/bigblocks-jemalloc bench/phase-jemalloc
+	bench/batch-jemalloc bench/rounds-jemalloc bench/bigblocks-jemalloc bench/phase-jemalloc bench/drain-jemalloc
 bench_mimalloc_programs = bench/larson-mimalloc bench/churn-mimalloc \
 	bench/xthread-mimalloc bench/realloc-mimalloc bench/scratch-mimalloc \
-	bench/batch-mimalloc bench/rounds-mimalloc bench/bigblocks-mimalloc bench/phase-mimalloc
+	bench/batch-mimalloc bench/rounds-mimalloc bench/bigblocks-mimalloc bench/phase-mimalloc bench/drain-mimalloc
 bench_system_programs = bench/larson-system bench/churn-system \
 	bench/xthread-system bench/realloc-system bench/scratch-system \
-	bench/batch-system bench/rounds-system bench/bigblocks-system bench/phase-system
+	bench/batch-system bench/rounds-system bench/bigblocks-system bench/phase-system bench/drain-system
 
 # What `make bench-build` builds: the baselines configure found, always
 # hakmem and glibc.
@@ -56,7 +56,7 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 	$(bench_jemalloc_programs) \
 	$(bench_mimalloc_programs) $(bench_system_programs)
 CLEANFILES += $(EXTRA_PROGRAMS)
-EXTRA_DIST += bench/run bench/plot bench/README.md bench/chart.png \
+EXTRA_DIST += bench/run bench/plot bench/scaling bench/README.md bench/chart.png \
 	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png \
 	bench/pcrss.c bench/learn-phase-first.png bench/learn-phase-big.png \
 	bench/learn-phase-third.png
@@ -128,6 +128,24 @@ bench_xthread_system_SOURCES = bench/xthread.c bench/common.h
 bench_xthread_system_CFLAGS = $(bench_cflags)
 bench_xthread_system_LDFLAGS = $(bench_ldflags)
 bench_xthread_system_LDADD = $(bench_system_libs)
+
+# drain
+bench_drain_hakmem_SOURCES = bench/drain.c bench/common.h
+bench_drain_hakmem_CFLAGS = $(bench_cflags)
+bench_drain_hakmem_LDFLAGS = $(bench_ldflags)
+bench_drain_hakmem_LDADD = $(bench_hakmem_libs)
+bench_drain_jemalloc_SOURCES = bench/drain.c bench/common.h
+bench_drain_jemalloc_CFLAGS = $(bench_cflags) $(JEMALLOC_CFLAGS)
+bench_drain_jemalloc_LDFLAGS = $(bench_ldflags)
+bench_drain_jemalloc_LDADD = $(bench_jemalloc_libs)
+bench_drain_mimalloc_SOURCES = bench/drain.c bench/common.h
+bench_drain_mimalloc_CFLAGS = $(bench_cflags) $(MIMALLOC_CFLAGS)
+bench_drain_mimalloc_LDFLAGS = $(bench_ldflags)
+bench_drain_mimalloc_LDADD = $(bench_mimalloc_libs)
+bench_drain_system_SOURCES = bench/drain.c bench/common.h
+bench_drain_system_CFLAGS = $(bench_cflags)
+bench_drain_system_LDFLAGS = $(bench_ldflags)
+bench_drain_system_LDADD = $(bench_system_libs)
 
 # realloc
 bench_realloc_hakmem_SOURCES = bench/realloc.c bench/common.h
@@ -277,6 +295,10 @@ bench_xthread_hakmem_secure_SOURCES = bench/xthread.c bench/common.h
 bench_xthread_hakmem_secure_CFLAGS = $(bench_cflags)
 bench_xthread_hakmem_secure_LDFLAGS = $(bench_ldflags)
 bench_xthread_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
+bench_drain_hakmem_secure_SOURCES = bench/drain.c bench/common.h
+bench_drain_hakmem_secure_CFLAGS = $(bench_cflags)
+bench_drain_hakmem_secure_LDFLAGS = $(bench_ldflags)
+bench_drain_hakmem_secure_LDADD = $(bench_hakmem_secure_libs)
 
 bench_realloc_hakmem_secure_SOURCES = bench/realloc.c bench/common.h
 bench_realloc_hakmem_secure_CFLAGS = $(bench_cflags)
