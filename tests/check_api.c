@@ -152,6 +152,46 @@ START_TEST(stats_remote_frees)
 }
 END_TEST
 
+/* Threads that never allocate (no heap) count their frees of other
+ * threads' blocks in stripes (heap.c); more threads than stripes, so that
+ * some share one.  Every such free is counted, at once. */
+#define NOHEAP_THREADS 40
+#define NOHEAP_FREES 50
+
+static void *free_noheap(void *arg)
+{
+	void **blk = arg;
+
+	for (int i = 0; i < NOHEAP_FREES; i++)
+		hak_free(blk[i]);
+	return NULL;
+}
+
+START_TEST(stats_remote_frees_no_heap)
+{
+	static void *blk[NOHEAP_THREADS][NOHEAP_FREES];
+	pthread_t t[NOHEAP_THREADS];
+
+	for (int i = 0; i < NOHEAP_THREADS; i++)
+		for (int j = 0; j < NOHEAP_FREES; j++) {
+			blk[i][j] = hak_malloc(j % 2 ? 64 : 3000);
+			ck_assert_ptr_nonnull(blk[i][j]);
+		}
+	struct hak_stats s0 = stats();
+	for (int i = 0; i < NOHEAP_THREADS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, free_noheap, blk[i]), 0);
+	for (int i = 0; i < NOHEAP_THREADS; i++)
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+	struct hak_stats s1 = stats();
+	ck_assert_msg(s1.threads_started == s0.threads_started,
+		      "a thread that only frees made a heap");
+	ck_assert_msg(s1.remote_frees == s0.remote_frees + NOHEAP_THREADS * NOHEAP_FREES,
+		      "%d frees by threads without a heap: remote_frees %llu -> %llu",
+		      NOHEAP_THREADS * NOHEAP_FREES, (unsigned long long)s0.remote_frees,
+		      (unsigned long long)s1.remote_frees);
+}
+END_TEST
+
 START_TEST(stats_foreign_frees)
 {
 	static char not_ours[64] __attribute__((aligned(16)));
@@ -440,6 +480,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, stats_huge_counters);
 	tcase_add_test(tc, stats_threads);
 	tcase_add_test(tc, stats_remote_frees);
+	tcase_add_test(tc, stats_remote_frees_no_heap);
 	tcase_add_test(tc, stats_foreign_frees);
 	tcase_add_test(tc, stats_print_callback);
 	tcase_add_test(tc, stats_print_does_not_allocate);
