@@ -119,15 +119,11 @@ static bool huge_interior(struct segment *seg, const void *p)
 	       (const uint8_t *)p < (const uint8_t *)seg + seg->map_size;
 }
 
-/* Everything the inline free path does not finish: NULL, foreign
- * pointers, huge blocks, blocks of other threads' heaps, and the first
- * free of a thread that has no heap yet. */
-void hak_free_slow(void *p)
+/* The rare frees: huge blocks, foreign and bad pointers.  They may make
+ * system calls (munmap, a message), so errno is kept for the caller. */
+static __attribute__((noinline)) void free_slow_rare(void *p, struct segment *seg, int bad)
 {
-	if (p == NULL)
-		return;
 	int saved = errno;
-	struct segment *seg = segmap_lookup(p);
 	if (seg != NULL && huge_interior(seg, p)) {
 		heap_bad_free("free", HAK_BAD_NOT_BLOCK, p, 0);
 	} else if (seg == NULL || (seg->tier == TIER_HUGE && !huge_owns(seg, p))) {
@@ -137,25 +133,41 @@ void hak_free_slow(void *p)
 		huge_free(seg, p);
 		huge_sweep_heap();
 	} else {
-		/* hak_free_fast finished every block of this thread's heap;
-		 * the same checks as there, for any thread (heap.c) */
-		struct slab *s = slab_of(seg, p);
-		int bad = slab_check_free(s, p);
-		if (unlikely(bad)) {
-			heap_bad_free("free", bad, p, slab_bsize(s));
-		} else {
-			blk_set_key(p, free_key());
-			struct heap *h = tls_heap;
-			if (h == &heap_empty) { /* no heap: nothing of its own to guard */
-				heap_free_remote(h, seg, p);
-			} else {
-				heap_enter(h);
-				heap_free_remote(h, seg, p);
-				heap_leave(h);
-			}
-		}
+		heap_bad_free("free", bad, p, slab_bsize(slab_of(seg, p)));
 	}
 	errno = saved;
+}
+
+/* Everything the inline free path does not finish: NULL, foreign
+ * pointers, huge blocks, blocks of other threads' heaps, and the first
+ * free of a thread that has no heap yet. */
+void hak_free_slow(void *p)
+{
+	if (p == NULL)
+		return;
+	struct segment *seg = segmap_lookup(p);
+	if (unlikely(seg == NULL || seg->tier == TIER_HUGE)) {
+		free_slow_rare(p, seg, 0);
+		return;
+	}
+	/* hak_free_fast finished every block of this thread's heap; the
+	 * same checks as there, for any thread (heap.c).  A free of another
+	 * heap's block makes no system call (heap_enter waits with
+	 * sched_yield, which cannot fail): errno is left alone. */
+	int bad = slab_check_free(slab_of(seg, p), p);
+	if (unlikely(bad)) {
+		free_slow_rare(p, seg, bad);
+		return;
+	}
+	blk_set_key(p, free_key());
+	struct heap *h = tls_heap;
+	if (h == &heap_empty) { /* no heap: nothing of its own to guard */
+		heap_free_remote(h, seg, p);
+	} else {
+		heap_enter(h);
+		heap_free_remote(h, seg, p);
+		heap_leave(h);
+	}
 }
 
 /* The segment of a block hakmem handed out, or NULL (foreign). */
