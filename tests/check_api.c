@@ -153,8 +153,9 @@ START_TEST(stats_remote_frees)
 END_TEST
 
 /* Threads that never allocate (no heap) count their frees of other
- * threads' blocks in stripes (heap.c); more threads than stripes, so that
- * some share one.  Every such free is counted, at once. */
+ * threads' blocks in stripes (heap.c): more threads than the stripes a
+ * thread owns alone, so that some share one.  Every such free is counted,
+ * at once. */
 #define NOHEAP_THREADS 40
 #define NOHEAP_FREES 50
 
