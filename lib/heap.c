@@ -348,9 +348,8 @@ void heap_remote_flush(struct heap *h)
 
 /* Gather it with the others of the same slab, or push it alone when this
  * thread has no heap. */
-void heap_free_remote(struct heap *h, struct segment *seg, void *p)
+void heap_free_remote(struct heap *h, struct slab *s, void *p)
 {
-	struct slab *s = slab_of(seg, p);
 	if (h == &heap_empty) {
 		slab_remote_push(s, p, p);
 		count_orphan_remote_free();

@@ -1157,8 +1157,9 @@ void heap_free_local(struct heap *h, struct segment *seg, void *p);
 /* heap_fold_overflows adds a bin's overflow count to the per-class
  * counters (CC_OVERFLOWS) and clears it: on refills and at the flush;
  * readers add what is not folded yet. */
-/* A block of another heap: gathered per slab, pushed as one chain. */
-void heap_free_remote(struct heap *h, struct segment *seg, void *p);
+/* A block of another heap (in slab s): gathered per slab, pushed as one
+ * chain. */
+void heap_free_remote(struct heap *h, struct slab *s, void *p);
 void heap_remote_flush(struct heap *h); /* push the gathered remote frees */
 void heap_flush(struct heap *h);   /* bins back to slabs, drain, retire */
 void heap_purge(struct heap *h, bool force);

@@ -154,7 +154,8 @@ void hak_free_slow(void *p)
 	 * same checks as there, for any thread (heap.c).  A free of another
 	 * heap's block makes no system call (heap_enter waits with
 	 * sched_yield, which cannot fail): errno is left alone. */
-	int bad = slab_check_free(slab_of(seg, p), p);
+	struct slab *s = slab_of(seg, p);
+	int bad = slab_check_free(s, p);
 	if (unlikely(bad)) {
 		free_slow_rare(p, seg, bad);
 		return;
@@ -162,10 +163,10 @@ void hak_free_slow(void *p)
 	blk_set_key(p, free_key());
 	struct heap *h = tls_heap;
 	if (h == &heap_empty) { /* no heap: nothing of its own to guard */
-		heap_free_remote(h, seg, p);
+		heap_free_remote(h, s, p);
 	} else {
 		heap_enter(h);
-		heap_free_remote(h, seg, p);
+		heap_free_remote(h, s, p);
 		heap_leave(h);
 	}
 }
