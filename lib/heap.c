@@ -145,11 +145,13 @@ void heap_read_knobs(struct heap *h)
 
 void heap_setup(struct heap *h)
 {
-	/* mid_remote apart: a thread that read this heap as a mid page's
-	 * owner before the heap's last thread exited may still set a bit
-	 * there (slab_remote_push), with an atomic write */
+	/* mid_remote and large_remote apart: a thread that read this heap
+	 * as a mid page's or large run's owner before the heap's last thread
+	 * exited may still set a bit there (slab_remote_push), with an
+	 * atomic write */
 	memset(h, 0, offsetof(struct heap, mid_remote));
 	atomic_store_explicit(&h->mid_remote, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->large_remote, 0, memory_order_relaxed);
 	size_t after = offsetof(struct heap, mid_remote_line) + sizeof(h->mid_remote_line);
 	memset((char *)h + after, 0, offsetof(struct heap, reg_next) - after);
 	heap_read_knobs(h);

@@ -793,7 +793,6 @@ hak_inline void slab_unkeep(struct heap *h, struct slab *s)
 
 /* ---- the local stages of a refill (inline: heap_refill is one function,
  * as it runs every few allocations on a mid tier's busy path) ---- */
-#define FULL_SCAN_MAX 8 /* full slabs looked at per refill before a new slab */
 
 hak_inline void slab_full_append(struct heap *h, struct slab *s)
 {
@@ -892,31 +891,15 @@ hak_inline void *slab_carve(struct heap *h, struct slab *s)
 	return slab_bin_fill_pop(h, s->cls, first, k);
 }
 
-/* Look at up to FULL_SCAN_MAX full slabs, oldest first, for one that other
- * threads freed blocks into; those still full go to the back. */
-hak_inline struct slab *slab_full_scan(struct heap *h, unsigned c)
-{
-	for (int k = 0; k < FULL_SCAN_MAX; k++) {
-		struct slab *s = h->full_head[c];
-		if (s == NULL)
-			return NULL;
-		slist_remove(&h->full_head[c], &h->full_tail[c], s);
-		if (atomic_load_explicit(&s->remote, memory_order_relaxed) != NULL) {
-			slab_drain(s);
-			return s;
-		}
-		slab_full_append(h, s);
-		if (h->full_head[c] == s)
-			return NULL; /* the only one */
-	}
-	return NULL;
-}
-
 /* The first stages of a refill of class c, in h's own slabs: the current
- * slab's local list, its remote list, carving, a partial slab, a full slab
- * that others freed into (a bounded scan).  Fills bin c and returns one
- * block, or NULL when h has no slab of c with room (cur[c] is then NULL):
- * the tier must find one. */
+ * slab's local list, its remote list, carving, a partial slab.  Fills bin
+ * c and returns one block, or NULL when h has no slab of c with room
+ * (cur[c] is then NULL): the tier must find one, and first takes back
+ * the full slabs that other threads freed into, which the remote frees
+ * marked (tiny: slab_collect_remote; mid: pool_collect_remote; large:
+ * large_collect_remote).  No walk over full slabs here: their headers
+ * are cold, and a program whose blocks outlive the refill (a batch of
+ * large blocks) would pay for it on every one. */
 hak_inline void *slab_refill_local(struct heap *h, unsigned c)
 {
 	struct slab *s = h->cur[c];
@@ -941,15 +924,11 @@ hak_inline void *slab_refill_local(struct heap *h, unsigned c)
 			h->cur[c] = NULL;
 			slab_full_append(h, s);
 		}
-		if ((s = h->partial[c]) != NULL) {
-			slist_remove(&h->partial[c], NULL, s);
-			slab_unkeep(h, s);
-			DCTR_INC(h, refill_partial);
-		} else if ((s = slab_full_scan(h, c)) != NULL) {
-			DCTR_INC(h, refill_fullscan);
-		} else {
+		if ((s = h->partial[c]) == NULL)
 			return NULL;
-		}
+		slist_remove(&h->partial[c], NULL, s);
+		slab_unkeep(h, s);
+		DCTR_INC(h, refill_partial);
 		s->state = SLAB_CURRENT;
 		h->cur[c] = s;
 	}
@@ -976,6 +955,10 @@ bool slab_take_remote(struct heap *h, struct slab *s);
  * since the last look (segment.remote_mask): drained, and on their
  * partial lists when that gave them free blocks (true when any did). */
 bool slab_collect_remote(struct heap *h, int tier);
+/* The same for class c of a tier that marks classes in a word of the
+ * owner's heap (heap.mid_remote, heap.large_remote): when bit is set
+ * there, it is cleared and every full slab of c is looked at. */
+bool slab_collect_marked(struct heap *h, _Atomic uint32_t *marks, unsigned bit, unsigned c);
 /* The same with a run of k slots (k0 when it starts at slot 0, after the
  * header): a large slab, one block of class c (large.c).  A run of free
  * slots whose pages are still there (seg->dirty) first, in every segment

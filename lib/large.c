@@ -98,11 +98,25 @@ static void large_keep_grow(struct heap *h)
 	purge_keep_grow(&h->dirty_keep[TIER_LARGE], &h->dirty_purged_ms[TIER_LARGE], LARGE_KEEP_MAX);
 }
 
+/* Runs of class c that other threads freed blocks into, wherever they
+ * sit on h's full list: drained, those with free blocks to the partial
+ * list.  Only when a remote free marked the class (heap.large_remote;
+ * slab_remote_push sets the bit when a run's remote list was empty). */
+_Static_assert(HAK_CLS_ALIGNED - HAK_CLS_LARGE <= 32, "heap.large_remote: a bit per large class");
+static bool large_collect_remote(struct heap *h, unsigned c)
+{
+	return slab_collect_marked(h, &h->large_remote, c - HAK_CLS_LARGE, c);
+}
+
 int large_refill(struct heap *h, unsigned c, void **block)
 {
 	struct segment *seg;
 	bool fresh;
 	unsigned k = large_slots(c, false), k0 = large_slots(c, true);
+	*block = NULL;
+	/* what other threads gave back first: memory already there */
+	if (large_collect_remote(h, c))
+		return REFILL_OWN;
 	if ((*block = large_borrow(h, c)) != NULL)
 		return REFILL_OWN;
 	/* a run of h's free slots whose pages are still there; else what

@@ -107,6 +107,12 @@ void slab_remote_push(struct slab *s, void *first, void *last)
 			if (o != NULL)
 				atomic_fetch_or_explicit(&o->mid_remote, 1u << (s->cls - HAK_CLS_MID),
 							 memory_order_relaxed);
+		} else if (seg->tier == TIER_LARGE) {
+			/* the same for a large run (large_collect_remote) */
+			struct heap *o = atomic_load_explicit(&s->owner, memory_order_acquire);
+			if (o != NULL)
+				atomic_fetch_or_explicit(&o->large_remote, 1u << (s->cls - HAK_CLS_LARGE),
+							 memory_order_relaxed);
 		}
 	}
 	do {
@@ -318,6 +324,22 @@ bool slab_take_remote(struct heap *h, struct slab *s)
 		return false;
 	slab_full_to_partial(h, s);
 	return true;
+}
+
+bool slab_collect_marked(struct heap *h, _Atomic uint32_t *marks, unsigned bit, unsigned c)
+{
+	uint32_t b = 1u << bit;
+	if (!(atomic_load_explicit(marks, memory_order_relaxed) & b))
+		return false;
+	/* cleared before the walk: a remote free that comes after it into a
+	 * slab already walked finds its list empty (drained) and marks again */
+	atomic_fetch_and_explicit(marks, ~b, memory_order_relaxed);
+	bool any = false;
+	for (struct slab *s = h->full_head[c], *next; s; s = next) {
+		next = s->next;
+		any |= slab_take_remote(h, s);
+	}
+	return any;
 }
 
 bool slab_collect_remote(struct heap *h, int tier)

@@ -497,7 +497,7 @@ static void print_text(struct pbuf *b, const struct snap *s)
 		{ "ss_local", dc->ss_local },		{ "ss_remote", dc->ss_remote },
 		{ "refill_free", dc->refill_free },	{ "refill_carve", dc->refill_carve },
 		{ "refill_remote", dc->refill_remote }, { "refill_partial", dc->refill_partial },
-		{ "refill_fullscan", dc->refill_fullscan }, { "refill_borrow", dc->refill_borrow },
+		{ "refill_borrow", dc->refill_borrow },
 		{ "refill_new_slab", dc->refill_new_slab }, { "refill_adopt", dc->refill_adopt },
 		{ "refill_new_segment", dc->refill_new_segment },
 		{ "ace_request_bytes", dc->req_bytes }, { "ace_class_bytes", dc->class_bytes },
@@ -750,7 +750,6 @@ static void print_json(struct pbuf *b, const struct snap *s)
 	jw_u64(&j, "refill_carve", s->c.refill_carve);
 	jw_u64(&j, "refill_remote", s->c.refill_remote);
 	jw_u64(&j, "refill_partial", s->c.refill_partial);
-	jw_u64(&j, "refill_fullscan", s->c.refill_fullscan);
 	jw_u64(&j, "refill_borrow", s->c.refill_borrow);
 	jw_u64(&j, "refill_new_slab", s->c.refill_new_slab);
 	jw_u64(&j, "refill_adopt", s->c.refill_adopt);

@@ -290,7 +290,7 @@ struct heap_counters {
 	uint64_t alloc_fast, free_fast;      /* tls_sll pops and pushes */
 	uint64_t ss_local, ss_remote;        /* free pipeline */
 	uint64_t refill_free, refill_carve, refill_remote, refill_partial,
-		 refill_fullscan, refill_borrow, refill_new_slab, refill_adopt,
+		 refill_borrow, refill_new_slab, refill_adopt,
 		 refill_new_segment;
 	uint64_t free_null, free_foreign;    /* early returns */
 	uint64_t req_bytes, class_bytes;     /* ACE waste = class - request */
@@ -319,9 +319,13 @@ struct heap {
 	/* mid classes (bit c - HAK_CLS_MID) of which another thread freed
 	 * into a page with no remote frees pending; set by that thread,
 	 * taken by this heap's refill (pool_collect_remote); a line of its
-	 * own, as other threads write it */
+	 * own, as other threads write it.  large_remote: the same for the
+	 * large classes (bit c - HAK_CLS_LARGE) and their runs
+	 * (large_collect_remote).  (The tiny tier marks its segments:
+	 * segment.remote_mask.) */
 	_Atomic uint32_t mid_remote __attribute__((aligned(64)));
-	char mid_remote_line[64 - sizeof(uint32_t)];
+	_Atomic uint32_t large_remote;
+	char mid_remote_line[64 - 2 * sizeof(uint32_t)];
 	/* Free slots of a tier's segments whose pages wait for a purge
 	 * delay (slab_dirty_bytes): at most dirty_keep bytes when the tier
 	 * sets it (large.c; 0: no bound); a freed run beyond it gives its

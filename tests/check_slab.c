@@ -982,18 +982,20 @@ START_TEST(test_remote_drain)
 }
 END_TEST
 
-/* ---- blocks freed by others into full slabs the scan does not reach ---- */
+/* ---- blocks freed by others into full slabs deep in the owner's list ---- */
 
-#define DEEP_SLABS 24 /* full slabs of one class, three times the scan */
-static size_t DEEP_SIZE; /* a tiny class, then a mid one */
+#define DEEP_SLABS 24 /* full slabs of one class */
+#define DEEP_SKIP 8   /* the first ones on the owner's full list get no frees */
+static size_t DEEP_SIZE; /* a tiny class, a mid one, a large one */
 static void *deep_blocks[DEEP_SLABS * 300], *deep_gone[DEEP_SLABS * 300];
 static size_t deep_n, deep_ngone;
 
-/* Fill DEEP_SLABS slabs (tiny) or pages (mid); another thread frees
- * every block of the full ones past the first FULL_SCAN_MAX of the
- * owner's full list (those the
- * refill's bounded scan looks at get none); the next allocations must
- * take those blocks back, with no new slab. */
+/* Fill DEEP_SLABS slabs (tiny), pages (mid) or runs (large: one block
+ * each); another thread frees every block of the full ones past the
+ * first DEEP_SKIP of the owner's full list (a walk from the front would
+ * meet those first, and in vain); the next allocations must take those
+ * blocks back, with no new slab: the remote frees marked them
+ * (segment.remote_mask, heap.mid_remote, heap.large_remote). */
 static void *deep_owner(void *arg)
 {
 	(void)arg;
@@ -1018,7 +1020,7 @@ static void *deep_owner(void *arg)
 	unsigned pos = 0;
 	deep_ngone = 0;
 	for (struct slab *sl = h->full_head[c]; sl; sl = sl->next, pos++) {
-		if (pos < FULL_SCAN_MAX)
+		if (pos < DEEP_SKIP)
 			continue;
 		for (size_t k = 0; k < deep_n; k++)
 			if (deep_blocks[k] && slab_of(segmap_lookup(deep_blocks[k]), deep_blocks[k]) == sl) {
@@ -1026,7 +1028,7 @@ static void *deep_owner(void *arg)
 				deep_blocks[k] = NULL;
 			}
 	}
-	if (ns <= DEEP_SLABS || pos < 2 * FULL_SCAN_MAX || deep_ngone == 0) {
+	if (ns <= DEEP_SLABS || pos < 2 * DEEP_SKIP || deep_ngone == 0) {
 		TFAIL("the blocks did not fill %d slabs (%u, %u full)", DEEP_SLABS, ns, pos);
 		sem_post(&go_free);
 		return NULL;
@@ -1071,7 +1073,7 @@ static void *deep_freer(void *arg)
 
 START_TEST(test_remote_deep)
 {
-	DEEP_SIZE = _i ? 8192 : 256;
+	DEEP_SIZE = _i == 2 ? 65536 : _i ? 8192 : 256;
 	set_tier_cap(TIER_TINY, 1024);
 	sem_init(&go_free, 0, 0);
 	sem_init(&freed, 0, 0);
@@ -1773,7 +1775,7 @@ static Suite *slab_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_remote_drain);
 	tcase_add_test(tc, test_remote_concurrent);
-	tcase_add_loop_test(tc, test_remote_deep, 0, 2);
+	tcase_add_loop_test(tc, test_remote_deep, 0, 3);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("adopt");
