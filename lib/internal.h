@@ -897,9 +897,10 @@ hak_inline void *slab_carve(struct heap *h, struct slab *s)
  * (cur[c] is then NULL): the tier must find one, and first takes back
  * the full slabs that other threads freed into, which the remote frees
  * marked (tiny: slab_collect_remote; mid: pool_collect_remote; large:
- * large_collect_remote).  No walk over full slabs here: their headers
- * are cold, and a program whose blocks outlive the refill (a batch of
- * large blocks) would pay for it on every one. */
+ * large_collect_remote, a few at a time while marked).  No walk over
+ * full slabs here: their headers are cold, and a program whose blocks
+ * outlive the refill (a batch of large blocks) would pay for it on every
+ * one. */
 hak_inline void *slab_refill_local(struct heap *h, unsigned c)
 {
 	struct slab *s = h->cur[c];

@@ -98,14 +98,38 @@ static void large_keep_grow(struct heap *h)
 	purge_keep_grow(&h->dirty_keep[TIER_LARGE], &h->dirty_purged_ms[TIER_LARGE], LARGE_KEEP_MAX);
 }
 
-/* Runs of class c that other threads freed blocks into, wherever they
- * sit on h's full list: drained, those with free blocks to the partial
- * list.  Only when a remote free marked the class (heap.large_remote;
- * slab_remote_push sets the bit when a run's remote list was empty). */
+/* Runs of class c that other threads freed blocks into.  A large block
+ * is a run of its own, so the full list holds every live block of the
+ * class: a walk over all of it on every refill would cost a program that
+ * keeps thousands of them and frees others from another thread
+ * thousands of cold headers per malloc.  So: only while a remote free
+ * has marked the class (heap.large_remote; set when a run's remote list
+ * was empty), up to LARGE_SCAN_MAX full runs from the front, each taken
+ * back if it has remote frees, else moved to the back, so that the next
+ * refills go on round the list.  The sweep, which drains every full run
+ * (large_drain_full), clears the marks first. */
+#define LARGE_SCAN_MAX 8
 _Static_assert(HAK_CLS_ALIGNED - HAK_CLS_LARGE <= 32, "heap.large_remote: a bit per large class");
 static bool large_collect_remote(struct heap *h, unsigned c)
 {
-	return slab_collect_marked(h, &h->large_remote, c - HAK_CLS_LARGE, c);
+	uint32_t bit = 1u << (c - HAK_CLS_LARGE);
+	if (!(atomic_load_explicit(&h->large_remote, memory_order_relaxed) & bit))
+		return false;
+	bool any = false;
+	for (int k = 0; k < LARGE_SCAN_MAX; k++) {
+		struct slab *s = h->full_head[c];
+		if (s == NULL)
+			break;
+		if (slab_take_remote(h, s)) { /* now on the partial list */
+			any = true;
+			continue;
+		}
+		slist_remove(&h->full_head[c], &h->full_tail[c], s);
+		slab_full_append(h, s);
+		if (h->full_head[c] == s)
+			break; /* the only one */
+	}
+	return any;
 }
 
 int large_refill(struct heap *h, unsigned c, void **block)
@@ -175,6 +199,9 @@ static void large_drain_full(struct heap *h, unsigned c)
 
 void large_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
 {
+	/* before the walk: a remote free into a run already walked marks
+	 * again */
+	atomic_store_explicit(&h->large_remote, 0, memory_order_relaxed);
 	for (unsigned c = HAK_CLS_LARGE; c < HAK_NCLS; c++) {
 		large_drain_full(h, c);
 		if (h->partial[c])

@@ -320,9 +320,10 @@ struct heap {
 	 * into a page with no remote frees pending; set by that thread,
 	 * taken by this heap's refill (pool_collect_remote); a line of its
 	 * own, as other threads write it.  large_remote: the same for the
-	 * large classes (bit c - HAK_CLS_LARGE) and their runs
-	 * (large_collect_remote).  (The tiny tier marks its segments:
-	 * segment.remote_mask.) */
+	 * large classes (bit c - HAK_CLS_LARGE) and their runs; while set,
+	 * the class's refills look at a few full runs each, and the large
+	 * sweep clears it (large_collect_remote).  (The tiny tier marks its
+	 * segments: segment.remote_mask.) */
 	_Atomic uint32_t mid_remote __attribute__((aligned(64)));
 	_Atomic uint32_t large_remote;
 	char mid_remote_line[64 - 2 * sizeof(uint32_t)];
