@@ -9,8 +9,11 @@
  * the consumer checks it before freeing.  A thread that finds its ring
  * full (or empty) yields, so oversubscribed runs still make progress.
  *
- * Profile: MIN-MAX block sizes (default 8-1024).
- * ops = malloc calls by producers + free calls by consumers.
+ * Profile: MIN-MAX block sizes (default 8-1024).  -w N: each producer
+ * first allocates N blocks of the profile's sizes and keeps them for the
+ * whole run (a live set beside the stream: a server's cache while its
+ * requests pass; default 0).  ops = malloc calls by producers + free
+ * calls by consumers (the kept blocks are not counted).
  */
 #include "common.h"
 
@@ -31,6 +34,7 @@ struct ring {
 struct pair {
 	struct ring ring;
 	size_t min, max;
+	long keep; /* -w: blocks the producer keeps */
 	rng_t rng;
 	_Alignas(BENCH_CACHE_LINE) uint64_t produced;
 	_Alignas(BENCH_CACHE_LINE) uint64_t consumed;
@@ -42,7 +46,13 @@ static void *producer(void *arg)
 	struct ring *q = &pr->ring;
 	size_t tail = 0, head = 0;
 	uint64_t made = 0;
+	struct item *kept = pr->keep ? bench_calloc((size_t)pr->keep, sizeof *kept) : NULL;
 
+	for (long i = 0; i < pr->keep; i++) {
+		size_t n = rng_range(&pr->rng, pr->min, pr->max);
+		kept[i] = (struct item){ bench_check_alloc(malloc(n), n), n };
+		block_fill(kept[i].p, n, bench_stamp(kept[i].p, n));
+	}
 	while (!bench_stopped()) {
 		size_t n = rng_range(&pr->rng, pr->min, pr->max);
 		void *p = bench_check_alloc(malloc(n), n);
@@ -67,6 +77,11 @@ static void *producer(void *arg)
 	}
 	pr->produced = made;
 	atomic_store_explicit(&q->closed, 1, memory_order_release);
+	for (long i = 0; i < pr->keep; i++) {
+		block_check(kept[i].p, kept[i].n, bench_stamp(kept[i].p, kept[i].n));
+		free(kept[i].p);
+	}
+	free(kept);
 	return NULL;
 }
 
@@ -120,6 +135,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < o.threads; i++) {
 		pairs[i].min = o.min;
 		pairs[i].max = o.max;
+		pairs[i].keep = o.slots;
 		rng_seed(&pairs[i].rng, o.seed, (uint64_t)i);
 		bench_spawn(&tids[2 * i], consumer, &pairs[i]);
 		bench_spawn(&tids[2 * i + 1], producer, &pairs[i]);

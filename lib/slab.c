@@ -272,10 +272,14 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	*fresh_segment = false;
 	if (tier != TIER_LARGE) /* h needs a slab: slab_keep may grow */
 		purge_keep_grow(&h->slab_keep, &h->slab_returned_ms, SLAB_KEEP_MAX);
-	/* slots whose pages are still there first, then any */
-	for (seg = h->segs_avail[tier]; seg; seg = seg->next)
-		if (seg->dirty && (at = run_find(seg, k, k0, seg->dirty)) >= 0)
-			break;
+	/* slots whose pages are still there first, then any; no look for
+	 * them when h has fewer such bytes than the run needs (a heap of
+	 * hundreds of segments would read every header for nothing) */
+	seg = NULL;
+	if (h->dirty_bytes[tier] >= (uint64_t)(k < k0 ? k : k0) << shift)
+		for (seg = h->segs_avail[tier]; seg; seg = seg->next)
+			if (seg->dirty && (at = run_find(seg, k, k0, seg->dirty)) >= 0)
+				break;
 	if (seg == NULL && mode == SLAB_RUN_RESIDENT)
 		return NULL;
 	if (seg == NULL)

@@ -578,6 +578,56 @@ START_TEST(test_large_runs_coalesce)
 }
 END_TEST
 
+/* A new large block takes a free run whose pages are still there before
+ * one whose pages went back, even at a higher address (slab_new_run: the
+ * first look, which it skips only when the heap has fewer such bytes
+ * than the run needs).  Blocks A, B, X of 64 KiB side by side; A freed
+ * and given back (hak_collect), X freed and kept: the next block is X's
+ * run, not A's lower one. */
+static void *dirty_first_thread(void *arg)
+{
+	(void)arg;
+	const size_t n = 64 << 10;
+	knob_set_cap(ace_class(n), 0);
+	uint8_t *a = hak_malloc(n), *b = hak_malloc(n), *x = hak_malloc(n);
+	if (a == NULL || b == NULL || x == NULL) {
+		TFAIL("malloc failed");
+		return NULL;
+	}
+	memset(a, 1, n);
+	memset(b, 2, n);
+	memset(x, 3, n);
+	if (segmap_lookup(a) != segmap_lookup(x) || !(a < x)) {
+		TFAIL("A %p and X %p: not in one segment in that order", (void *)a, (void *)x);
+		return NULL;
+	}
+	hak_free(a);
+	hak_collect(); /* A's pages go back */
+	struct heap *h = tls_heap;
+	uint64_t dirty0 = h->dirty_bytes[TIER_LARGE];
+	hak_free(x); /* X's stay, for the purge delay */
+	if (h->dirty_bytes[TIER_LARGE] < dirty0 + n) {
+		TFAIL("dirty bytes %llu -> %llu after a free of %zu", (unsigned long long)dirty0,
+		      (unsigned long long)h->dirty_bytes[TIER_LARGE], n);
+		return NULL;
+	}
+	uint8_t *d = hak_malloc(n);
+	if (d != x)
+		TFAIL("the new block is at %p: A's run was %p, X's (pages still there) %p", (void *)d, (void *)a,
+		      (void *)x);
+	hak_free(d);
+	hak_free(b);
+	return NULL;
+}
+
+START_TEST(test_large_dirty_first)
+{
+	hak_free(hak_malloc(16));
+	hak_cfg.purge_delay_ms = 600000; /* X's pages wait */
+	run_thread(dirty_first_thread, NULL);
+}
+END_TEST
+
 /* Large blocks take runs of 16 KiB slots (32 KiB in the secure build): a
  * run is less than 16 KiB longer than its class.  So a block that reuses
  * the run of a larger one leaves the run's other slots, resident, to the
@@ -1766,6 +1816,7 @@ static Suite *slab_suite(void)
 	TCase *tc = tcase_create("bins");
 	tcase_add_test(tc, test_large_borrow_wmax);
 	tcase_add_test(tc, test_large_runs_coalesce);
+	tcase_add_test(tc, test_large_dirty_first);
 	tcase_add_test(tc, test_large_fine_slots);
 	tcase_add_checked_fixture(tc, warm_up, NULL);
 	tcase_set_timeout(tc, 20);
