@@ -956,10 +956,6 @@ bool slab_take_remote(struct heap *h, struct slab *s);
  * since the last look (segment.remote_mask): drained, and on their
  * partial lists when that gave them free blocks (true when any did). */
 bool slab_collect_remote(struct heap *h, int tier);
-/* The same for class c of a tier that marks classes in a word of the
- * owner's heap (heap.mid_remote, heap.large_remote): when bit is set
- * there, it is cleared and every full slab of c is looked at. */
-bool slab_collect_marked(struct heap *h, _Atomic uint32_t *marks, unsigned bit, unsigned c);
 /* The same with a run of k slots (k0 when it starts at slot 0, after the
  * header): a large slab, one block of class c (large.c).  A run of free
  * slots whose pages are still there (seg->dirty) first, in every segment

@@ -592,7 +592,16 @@ static uint32_t refill_pop(struct heap *h, unsigned c, uint32_t want, struct sla
  * when a remote free marked the class (heap.mid_remote). */
 static bool pool_collect_remote(struct heap *h, unsigned c)
 {
-	return slab_collect_marked(h, &h->mid_remote, c - HAK_CLS_MID, c);
+	uint32_t bit = 1u << (c - HAK_CLS_MID);
+	if (!(atomic_load_explicit(&h->mid_remote, memory_order_relaxed) & bit))
+		return false;
+	atomic_fetch_and_explicit(&h->mid_remote, ~bit, memory_order_relaxed);
+	bool any = false;
+	for (struct slab *s = h->full_head[c], *next; s; s = next) {
+		next = s->next;
+		any |= slab_take_remote(h, s);
+	}
+	return any;
 }
 
 static void ring_trim(struct heap *h, unsigned c, uint32_t keep);

@@ -98,20 +98,19 @@ void slab_remote_push(struct slab *s, void *first, void *last)
 		struct segment *seg = seg_of_slab(s);
 		if (seg->tier == TIER_TINY) {
 			atomic_fetch_or_explicit(&seg->remote_mask, 1u << s->index, memory_order_relaxed);
-		} else if (seg->tier == TIER_MID) {
-			/* heaps are never unmapped: a stale owner costs it one
-			 * look at its full pages.  Acquire: the heap's mapping
-			 * and setup happened before its thread stored it here
-			 * (release, slab_init and page_adopt) */
+		} else {
+			/* a mid page or large run: its class in the owner
+			 * (pool_collect_remote, large_collect_remote).  Heaps
+			 * are never unmapped: a stale owner costs it one look at
+			 * its full slabs.  Acquire: the heap's mapping and setup
+			 * happened before its thread stored it here (release,
+			 * slab_init and page_adopt) */
+			hak_assert(seg->tier == TIER_MID || seg->tier == TIER_LARGE);
 			struct heap *o = atomic_load_explicit(&s->owner, memory_order_acquire);
+			bool mid = seg->tier == TIER_MID;
 			if (o != NULL)
-				atomic_fetch_or_explicit(&o->mid_remote, 1u << (s->cls - HAK_CLS_MID),
-							 memory_order_relaxed);
-		} else if (seg->tier == TIER_LARGE) {
-			/* the same for a large run (large_collect_remote) */
-			struct heap *o = atomic_load_explicit(&s->owner, memory_order_acquire);
-			if (o != NULL)
-				atomic_fetch_or_explicit(&o->large_remote, 1u << (s->cls - HAK_CLS_LARGE),
+				atomic_fetch_or_explicit(mid ? &o->mid_remote : &o->large_remote,
+							 1u << (s->cls - (mid ? HAK_CLS_MID : HAK_CLS_LARGE)),
 							 memory_order_relaxed);
 		}
 	}
@@ -328,22 +327,6 @@ bool slab_take_remote(struct heap *h, struct slab *s)
 		return false;
 	slab_full_to_partial(h, s);
 	return true;
-}
-
-bool slab_collect_marked(struct heap *h, _Atomic uint32_t *marks, unsigned bit, unsigned c)
-{
-	uint32_t b = 1u << bit;
-	if (!(atomic_load_explicit(marks, memory_order_relaxed) & b))
-		return false;
-	/* cleared before the walk: a remote free that comes after it into a
-	 * slab already walked finds its list empty (drained) and marks again */
-	atomic_fetch_and_explicit(marks, ~b, memory_order_relaxed);
-	bool any = false;
-	for (struct slab *s = h->full_head[c], *next; s; s = next) {
-		next = s->next;
-		any |= slab_take_remote(h, s);
-	}
-	return any;
 }
 
 bool slab_collect_remote(struct heap *h, int tier)
