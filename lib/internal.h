@@ -226,7 +226,8 @@ int hak_lock_after_fork(struct hak_lock *l);
  *
  * The built-in tuners work through the same table: a tier's default caps
  * (the tiny floor of one slab's blocks) are written there at
- * initialisation; the huge cache's growth writes huge_cache_cap; the mid
+ * initialisation; the huge caches' growth is published in huge_cache_cap
+ * (the most one cache holds, as the stats are read); the mid
  * tier's empty-page reserve grows and shrinks between mid_keep_min and
  * mid_keep_max.  A learner can take any of them over by writing the knob.
  * ==================================================================== */
@@ -272,7 +273,7 @@ struct hak_config {
 	_Atomic uint32_t cap[HAK_NBINS];   /* thread cache (bin) cap, blocks */
 	_Atomic uint32_t wmax[TIER_NWMAX]; /* W_MAX per tier, hundredths */
 	_Atomic uint32_t mid_keep_min, mid_keep_max; /* empty mid pages a heap keeps */
-	_Atomic uint32_t huge_cache_cap;   /* mappings the huge cache holds now */
+	_Atomic uint32_t huge_cache_cap;   /* mappings a huge cache may hold now (the most of any) */
 	/* A W_MAX canary (learner.c): the mid classes whose bit is set in
 	 * wmax_canary_mask borrow within wmax_canary_pct instead of
 	 * wmax[TIER_MID]; mask 0: no trial. */
@@ -1116,7 +1117,7 @@ bool huge_owns(struct segment *seg, const void *p);
 void huge_collect(bool force);
 /* Unmap every cached mapping now; true when one went. */
 bool huge_cache_release(void);
-unsigned huge_cache_state(unsigned *cap); /* mappings cached now, and the cap */
+unsigned huge_cache_state(unsigned *cap); /* mappings cached now (all caches), the largest cap */
 void huge_fork_child(void);
 void huge_counts(uint64_t *allocs, uint64_t *hits, uint64_t *frees);
 

@@ -12,6 +12,11 @@ _Atomic uint64_t segmap_prev[HAK_SEGMAP_ENTRIES / 64];
 static void segmap_put(_Atomic uint64_t *map, uintptr_t i, bool on)
 {
 	uint64_t bit = (uint64_t)1 << (i & 63);
+	/* no write when the bit is already so (a region has one writer at a
+	 * time): a locked write would take the word's cache line from the
+	 * threads that map the regions beside this one */
+	if (((atomic_load_explicit(&map[i >> 6], memory_order_relaxed) & bit) != 0) == on)
+		return;
 	if (on)
 		atomic_fetch_or_explicit(&map[i >> 6], bit, memory_order_release);
 	else
@@ -45,7 +50,8 @@ unsigned segmap_get(uintptr_t region_addr)
 
 /* Global lists, each under its own lock.  Lock order (atfork takes them in
  * this order): thread.c's heap lock, fallback heap lock, pool.c's shard
- * locks, abandoned lock, cache lock, huge lock. */
+ * locks, abandoned lock, cache lock, a huge cache's lock (one at a
+ * time). */
 static struct hak_lock abandoned_lock = HAK_LOCK_INIT;
 /* abandoned[t]: a queue, oldest first, appended at abandoned_tail[t] */
 static struct segment *abandoned[TIER_COUNT], *abandoned_tail[TIER_COUNT];

@@ -356,7 +356,7 @@ static void print_text(struct pbuf *b, const struct snap *s)
 	pb_u64(b, s->huge_cached);
 	pb_str(b, " freed mappings cached (at most ");
 	pb_u64(b, s->huge_cap);
-	pb_str(b, " now)\n");
+	pb_str(b, " a cache now)\n");
 
 	/* the busiest classes, most refills first (ties: the smaller class) */
 	pb_str(b, "\nSize classes, busiest first (cap: the most blocks a thread's cache keeps):\n");

@@ -211,7 +211,8 @@ struct segment {
 	uint8_t tier;
 	uint8_t nslabs;
 	uint8_t in_full;          /* on the owner's segs_full list */
-	uint8_t shard;            /* mid: the pool shard it belongs to */
+	uint8_t shard;            /* mid: the pool shard it belongs to; huge:
+				   * the cache of the thread that allocated it */
 	uint32_t magic;
 	uint32_t shard_gen;       /* mid: the shard's generation (pool.c) */
 	segmask_t used_mask;      /* slabs in use */

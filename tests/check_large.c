@@ -5,7 +5,8 @@
  *
  * huge_alloc for sizes 1 MiB+1 .. 64 MiB and alignments up to 64 MiB (the
  * SEGMAP_PREV case: header one region below the block); the huge cache
- * (hits, splits and joins, eviction, HAKMEM_HUGE_CACHE=0), calloc zeroing
+ * (hits, splits and joins, eviction, HAKMEM_HUGE_CACHE=0, a cache for
+ * each thread and taking from another's), calloc zeroing
  * after reuse with and without a purge; huge_realloc shrinking, growing in
  * place and moving, keeping contents and alignment; hak_usable_size;
  * 70,000 blocks of 1.1 MiB stay a few kernel mappings and give their
@@ -19,6 +20,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -802,6 +804,130 @@ START_TEST(test_huge_unmap_refused)
 }
 END_TEST
 
+/* Each thread has a huge cache of its own (one of HUGE_SHARDS): a thread
+ * takes from its own first, from the others before it maps memory, and a
+ * block goes back to the cache of the thread that allocated it, whichever
+ * thread frees it.  Main and a thread t take turns (barriers); every
+ * range is 6 MiB, and live blocks keep the cached ones from touching. */
+static pthread_barrier_t hc_bar;
+static uint8_t *hc_x, *hc_y, *hc_y2, *hc_y3, *hc_w;
+static uint64_t hc_maps_before, hc_maps_after;
+
+static void *hc_thread(void *arg)
+{
+	(void)arg;
+	hc_y = hak_malloc(5 * MiB);
+	pthread_barrier_wait(&hc_bar); /* 1 */
+	pthread_barrier_wait(&hc_bar); /* 2: x is in main's cache */
+	hak_free(hc_y); /* into t's cache */
+	hc_maps_before = stats().os_map_calls;
+	hc_y2 = hak_malloc(5 * MiB); /* t's own cache first: y, not x */
+	hc_y3 = hak_malloc(5 * MiB); /* t's is empty: main's x, no mapping */
+	hc_maps_after = stats().os_map_calls;
+	pthread_barrier_wait(&hc_bar); /* 3 */
+	pthread_barrier_wait(&hc_bar); /* 4: main made w */
+	hak_free(hc_y2); /* t's block: into t's cache */
+	hak_free(hc_w);  /* main's block: into main's cache */
+	pthread_barrier_wait(&hc_bar); /* 5 */
+	return NULL;
+}
+
+START_TEST(test_huge_thread_caches)
+{
+	hak_cfg.huge_cache = 8;
+	knob_set_wmax(TIER_HUGE, 125);
+	hak_cfg.purge_delay_ms = 3600000;
+	pthread_t t;
+	ck_assert_int_eq(pthread_barrier_init(&hc_bar, NULL, 2), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, hc_thread, NULL), 0);
+	hc_x = hak_malloc(5 * MiB);
+	uint8_t *s1 = hak_malloc(3 * MiB);
+	pthread_barrier_wait(&hc_bar); /* 1: y is made */
+	ck_assert_ptr_nonnull(hc_x);
+	ck_assert_ptr_nonnull(hc_y);
+	hak_free(hc_x); /* into main's cache */
+	pthread_barrier_wait(&hc_bar); /* 2 */
+	pthread_barrier_wait(&hc_bar); /* 3 */
+	ck_assert_ptr_nonnull(hc_y2);
+	ck_assert_msg(hc_y2 == hc_y, "the thread took %p, not the range it had freed itself (%p; "
+		      "main's freed one is %p)", (void *)hc_y2, (void *)hc_y, (void *)hc_x);
+	ck_assert_msg(hc_y3 == hc_x, "with its own cache empty, the thread took %p, not the "
+		      "range in main's cache (%p)", (void *)hc_y3, (void *)hc_x);
+	ck_assert_uint_eq(hc_maps_after, hc_maps_before);
+	uint8_t *s2 = hak_malloc(3 * MiB); /* keeps y from touching w */
+	hc_w = hak_malloc(5 * MiB);
+	ck_assert_ptr_nonnull(s2);
+	ck_assert_ptr_nonnull(hc_w);
+	pthread_barrier_wait(&hc_bar); /* 4 */
+	pthread_barrier_wait(&hc_bar); /* 5 */
+	/* t freed its y, then main's w: w went back to main's cache (had it
+	 * gone to t's, main would have taken y, the older one, from there) */
+	struct hak_stats st0 = stats();
+	uint8_t *v = hak_malloc(5 * MiB);
+	ck_assert_msg(v == hc_w, "main took %p, not its own block %p that the thread freed "
+		      "(the thread's freed one is %p)", (void *)v, (void *)hc_w, (void *)hc_y2);
+	ck_assert_uint_eq(stats().huge_cache_hits, st0.huge_cache_hits + 1);
+	check_huge(v, 5 * MiB, 16);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&hc_bar);
+	hak_free(v);
+	hak_free(hc_y3);
+	hak_free(s1);
+	hak_free(s2);
+	/* main's cache and t's hold them all; released, every cache is empty */
+	unsigned cap;
+	ck_assert_uint_gt(huge_cache_state(&cap), 0);
+	ck_assert(huge_cache_release());
+	ck_assert_uint_eq(huge_cache_state(&cap), 0);
+}
+END_TEST
+
+/* HAKMEM_HUGE_CACHE_MB bounds the caches together: main and a thread
+ * each free 18 MiB of blocks into their own caches; 16 MiB at most stay
+ * mapped. */
+static uint8_t *hb_b[3];
+
+static void *hb_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		hb_b[i] = hak_malloc(5 * MiB);
+	pthread_barrier_wait(&hc_bar); /* 1: made */
+	pthread_barrier_wait(&hc_bar); /* 2: main freed its own */
+	for (int i = 0; i < 3; i++)
+		hak_free(hb_b[i]);
+	return NULL;
+}
+
+START_TEST(test_huge_thread_caches_bound)
+{
+	hak_cfg.huge_cache = 8;
+	hak_cfg.huge_cache_mb = 16;
+	hak_cfg.purge_delay_ms = 3600000;
+	uint8_t *a[3];
+	pthread_t t;
+	ck_assert_int_eq(pthread_barrier_init(&hc_bar, NULL, 2), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, hb_thread, NULL), 0);
+	for (int i = 0; i < 3; i++)
+		a[i] = hak_malloc(5 * MiB); /* 6 MiB ranges */
+	pthread_barrier_wait(&hc_bar); /* 1 */
+	for (int i = 0; i < 3; i++)
+		ck_assert(a[i] != NULL && hb_b[i] != NULL);
+	uint64_t mapped = stats().os_mapped;
+	for (int i = 0; i < 3; i++)
+		hak_free(a[i]);
+	pthread_barrier_wait(&hc_bar); /* 2 */
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&hc_bar);
+	uint64_t after = stats().os_mapped;
+	ck_assert_uint_ge(after + 36 * MiB, mapped);
+	uint64_t kept = after + 36 * MiB - mapped;
+	ck_assert_msg(kept <= 16 * MiB, "the two caches keep %ju MiB of the 36 MiB freed "
+		      "(HAKMEM_HUGE_CACHE_MB=16)", (uintmax_t)(kept / MiB));
+	ck_assert_uint_gt(kept, 0);
+}
+END_TEST
+
 static Suite *large_suite(void)
 {
 	Suite *s = suite_create("large");
@@ -816,6 +942,8 @@ static Suite *large_suite(void)
 	tcase_add_test(tc, test_huge_cache_split_join_bound);
 	tcase_add_test(tc, test_huge_churn_bounded);
 	tcase_add_test(tc, test_huge_miss_reuses_pages);
+	tcase_add_test(tc, test_huge_thread_caches);
+	tcase_add_test(tc, test_huge_thread_caches_bound);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("realloc");
