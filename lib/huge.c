@@ -21,10 +21,11 @@
  * request no cached range holds takes the largest one of its cache whose
  * pages are still there, moved (mremap) to the start of a new mapping:
  * only the rest is faulted in (huge_map_reusing).  After the purge delay
- * the pages of a cached range go back (purge.c).  Each cache keeps at
- * most HAKMEM_HUGE_CACHE_MB, and at most the peak of the live bytes of
- * the blocks its threads allocated less those live now (hcache_trim: the
- * oldest ranges are unmapped first), so that live blocks and cached
+ * the pages of a cached range go back (purge.c).  The caches keep at most
+ * HAKMEM_HUGE_CACHE_MB together, each within its share (hquota_fit), and
+ * each at most the peak of the live bytes of the blocks its threads
+ * allocated less those live now (hcache_trim: the oldest ranges are
+ * unmapped first), so that live blocks and cached
  * ranges together never need more than the live blocks once did; and at
  * most HAKMEM_HUGE_CACHE ranges, more while a program reuses more (its
  * built-in tuner: hcache_grow; what it allows now, the most of any cache,
@@ -50,7 +51,8 @@ struct hshard {
 	 * it; a mapping that waits a purge delay unused (and is purged)
 	 * halves it. */
 	unsigned grow;
-	size_t bytes;           /* of the cached ranges (hbytes_add) */
+	size_t bytes;           /* of the cached ranges */
+	size_t quota;           /* of HAKMEM_HUGE_CACHE_MB, this cache's share (hquota_fit) */
 	uint64_t evicted_ms;    /* last eviction for room; 0: none since */
 	/* cached_since of the oldest mapping not yet purged (0: none): a
 	 * free looks through the caches only when that one is a purge delay
@@ -75,14 +77,65 @@ struct hshard {
 static struct hshard hshards[HUGE_SHARDS] = {
 	[0 ... HUGE_SHARDS - 1] = { .lock = HAK_LOCK_INIT_ADAPTIVE },
 };
-/* The bytes of all the caches: together they keep at most
- * HAKMEM_HUGE_CACHE_MB (hcache_trim). */
-static _Atomic size_t hcache_total __attribute__((aligned(64)));
+/* HAKMEM_HUGE_CACHE_MB bounds the caches together, shared out in quotas:
+ * a cache whose bytes outgrow its quota takes more, in HQUOTA_CHUNK steps,
+ * as long as the quotas together (hquota_used) stay within it, and gives
+ * back what its bytes do not use when it is purged (huge_collect), when
+ * another cache took its ranges (hcache_steal), and when a cache found
+ * none left (hquota_short).  So a free checks a cache's bytes against its
+ * own quota, and the shared count moves only when a cache grows or
+ * shrinks by chunks, not on every huge malloc and free of every thread. */
+#define HQUOTA_CHUNK ((size_t)8 << 20)
+static _Atomic size_t hquota_used __attribute__((aligned(64)));
+static _Atomic unsigned hquota_short; /* a cache wanted quota and found none */
 
 static void hbytes_add(struct hshard *h, size_t add, size_t sub) /* h->lock held */
 {
 	h->bytes += add - sub;
-	atomic_fetch_add_explicit(&hcache_total, add - sub, memory_order_relaxed);
+}
+
+static size_t round_chunk(size_t n)
+{
+	return (n + HQUOTA_CHUNK - 1) / HQUOTA_CHUNK * HQUOTA_CHUNK;
+}
+
+/* Give back the quota h's bytes do not use (whole chunks). */
+static void hquota_release_spare(struct hshard *h) /* h->lock held */
+{
+	size_t keep = round_chunk(h->bytes);
+	if (h->quota > keep) {
+		atomic_fetch_sub_explicit(&hquota_used, h->quota - keep, memory_order_relaxed);
+		h->quota = keep;
+	}
+}
+
+/* Quota for h's bytes, as far as mb (HAKMEM_HUGE_CACHE_MB) leaves room
+ * after the other caches' quotas; without room, the others are asked to
+ * give back their spare (hquota_short). */
+static void hquota_fit(struct hshard *h, size_t mb) /* h->lock held */
+{
+	size_t used = atomic_load_explicit(&hquota_used, memory_order_relaxed);
+	if (used > mb || atomic_load_explicit(&hquota_short, memory_order_relaxed)) {
+		if (used <= mb)
+			atomic_store_explicit(&hquota_short, 0, memory_order_relaxed);
+		hquota_release_spare(h);
+		used = atomic_load_explicit(&hquota_used, memory_order_relaxed);
+	}
+	if (h->bytes <= h->quota)
+		return;
+	size_t want = round_chunk(h->bytes - h->quota);
+	for (;;) {
+		size_t room = mb > used ? mb - used : 0, take = want < room ? want : room;
+		if (take == 0)
+			break;
+		if (atomic_compare_exchange_weak_explicit(&hquota_used, &used, used + take,
+							  memory_order_relaxed, memory_order_relaxed)) {
+			h->quota += take;
+			break;
+		}
+	}
+	if (h->bytes > h->quota)
+		atomic_store_explicit(&hquota_short, 1, memory_order_relaxed);
 }
 /* 1 + the calling thread's cache; 0 until it first needs one */
 static __thread uint8_t huge_tls_shard __attribute__((tls_model("initial-exec")));
@@ -131,13 +184,14 @@ void huge_fork_child(void)
 		if (hak_lock_after_fork(&h->lock) < 0) {
 			h->n = 0;
 			h->bytes = 0;
+			h->quota = 0;
 			h->grow = 0;
 			h->evicted_ms = 0;
 			atomic_store_explicit(&h->oldest_ms, 0, memory_order_relaxed);
 		}
-		total += h->bytes;
+		total += h->quota;
 	}
-	atomic_store_explicit(&hcache_total, total, memory_order_relaxed);
+	atomic_store_explicit(&hquota_used, total, memory_order_relaxed);
 }
 
 /* Mappings cached now in all the caches, and the most one cache may
@@ -258,6 +312,8 @@ static struct segment *hcache_take(struct hshard *h, size_t need, bool grow, boo
 		huge_live_add_locked(h, best->map_size, 0);
 		h->allocs++;
 		h->hits++;
+	} else if (best) {
+		hquota_release_spare(h); /* the taker's cache will want it */
 	}
 	hak_unlock(&h->lock);
 	return best;
@@ -297,6 +353,7 @@ bool huge_cache_release(void)
 			gone[i] = h->c[i];
 		h->n = 0;
 		hbytes_add(h, 0, h->bytes);
+		hquota_release_spare(h);
 		h->grow = 0;
 		atomic_store_explicit(&h->oldest_ms, 0, memory_order_relaxed);
 		hak_unlock(&h->lock);
@@ -476,17 +533,16 @@ static struct segment *hcache_join(struct segment *a, struct segment *b)
 	return a;
 }
 
-/* Keep cache h within its bytes: what HAKMEM_HUGE_CACHE_MB leaves after
- * the other caches' bytes, and the peak of its live bytes less those live
- * now.  The oldest ranges go first (into gone[] from index ngone, to be
- * unmapped); of the last one only the tail beyond the cap.  Returns the
- * new count in gone[]. */
+/* Keep cache h within its bytes: its quota of HAKMEM_HUGE_CACHE_MB
+ * (hquota_fit), and the peak of its live bytes less those live now.  The
+ * oldest ranges go first (into gone[] from index ngone, to be unmapped);
+ * of the last one only the tail beyond the cap.  Returns the new count in
+ * gone[]. */
 static unsigned hcache_trim(struct hshard *h, struct segment **gone, unsigned ngone) /* h->lock held */
 {
-	size_t cap = (size_t)KNOB(huge_cache_mb) << 20;
-	size_t total = atomic_load_explicit(&hcache_total, memory_order_relaxed);
-	size_t others = total > h->bytes ? total - h->bytes : 0;
-	cap = cap > others ? cap - others : 0;
+	size_t mb = (size_t)KNOB(huge_cache_mb) << 20;
+	hquota_fit(h, mb);
+	size_t cap = h->quota < mb ? h->quota : mb;
 	size_t live = h->live, peak = h->live_peak;
 	if (live >= peak || peak - live < cap)
 		cap = live >= peak ? 0 : peak - live;
@@ -613,6 +669,7 @@ void huge_collect(bool force)
 			gone[ngone++] = h->c[0];
 			hcache_remove(h, 0);
 		}
+		hquota_release_spare(h);
 		hak_unlock(&h->lock);
 		while (ngone > 0) {
 			ngone--;

@@ -928,6 +928,63 @@ START_TEST(test_huge_thread_caches_bound)
 }
 END_TEST
 
+/* The caches' shares of HAKMEM_HUGE_CACHE_MB follow their ranges: with
+ * 16 MiB, main's cache keeps 12 MiB of its three freed 6 MiB ranges and
+ * the thread's freed range finds no room; the thread then takes main's two
+ * ranges (its own cache is empty), and when it frees them, its cache
+ * keeps them: main's share went with them. */
+static uint8_t *hq_t1, *hq_t2, *hq_t3;
+static uint64_t hq_mapped, hq_kept_before, hq_kept_after;
+
+/* bytes of the 24 MiB freed that stay mapped */
+static uint64_t hq_kept(void)
+{
+	return stats().os_mapped + 24 * MiB - hq_mapped;
+}
+
+static void *hq_thread(void *arg)
+{
+	(void)arg;
+	hq_t1 = hak_malloc(5 * MiB); /* a new mapping */
+	pthread_barrier_wait(&hc_bar); /* 1 */
+	pthread_barrier_wait(&hc_bar); /* 2: main's cache has all the room */
+	hak_free(hq_t1);               /* none left: unmapped */
+	hq_kept_before = hq_kept();
+	hq_t2 = hak_malloc(5 * MiB);   /* main's ranges */
+	hq_t3 = hak_malloc(5 * MiB);
+	hak_free(hq_t2);
+	hak_free(hq_t3);
+	hq_kept_after = hq_kept();
+	return NULL;
+}
+
+START_TEST(test_huge_thread_caches_share)
+{
+	hak_cfg.huge_cache = 8;
+	hak_cfg.huge_cache_mb = 16;
+	hak_cfg.purge_delay_ms = 3600000;
+	uint8_t *a[3];
+	pthread_t t;
+	ck_assert_int_eq(pthread_barrier_init(&hc_bar, NULL, 2), 0);
+	for (int i = 0; i < 3; i++)
+		a[i] = hak_malloc(5 * MiB);
+	ck_assert_int_eq(pthread_create(&t, NULL, hq_thread, NULL), 0);
+	pthread_barrier_wait(&hc_bar); /* 1: all four mapped */
+	ck_assert(a[0] && a[1] && a[2] && hq_t1);
+	hq_mapped = stats().os_mapped;
+	for (int i = 0; i < 3; i++)
+		hak_free(a[i]); /* they join; 12 MiB kept */
+	pthread_barrier_wait(&hc_bar); /* 2 */
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	pthread_barrier_destroy(&hc_bar);
+	ck_assert_msg(hq_kept_before == 12 * MiB, "main's cache keeps %ju MiB, not 12",
+		      (uintmax_t)(hq_kept_before / MiB));
+	ck_assert_msg(hq_kept_after == 12 * MiB, "after the thread took and freed main's "
+		      "ranges, the caches keep %ju MiB, not 12", (uintmax_t)(hq_kept_after / MiB));
+	ck_assert(hq_t2 != hq_t1 && hq_t3 != hq_t1);
+}
+END_TEST
+
 static Suite *large_suite(void)
 {
 	Suite *s = suite_create("large");
@@ -944,6 +1001,7 @@ static Suite *large_suite(void)
 	tcase_add_test(tc, test_huge_miss_reuses_pages);
 	tcase_add_test(tc, test_huge_thread_caches);
 	tcase_add_test(tc, test_huge_thread_caches_bound);
+	tcase_add_test(tc, test_huge_thread_caches_share);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("realloc");
