@@ -1273,6 +1273,10 @@ static void *leaker_thread(void *arg)
 
 START_TEST(test_adopt_by_collect)
 {
+	/* no delay runs out while the test looks: the purge thread would
+	 * adopt the abandoned segments for its pass (heap_reclaim), as it
+	 * did in a slow run */
+	hak_cfg.purge_delay_ms = 600000;
 	hak_collect();
 	struct hak_stats st0 = stats();
 	run_thread(leaker_thread, NULL);
@@ -1337,6 +1341,7 @@ static void *adopter_thread(void *arg)
 
 START_TEST(test_adopt_by_refill)
 {
+	hak_cfg.purge_delay_ms = 600000; /* as in test_adopt_by_collect */
 	hak_collect();
 	struct hak_stats st0 = stats();
 	run_thread(leaker_thread, NULL);
