@@ -25,9 +25,9 @@
  * HAKMEM_HUGE_CACHE_MB together, each within its share (hquota_fit), and
  * each at most the peak of the live bytes of the blocks its threads
  * allocated less those live now (hcache_trim: the oldest ranges are
- * unmapped first), so that live blocks and cached
- * ranges together never need more than the live blocks once did; and at
- * most HAKMEM_HUGE_CACHE ranges, more while a program reuses more (its
+ * unmapped first), so that live blocks and cached ranges together never
+ * need more than the live blocks once did; and at most HAKMEM_HUGE_CACHE
+ * ranges, more while a program reuses more (its
  * built-in tuner: hcache_grow; what it allows now, the most of any cache,
  * is the knob huge_cache_cap).  realloc grows a huge block in place with
  * mremap, or moves it with mremap (copies it when the kernel refuses). */
@@ -60,7 +60,7 @@ struct hshard {
 	_Atomic uint64_t oldest_ms;
 	/* Bytes of the blocks allocated through this cache and in use (their
 	 * ranges), and the most there have been: the cache keeps at most the
-	 * difference (and at most HAKMEM_HUGE_CACHE_MB), so that the pages of
+	 * difference (and at most its quota), so that the pages of
 	 * live blocks and cached ranges together stay within what the live
 	 * blocks once needed.  Counted under the lock, as the counters: the
 	 * calls take it anyway. */
@@ -88,11 +88,6 @@ static struct hshard hshards[HUGE_SHARDS] = {
 #define HQUOTA_CHUNK ((size_t)8 << 20)
 static _Atomic size_t hquota_used __attribute__((aligned(64)));
 static _Atomic unsigned hquota_short; /* a cache wanted quota and found none */
-
-static void hbytes_add(struct hshard *h, size_t add, size_t sub) /* h->lock held */
-{
-	h->bytes += add - sub;
-}
 
 static size_t round_chunk(size_t n)
 {
@@ -162,6 +157,14 @@ static void huge_live_add_locked(struct hshard *h, size_t add, size_t sub) /* h-
 	h->live += add - sub;
 	if (h->live > h->live_peak)
 		h->live_peak = h->live;
+}
+
+/* A block of size bytes made for cache h's thread (hit: from a cache). */
+static void huge_count_new(struct hshard *h, size_t size, bool hit) /* h->lock held */
+{
+	huge_live_add_locked(h, size, 0);
+	h->allocs++;
+	h->hits += hit;
 }
 
 /* allocs: blocks made (counted in allocs) */
@@ -250,7 +253,7 @@ size_t huge_usable(struct segment *seg, const void *p)
 
 static void hcache_remove(struct hshard *h, unsigned i) /* h->lock held */
 {
-	hbytes_add(h, 0, h->c[i]->map_size);
+	h->bytes -= h->c[i]->map_size;
 	for (; i + 1 < h->n; i++) {
 		h->c[i] = h->c[i + 1];
 		h->seg[i] = h->seg[i + 1];
@@ -296,7 +299,7 @@ static struct segment *hcache_take(struct hshard *h, size_t need, bool grow, boo
 		tail->map_size = best->map_size - need;
 		tail->cached_since = best->cached_since;
 		tail->purged = best->purged;
-		hbytes_add(h, 0, need);
+		h->bytes -= need;
 		best->map_size = need;
 		hcache_set(h, bi, tail);
 	} else if (best) {
@@ -308,13 +311,10 @@ static struct segment *hcache_take(struct hshard *h, size_t need, bool grow, boo
 			h->grow++;
 		h->evicted_ms = 0;
 	}
-	if (best && own) {
-		huge_live_add_locked(h, best->map_size, 0);
-		h->allocs++;
-		h->hits++;
-	} else if (best) {
+	if (best && own)
+		huge_count_new(h, best->map_size, true);
+	else if (best)
 		hquota_release_spare(h); /* the taker's cache will want it */
-	}
 	hak_unlock(&h->lock);
 	return best;
 }
@@ -330,9 +330,7 @@ static struct segment *hcache_steal(unsigned me, size_t need, bool grow)
 		if (s != NULL) {
 			struct hshard *m = &hshards[me];
 			hak_lock(&m->lock);
-			huge_live_add_locked(m, s->map_size, 0);
-			m->allocs++;
-			m->hits++;
+			huge_count_new(m, s->map_size, true);
 			hak_unlock(&m->lock);
 			return s;
 		}
@@ -352,7 +350,7 @@ bool huge_cache_release(void)
 		for (unsigned i = 0; i < h->n; i++)
 			gone[i] = h->c[i];
 		h->n = 0;
-		hbytes_add(h, 0, h->bytes);
+		h->bytes = 0;
 		hquota_release_spare(h);
 		h->grow = 0;
 		atomic_store_explicit(&h->oldest_ms, 0, memory_order_relaxed);
@@ -448,8 +446,7 @@ static void huge_account_map(struct hshard *h, size_t size)
 	struct segment *gone[HUGE_CACHE_MAX + 1];
 	unsigned ngone;
 	hak_lock(&h->lock);
-	huge_live_add_locked(h, size, 0);
-	h->allocs++;
+	huge_count_new(h, size, false);
 	ngone = hcache_trim(h, gone, 0);
 	hak_unlock(&h->lock);
 	while (ngone > 0) {
@@ -547,7 +544,7 @@ static unsigned hcache_trim(struct hshard *h, struct segment **gone, unsigned ng
 	if (live >= peak || peak - live < cap)
 		cap = live >= peak ? 0 : peak - live;
 	else if (h->bytes > cap)
-		cap -= cap / 4; /* over HAKMEM_HUGE_CACHE_MB: a quarter more goes,
+		cap -= cap / 4; /* over its quota: a quarter more goes,
 				 * so that a stream of frees is not one
 				 * munmap each */
 	while (h->bytes > cap) {
@@ -558,7 +555,7 @@ static unsigned hcache_trim(struct hshard *h, struct segment **gone, unsigned ng
 			tail->map_size = ex;
 			s->map_size -= ex;
 			h->seg[0] = (uint32_t)(s->map_size >> HAK_SEG_SHIFT);
-			hbytes_add(h, 0, ex);
+			h->bytes -= ex;
 			gone[ngone++] = tail;
 			break;
 		}
@@ -594,7 +591,7 @@ static unsigned hcache_put(struct hshard *h, struct segment *seg, struct segment
 		h->evicted_ms = now;
 	}
 	hcache_set(h, h->n++, seg);
-	hbytes_add(h, seg->map_size, 0);
+	h->bytes += seg->map_size;
 	if (atomic_load_explicit(&h->oldest_ms, memory_order_relaxed) == 0)
 		atomic_store_explicit(&h->oldest_ms, now, memory_order_relaxed);
 	return hcache_trim(h, gone, ngone);
@@ -622,7 +619,8 @@ void huge_free(struct segment *seg, void *p)
 		hak_lock(&h->lock);
 		huge_live_add_locked(h, 0, seg->map_size);
 		h->frees++;
-		/* switched off (tests do): what the caches still hold goes */
+		/* switched off (tests do): what this cache still holds goes
+		 * (huge_collect, which looks at every cache) */
 		over = KNOB(huge_cache) == 0 && h->n > 0;
 		hak_unlock(&h->lock);
 	}
