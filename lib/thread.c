@@ -464,6 +464,16 @@ static void atfork_child(void)
 		tls_heap = &heap_empty;
 		pthread_setspecific(heap_key, NULL);
 	}
+	/* The same for another thread's heap (that thread is gone here too):
+	 * not live, so the child's purge thread never reclaims its half-done
+	 * lists (it did, and a debug build's heap_reclaim_idle found the
+	 * heap still "sweeping"). */
+	struct heap *x = atomic_load_explicit(&purge_idle_reclaiming, memory_order_relaxed);
+	if (x != NULL && x != mine) {
+		atomic_store_explicit(&x->gate_reclaim, 0, memory_order_relaxed);
+		x->live = 0;
+	}
+	atomic_store_explicit(&purge_idle_reclaiming, NULL, memory_order_relaxed);
 	if (hak_lock_after_fork(&fallback_lock) < 0)
 		heap_setup(&fallback_heap); /* its old slabs are leaked */
 	pool_fork_child();

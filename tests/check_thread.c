@@ -827,6 +827,68 @@ START_TEST(test_idle_reclaim_waits)
 }
 END_TEST
 
+/* fork() while the purge thread reclaims another thread's heap: in the
+ * child that heap (its lists may be half done) is no longer live, so the
+ * child's own purge thread never reclaims it.  The purge thread pauses in
+ * the reclaim (the tests' knob) while main forks. */
+static struct heap *_Atomic fr_heap;
+static _Atomic int fr_done;
+
+static void *fr_sleeper(void *arg)
+{
+	(void)arg;
+	void *p = hak_malloc(200);
+	atomic_store(&fr_heap, tls_heap);
+	while (!atomic_load(&fr_done))
+		usleep(1000);
+	hak_free(p);
+	return NULL;
+}
+
+START_TEST(test_idle_reclaim_fork)
+{
+	hak_cfg.purge_delay_ms = 20;
+	void *q = purge_thread_started();
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, fr_sleeper, NULL), 0);
+	while (atomic_load(&fr_heap) == NULL)
+		usleep(1000);
+	struct heap *h = atomic_load(&fr_heap);
+	atomic_store(&purge_idle_pause_ms, 1000);
+	int ms = 0;
+	while (ms < 10000 && atomic_load(&purge_idle_reclaiming) != h) {
+		usleep(1000);
+		ms++;
+	}
+	ck_assert_msg(atomic_load(&purge_idle_reclaiming) == h, "no idle reclaim of the heap in 10 s");
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		signal(SIGALRM, SIG_DFL);
+		alarm(5);
+		int rc = 0;
+		if (h->live || atomic_load(&h->gate_reclaim))
+			rc = 1; /* the child's purge thread would reclaim it */
+		else if (atomic_load(&purge_idle_reclaiming) != NULL)
+			rc = 2;
+		void *p = hak_malloc(100000); /* the child's allocator works */
+		if (p == NULL)
+			rc = 3;
+		hak_free(p);
+		_exit(rc);
+	}
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	atomic_store(&purge_idle_pause_ms, 0);
+	atomic_store(&fr_done, 1);
+	join_ok(t);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the child found the heap being reclaimed %s (status %#x)",
+		      WIFEXITED(status) && WEXITSTATUS(status) == 1 ? "still live" : "mishandled", status);
+	purge_thread_done(q);
+}
+END_TEST
+
 /* The gate under load: an owner that wakes up, allocates and frees in
  * every tier, and sleeps about a purge delay, again and again, while
  * another thread frees half its blocks and the purge thread reclaims its
@@ -954,6 +1016,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_purge_thread_kick_in_pass);
 	tcase_add_test(tc, test_idle_reclaim);
 	tcase_add_test(tc, test_idle_reclaim_waits);
+	tcase_add_test(tc, test_idle_reclaim_fork);
 	tcase_add_test(tc, test_idle_reclaim_gate);
 	suite_add_tcase(s, tc);
 	return s;
