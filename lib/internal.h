@@ -1154,9 +1154,10 @@ void heap_reclaim(struct heap *h);
 /* The purge thread's pass on the heap of a thread that made no slow-path
  * call since its last pass, with the owner held off (heap_enter): the
  * blocks other threads freed into h's slabs and pages are drained, and
- * what is empty goes back now.  The rings stay as they are, and so do the
- * slabs and pages that hold their blocks. */
-void heap_reclaim_idle(struct heap *h);
+ * what is empty goes back now (light: a light pass's, a purge delay after
+ * it emptied, heap.c).  The rings stay as they are, and so do the slabs
+ * and pages that hold their blocks. */
+void heap_reclaim_idle(struct heap *h, bool light);
 /* The gate of the owner's slow paths (types.h, gate_*): every path that
  * touches h's slabs, lists or counters runs between heap_enter and
  * heap_leave; the ring pops and pushes of the fast paths do not.  The

@@ -255,6 +255,20 @@ static void purge_thread_kick(void)
  * membarrier (Linux before 4.14, or a seccomp filter that refuses it) there
  * is no idle reclaim: a sleeping thread's slabs wait for its next call. */
 #define PT_IDLE_BATCH 64
+/* Light passes.  Blocks that other threads free into the mid pages and
+ * large runs of a sleeping thread are memory that no thread can use until
+ * a pass takes them back; they are what a program that builds its data in
+ * one thread and replaces it in others (larson) piles up.  So between two
+ * passes, while the thread is not backed off, it looks every quarter of a
+ * purge delay (when that is 10 ms or more) at the heaps whose thread made
+ * no slow-path call since the last look and that other threads marked
+ * (heap.mid_remote, heap.large_remote: a remote free into a page or run
+ * with none pending), and reclaims those (heap_reclaim_idle, light: what
+ * empties there still waits a purge delay, in free slots any thread can
+ * take); the rest waits for the pass.  (The tiny tier marks its segments,
+ * which only the owner may walk.) */
+#define PT_LIGHT_PARTS 4
+#define PT_LIGHT_MIN_MS 10
 static int pt_membarrier = -1; /* the purge thread's: 1 registered, 0 refused */
 static _Atomic uint64_t pt_idle_reclaims;
 
@@ -275,7 +289,14 @@ static bool pt_barrier(void)
 	return pt_membarrier == 1 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
 }
 
-static void pt_reclaim_idle(void)
+static bool heap_remote_marked(struct heap *h)
+{
+	return (atomic_load_explicit(&h->mid_remote, memory_order_relaxed) |
+		atomic_load_explicit(&h->large_remote, memory_order_relaxed)) != 0;
+}
+
+/* light: a light pass (above) */
+static void pt_reclaim_idle(bool light)
 {
 	if (pt_membarrier == 0)
 		return;
@@ -292,7 +313,12 @@ static void pt_reclaim_idle(void)
 			if (!h->live || h == &heap_purger || h == &fallback_heap)
 				continue;
 			uint32_t seq = atomic_load_explicit(&h->gate_seq, memory_order_relaxed);
-			if (seq != h->idle_seq) {
+			if (light) {
+				uint32_t was = h->light_seq;
+				h->light_seq = seq;
+				if (seq != was || !heap_remote_marked(h))
+					continue;
+			} else if (seq != h->idle_seq) {
 				h->idle_seq = seq;
 				continue;
 			}
@@ -314,7 +340,7 @@ static void pt_reclaim_idle(void)
 				unsigned pause = atomic_load_explicit(&purge_idle_pause_ms, memory_order_relaxed);
 				if (pause)
 					usleep(pause * 1000u);
-				heap_reclaim_idle(x);
+				heap_reclaim_idle(x, light);
 				atomic_fetch_add_explicit(&pt_idle_reclaims, 1, memory_order_relaxed);
 				atomic_store_explicit(&purge_idle_reclaiming, NULL, memory_order_relaxed);
 			}
@@ -340,17 +366,31 @@ static void *purge_thread_main(void *arg)
 			period = base;
 			atomic_store_explicit(&pt_backed_off, 0, memory_order_relaxed);
 		}
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(period / 1000);
-		ts.tv_nsec += (long)(period % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
+		/* light passes only while not backed off: a program at rest
+		 * wakes the thread once a second at most */
+		unsigned parts = period == base && base / PT_LIGHT_PARTS >= PT_LIGHT_MIN_MS ? PT_LIGHT_PARTS : 1;
+		int w = 0;
+		for (unsigned part = 1; part <= parts; part++) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			uint64_t ms = part < parts ? period / parts : period - (parts - 1) * (period / parts);
+			ts.tv_sec += (time_t)(ms / 1000);
+			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			/* woken: a thread exit left memory (purge_thread_kick),
+			 * and the loop's top makes the next pass a delay from
+			 * now */
+			w = pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts);
+			if (w != ETIMEDOUT || pt_stop || part == parts)
+				break;
+			pthread_mutex_unlock(&pt_mutex);
+			pt_reclaim_idle(true);
+			pthread_mutex_lock(&pt_mutex);
 		}
-		/* woken: a thread exit left memory (purge_thread_kick), and
-		 * the loop's top makes the next pass a delay from now */
-		if (pthread_cond_timedwait(&pt_cond, &pt_mutex, &ts) != ETIMEDOUT || pt_stop)
+		if (w != ETIMEDOUT || pt_stop)
 			continue;
 		pthread_mutex_unlock(&pt_mutex);
 		uint64_t before = pt_given_back();
@@ -362,7 +402,7 @@ static void *purge_thread_main(void *arg)
 				;
 		}
 		heap_reclaim(&heap_purger);
-		pt_reclaim_idle();
+		pt_reclaim_idle(false);
 		atomic_store_explicit(&pt_busy, 0, memory_order_relaxed);
 		atomic_fetch_add_explicit(&pt_passes, 1, memory_order_relaxed);
 		/* work found: again a delay later; none: back off */

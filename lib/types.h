@@ -397,6 +397,7 @@ struct heap {
 	 * finds it set waits (internal.h, heap_enter). */
 	_Atomic uint32_t gate_busy, gate_reclaim, gate_seq;
 	uint32_t idle_seq;              /* the purge thread's: gate_seq at its last pass */
+	uint32_t light_seq;             /* the purge thread's: gate_seq at its last light pass */
 };
 
 #endif /* HAKMEM_TYPES_H */

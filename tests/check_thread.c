@@ -768,20 +768,34 @@ static uint64_t heap_slabs_held(struct heap *h)
 	return n;
 }
 
-START_TEST(test_idle_reclaim)
+/* The owner started, its blocks allocated; *before: its slabs and pages. */
+static pthread_t idle_owner_start(uint64_t *before)
 {
-	hak_cfg.purge_delay_ms = 20;
-	void *q = purge_thread_started();
 	pthread_t t;
 	pthread_barrier_init(&idle_allocated, NULL, 2);
 	atomic_store(&idle_done, 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, idle_owner, NULL), 0);
 	pthread_barrier_wait(&idle_allocated);
-	uint64_t before = heap_slabs_held(idle_heap);
-	ck_assert_uint_gt(before, 60);
+	*before = heap_slabs_held(idle_heap);
+	ck_assert_uint_gt(*before, 60);
+	return t;
+}
+
+/* This thread frees every block of the owner. */
+static void idle_free_all(void)
+{
 	for (int i = 0; i < IDLE_TINY + IDLE_MID + IDLE_LARGE; i++)
 		hak_free(idle_blocks[i]);
 	heap_remote_flush(tls_heap); /* this thread's last gathered chain */
+}
+
+START_TEST(test_idle_reclaim)
+{
+	hak_cfg.purge_delay_ms = 20;
+	void *q = purge_thread_started();
+	uint64_t before;
+	pthread_t t = idle_owner_start(&before);
+	idle_free_all();
 	/* a pass that sees the owner idle since the previous one: a few
 	 * passes (20 ms apart, a second when backed off); 10 s: a hang guard */
 	uint64_t p0 = purge_thread_passes(), n = before;
@@ -792,6 +806,37 @@ START_TEST(test_idle_reclaim)
 		      "(%llu before)",
 		      (unsigned long long)n, (unsigned long long)(purge_thread_passes() - p0),
 		      (unsigned long long)before);
+	atomic_store(&idle_done, 1);
+	join_ok(t);
+	pthread_barrier_destroy(&idle_allocated);
+	purge_thread_done(q);
+}
+END_TEST
+
+/* The light passes (thread.c): with a purge delay of 4 s, the first pass
+ * comes 4 s after the purge thread starts and cannot yet reclaim a heap
+ * (it finds the owner's calls since the start), but the light passes, a
+ * second apart, take back the mid pages and large runs that another
+ * thread freed into: the third, 3 s after the start, finds the owner
+ * idle since the second.  The second finds the owner idle too, but no
+ * thread has freed into its heap yet: it is left alone. */
+START_TEST(test_idle_reclaim_light)
+{
+	hak_cfg.purge_delay_ms = 4000;
+	void *q = purge_thread_started();
+	uint64_t t0 = os_now_ms(), r0 = purge_thread_idle_reclaims(), p0 = purge_thread_passes();
+	uint64_t before;
+	pthread_t t = idle_owner_start(&before);
+	while (os_now_ms() - t0 < 2400)
+		usleep(10000);
+	ck_assert_msg(purge_thread_idle_reclaims() == r0, "a heap no other thread freed into was reclaimed");
+	idle_free_all();
+	uint64_t n = before;
+	while (os_now_ms() - t0 < 3900 && (n = heap_slabs_held(idle_heap)) > 12)
+		usleep(10000);
+	ck_assert_msg(n <= 12, "the sleeping owner's heap holds %llu slabs and pages (%llu before) %.1f s after the start",
+		      (unsigned long long)n, (unsigned long long)before, (double)(os_now_ms() - t0) / 1000);
+	ck_assert_uint_eq(purge_thread_passes(), p0);
 	atomic_store(&idle_done, 1);
 	join_ok(t);
 	pthread_barrier_destroy(&idle_allocated);
@@ -1015,6 +1060,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_purge_thread_fork);
 	tcase_add_test(tc, test_purge_thread_kick_in_pass);
 	tcase_add_test(tc, test_idle_reclaim);
+	tcase_add_test(tc, test_idle_reclaim_light);
 	tcase_add_test(tc, test_idle_reclaim_waits);
 	tcase_add_test(tc, test_idle_reclaim_fork);
 	tcase_add_test(tc, test_idle_reclaim_gate);
