@@ -58,6 +58,7 @@ EXTRA_PROGRAMS = $(bench_hakmem_programs) $(bench_hakmem_secure_programs) \
 CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/run bench/plot bench/scaling bench/README.md bench/chart.png \
 	bench/callgrind-fastpath bench/fastpath.c bench/plot-learn bench/learn-phase.png \
+	bench/pyjson.py \
 	bench/pcrss.c bench/learn-phase-first.png bench/learn-phase-big.png \
 	bench/learn-phase-third.png
 
