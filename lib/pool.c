@@ -877,6 +877,9 @@ void pool_sweep(struct heap *h, uint64_t now, bool force, uint64_t *next)
  * classes; empty ones go back. */
 void pool_flush(struct heap *h)
 {
+	/* every full page is drained below: the marks are taken, as in
+	 * pool_collect_remote (a remote free from here on marks again) */
+	atomic_store_explicit(&h->mid_remote, 0, memory_order_relaxed);
 	for (unsigned c = HAK_CLS_MID; c < HAK_CLS_LARGE; c++) {
 		struct slab *s, *next;
 		for (s = h->full_head[c]; s; s = next) {

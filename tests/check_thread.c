@@ -781,6 +781,14 @@ static pthread_t idle_owner_start(uint64_t *before)
 	return t;
 }
 
+/* The owner told to end, and joined. */
+static void idle_owner_stop(pthread_t t)
+{
+	atomic_store(&idle_done, 1);
+	join_ok(t);
+	pthread_barrier_destroy(&idle_allocated);
+}
+
 /* This thread frees every block of the owner. */
 static void idle_free_all(void)
 {
@@ -806,9 +814,7 @@ START_TEST(test_idle_reclaim)
 		      "(%llu before)",
 		      (unsigned long long)n, (unsigned long long)(purge_thread_passes() - p0),
 		      (unsigned long long)before);
-	atomic_store(&idle_done, 1);
-	join_ok(t);
-	pthread_barrier_destroy(&idle_allocated);
+	idle_owner_stop(t);
 	purge_thread_done(q);
 }
 END_TEST
@@ -837,12 +843,42 @@ START_TEST(test_idle_reclaim_light)
 	ck_assert_msg(n <= 12, "the sleeping owner's heap holds %llu slabs and pages (%llu before) %.1f s after the start",
 		      (unsigned long long)n, (unsigned long long)before, (double)(os_now_ms() - t0) / 1000);
 	ck_assert_uint_eq(purge_thread_passes(), p0);
-	atomic_store(&idle_done, 1);
-	join_ok(t);
-	pthread_barrier_destroy(&idle_allocated);
+	idle_owner_stop(t);
 	purge_thread_done(q);
 }
 END_TEST
+
+/* A light pass takes a heap's marks with its blocks: a heap it drained is
+ * not drained again at every look while its thread sleeps.  Purge delay
+ * 4 s: the frees come before the first look (1 s, which notes the
+ * owner's last call), the second drains the heap, the third finds no
+ * mark; the first full pass (4 s) comes after. */
+START_TEST(test_idle_reclaim_light_once)
+{
+	hak_cfg.purge_delay_ms = 4000;
+	void *q = purge_thread_started();
+	uint64_t t0 = os_now_ms(), r0 = purge_thread_idle_reclaims(), before;
+	pthread_t t = idle_owner_start(&before);
+	idle_free_all();
+	while (os_now_ms() - t0 < 3800)
+		usleep(10000);
+	uint64_t n = heap_slabs_held(idle_heap);
+	ck_assert_msg(n <= 12, "the sleeping owner's heap holds %llu slabs and pages (%llu before)",
+		      (unsigned long long)n, (unsigned long long)before);
+	ck_assert_msg(purge_thread_idle_reclaims() == r0 + 1, "%llu idle reclaims in 3.8 s, not 1",
+		      (unsigned long long)(purge_thread_idle_reclaims() - r0));
+	idle_owner_stop(t);
+	purge_thread_done(q);
+}
+END_TEST
+
+/* Until the purge thread is reclaiming h (10 s: a hang guard). */
+static void wait_reclaiming(struct heap *h)
+{
+	for (int ms = 0; ms < 10000 && atomic_load(&purge_idle_reclaiming) != h; ms++)
+		usleep(1000);
+	ck_assert_msg(atomic_load(&purge_idle_reclaiming) == h, "no idle reclaim of the heap in 10 s");
+}
 
 /* The gate itself: a slow path of the owner that starts while the purge
  * thread reclaims its heap waits until the reclaim is done.  The purge
@@ -856,12 +892,7 @@ START_TEST(test_idle_reclaim_waits)
 	void *q = purge_thread_started();
 	struct heap *h = tls_heap;
 	atomic_store(&purge_idle_pause_ms, 300);
-	int ms = 0;
-	while (ms < 10000 && atomic_load(&purge_idle_reclaiming) != h) {
-		usleep(1000);
-		ms++;
-	}
-	ck_assert_msg(atomic_load(&purge_idle_reclaiming) == h, "no idle reclaim of this heap in 10 s");
+	wait_reclaiming(h);
 	void *p = hak_malloc(600000); /* a large class not used yet: a refill */
 	bool during = atomic_load(&purge_idle_reclaiming) == h;
 	atomic_store(&purge_idle_pause_ms, 0);
@@ -900,12 +931,7 @@ START_TEST(test_idle_reclaim_fork)
 		usleep(1000);
 	struct heap *h = atomic_load(&fr_heap);
 	atomic_store(&purge_idle_pause_ms, 1000);
-	int ms = 0;
-	while (ms < 10000 && atomic_load(&purge_idle_reclaiming) != h) {
-		usleep(1000);
-		ms++;
-	}
-	ck_assert_msg(atomic_load(&purge_idle_reclaiming) == h, "no idle reclaim of the heap in 10 s");
+	wait_reclaiming(h);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -1061,6 +1087,7 @@ static Suite *thread_suite(void)
 	tcase_add_test(tc, test_purge_thread_kick_in_pass);
 	tcase_add_test(tc, test_idle_reclaim);
 	tcase_add_test(tc, test_idle_reclaim_light);
+	tcase_add_test(tc, test_idle_reclaim_light_once);
 	tcase_add_test(tc, test_idle_reclaim_waits);
 	tcase_add_test(tc, test_idle_reclaim_fork);
 	tcase_add_test(tc, test_idle_reclaim_gate);
