@@ -90,6 +90,12 @@ static inline unsigned mask_first(segmask_t m)
 	uint64_t lo = (uint64_t)m;
 	return lo ? (unsigned)__builtin_ctzll(lo) : 64u + (unsigned)__builtin_ctzll((uint64_t)(m >> 64));
 }
+/* The highest slot of m (not empty). */
+static inline unsigned mask_last(segmask_t m)
+{
+	uint64_t hi = (uint64_t)(m >> 64);
+	return hi ? 127u - (unsigned)__builtin_clzll(hi) : 63u - (unsigned)__builtin_clzll((uint64_t)m);
+}
 /* The first run of neighbouring slots of m (not empty): its first slot
  * in *i, its length returned, and the run taken off *m. */
 static inline unsigned mask_take_run(segmask_t *m, unsigned *i)

@@ -20,7 +20,11 @@
  *     run is the first k free slots in a row (slab_new_run);
  *   - a new run takes free slots whose pages are still resident first,
  *     in the heap's segments and then in those exited threads left, before
- *     slots whose pages went back or were never touched;
+ *     slots whose pages went back or were never touched; the heap's
+ *     segments are looked at from a table of their own (heap.lt_seg),
+ *     which keeps a bound on each one's longest run of such slots, so that
+ *     the look reads only the headers of segments that may have the run
+ *     (slab_new_run);
  *   - free slots keep their pages (a block that comes back soon finds them
  *     resident) until the heap's sweep (slab_segments_sweep, purge.c)
  *     finds they waited a purge delay, each since its own free

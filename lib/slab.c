@@ -245,6 +245,99 @@ void slab_keep_sweep(struct heap *h)
 	purge_keep_lower(&h->slab_keep, &h->slab_high, h->slab_empty, SLAB_KEEP_MIN);
 }
 
+/* The length of the longest run of neighbouring slots of x: each step
+ * keeps the slots that start a run one longer. */
+static unsigned run_longest(segmask_t x)
+{
+	unsigned n = 0;
+	for (; x; n++)
+		x &= x >> 1;
+	return n;
+}
+
+/* seg's fd_bound, and its copy in h's table */
+static void fd_set(struct heap *h, struct segment *seg, unsigned v)
+{
+	seg->fd_bound = (uint8_t)(v < FD_UNKNOWN ? v : FD_UNKNOWN);
+	if (seg->tier == TIER_LARGE && seg->lt_slot != LT_NONE)
+		h->lt_bound[seg->lt_slot] = seg->fd_bound;
+}
+
+/* A large segment comes to h (new, from the cache, adopted). */
+_Static_assert(LT_MAX <= HAK_MAX_SLABS && LT_MAX < LT_NONE, "a look marks the entries it tried in a segmask_t");
+static void lt_join(struct heap *h, struct segment *seg)
+{
+	unsigned i = 0;
+	while (i < h->lt_n && h->lt_seg[i] != NULL)
+		i++;
+	if (i == LT_MAX) {
+		seg->lt_slot = LT_NONE;
+		h->lt_over++;
+	} else {
+		seg->lt_slot = (uint8_t)i;
+		h->lt_seg[i] = seg;
+		if (i == h->lt_n)
+			h->lt_n++;
+		memmove(h->lt_order + 1, h->lt_order, h->lt_live);
+		h->lt_order[0] = (uint8_t)i;
+		h->lt_live++;
+	}
+	fd_set(h, seg, FD_UNKNOWN);
+}
+
+/* Entry i's place in lt_order. */
+static unsigned lt_pos(const struct heap *h, unsigned i)
+{
+	const uint8_t *p = memchr(h->lt_order, (int)i, h->lt_live);
+	hak_assert(p != NULL);
+	return (unsigned)(p - h->lt_order);
+}
+
+/* seg went to the head of segs_avail: first in lt_order too */
+static void lt_to_front(struct heap *h, const struct segment *seg)
+{
+	if (seg->lt_slot == LT_NONE)
+		return;
+	unsigned p = lt_pos(h, seg->lt_slot);
+	memmove(h->lt_order + 1, h->lt_order, p);
+	h->lt_order[0] = seg->lt_slot;
+}
+
+/* A large segment leaves h (released). */
+static void lt_leave(struct heap *h, struct segment *seg)
+{
+	if (seg->lt_slot == LT_NONE) {
+		h->lt_over--;
+		return;
+	}
+	hak_assert(h->lt_seg[seg->lt_slot] == seg);
+	unsigned p = lt_pos(h, seg->lt_slot);
+	memmove(h->lt_order + p, h->lt_order + p + 1, h->lt_live - p - 1);
+	h->lt_live--;
+	h->lt_seg[seg->lt_slot] = NULL;
+	h->lt_bound[seg->lt_slot] = 0;
+	seg->lt_slot = LT_NONE;
+	while (h->lt_n > 0 && h->lt_seg[h->lt_n - 1] == NULL)
+		h->lt_n--;
+}
+
+/* Slots [i, i + n) of seg turned free with their pages (slab_slot_free):
+ * with the free resident slots around them, a run that may be the
+ * longest now. */
+static void fd_bound_raise(struct heap *h, struct segment *seg, unsigned i, unsigned n)
+{
+	if (seg->fd_bound == FD_UNKNOWN)
+		return;
+	segmask_t fd = ~seg->used_mask & seg->dirty & seg_full_mask(seg);
+	segmask_t below = ~fd & mask_low(i), above = ~fd & ~mask_low(i + n);
+	unsigned lo = below ? i - 1 - mask_last(below) : i;
+	unsigned hi = above ? mask_first(above) - (i + n) : HAK_MAX_SLABS - (i + n);
+	unsigned len = lo + n + hi;
+	if (len > seg->fd_bound)
+		fd_set(h, seg, len);
+}
+
+
 /* The first slot of a run of k free slots of seg (k0 when the run starts
  * at slot 0, which holds the header), or -1. */
 static int run_find(const struct segment *seg, unsigned k, unsigned k0, segmask_t among)
@@ -263,6 +356,36 @@ static int run_find(const struct segment *seg, unsigned k, unsigned k0, segmask_
 	return x ? (int)mask_first(x) : -1;
 }
 
+/* A segment of h with a run of k free slots whose pages are still there
+ * (k0 at slot 0), its first slot in *at; NULL if none. */
+static struct segment *resident_find(struct heap *h, int tier, unsigned k, unsigned k0, int *at)
+{
+	struct segment *seg;
+	if (tier == TIER_LARGE) {
+		/* in the order of segs_avail, each once */
+		for (unsigned p = 0; p < h->lt_live; p++) {
+			unsigned j = h->lt_order[p];
+			if (h->lt_bound[j] < k)
+				continue;
+			seg = h->lt_seg[j];
+			hak_assert(seg != NULL && seg->lt_slot == j && seg->fd_bound == h->lt_bound[j]);
+			if ((*at = run_find(seg, k, k0, seg->dirty)) >= 0)
+				return seg;
+			fd_set(h, seg, run_longest(~seg->used_mask & seg->dirty & seg_full_mask(seg)));
+		}
+		if (h->lt_over == 0)
+			return NULL;
+	}
+	for (seg = h->segs_avail[tier]; seg; seg = seg->next) {
+		if (!seg->dirty || seg->fd_bound < k || (tier == TIER_LARGE && seg->lt_slot != LT_NONE))
+			continue;
+		if ((*at = run_find(seg, k, k0, seg->dirty)) >= 0)
+			return seg;
+		fd_set(h, seg, run_longest(~seg->used_mask & seg->dirty & seg_full_mask(seg)));
+	}
+	return NULL;
+}
+
 struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, unsigned k, unsigned k0,
 			  int mode, bool *fresh_segment)
 {
@@ -276,9 +399,7 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	 * hundreds of segments would read every header for nothing) */
 	seg = NULL;
 	if (h->dirty_bytes[tier] >= (uint64_t)(k < k0 ? k : k0) << shift)
-		for (seg = h->segs_avail[tier]; seg; seg = seg->next)
-			if (seg->dirty && (at = run_find(seg, k, k0, seg->dirty)) >= 0)
-				break;
+		seg = resident_find(h, tier, k, k0, &at);
 	if (seg == NULL && mode == SLAB_RUN_RESIDENT)
 		return NULL;
 	if (seg == NULL)
@@ -290,6 +411,10 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 		if (seg == NULL)
 			return NULL;
 		*fresh_segment = true;
+		if (tier == TIER_LARGE)
+			lt_join(h, seg);
+		else
+			seg->fd_bound = FD_UNKNOWN;
 		DCTR_INC(h, refill_new_segment);
 		if (seg->dirty) /* a cached segment's pages: this heap's sweep */
 			purge_note(&h->next_purge, seg->dirty_since);
@@ -304,6 +429,10 @@ struct slab *slab_new_run(struct heap *h, int tier, unsigned shift, unsigned c, 
 	seg->used_mask |= m;
 	dirty_count(h, seg, seg->dirty & m, -1);
 	seg->dirty &= ~m; /* reused before their purge: no purge */
+	if (tier == TIER_LARGE)
+		/* exact again, so that the next look does not try it for
+		 * nothing (a few steps: the runs left are short) */
+		fd_set(h, seg, run_longest(~seg->used_mask & seg->dirty & seg_full_mask(seg)));
 	/* the run's later slots are left as they are: free, owner NULL,
 	 * carved 0 (types.h, "later slots") */
 	seg->slabs[i].nslots = (uint8_t)n;
@@ -367,6 +496,8 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 		seglist_remove(&h->segs_full[seg->tier], seg);
 		seg->in_full = 0;
 		seglist_push(&h->segs_avail[seg->tier], seg);
+		if (seg->tier == TIER_LARGE)
+			lt_to_front(h, seg);
 	}
 	size_t len;
 	uint8_t *a = slab_area(seg, s->index, &len);
@@ -387,6 +518,8 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 			h->dirty_high[t] = d;
 	}
 	if (seg->used_mask == 0 && (!keep || t != TIER_LARGE)) {
+		if (t == TIER_LARGE)
+			lt_leave(h, seg);
 		seglist_remove(&h->segs_avail[seg->tier], seg);
 		dirty_count(h, seg, seg->dirty, -1);
 		/* beyond what h keeps (or h gives back now): the pages go with
@@ -404,6 +537,7 @@ bool slab_slot_free(struct heap *h, struct segment *seg, struct slab *s)
 	uint64_t now = os_now_ms();
 	dirty_count(h, seg, bit & ~seg->dirty, 1);
 	segment_dirty_mark(seg, bit, now);
+	fd_bound_raise(h, seg, s->index, n);
 	purge_note(&h->next_purge, now);
 	return false;
 }
@@ -415,6 +549,24 @@ uint64_t slab_dirty_bytes(const struct heap *h, int tier)
 	for (const struct segment *seg = h->segs_avail[tier]; seg; seg = seg->next)
 		n += (uint64_t)mask_count(seg->dirty) << seg->slab_shift;
 	hak_assert(n == h->dirty_bytes[tier]);
+	if (tier == TIER_LARGE) { /* the table: every segment once, its bound */
+		unsigned live = 0, over = 0;
+		for (int l = 0; l < 2; l++)
+			for (const struct segment *seg = l ? h->segs_full[tier] : h->segs_avail[tier]; seg;
+			     seg = seg->next) {
+				segmask_t fd = ~seg->used_mask & seg->dirty & seg_full_mask(seg);
+				hak_assert(seg->fd_bound == FD_UNKNOWN || seg->fd_bound >= run_longest(fd));
+				if (seg->lt_slot == LT_NONE) {
+					over++;
+					continue;
+				}
+				live++;
+				hak_assert(seg->lt_slot < h->lt_n && h->lt_seg[seg->lt_slot] == seg &&
+					   h->lt_bound[seg->lt_slot] == seg->fd_bound &&
+					   memchr(h->lt_order, seg->lt_slot, h->lt_live) != NULL);
+			}
+		hak_assert(live == h->lt_live && over == h->lt_over);
+	}
 #endif
 	return h->dirty_bytes[tier];
 }
@@ -433,6 +585,8 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 				purge_note(next, seg->dirty_since);
 				continue;
 			}
+			if (tier == TIER_LARGE)
+				lt_leave(h, seg);
 			seglist_remove(&h->segs_avail[tier], seg);
 			dirty_count(h, seg, seg->dirty, -1);
 			/* a delay empty: its pages go (not with a forced
@@ -457,6 +611,8 @@ void slab_segments_sweep(struct heap *h, int tier, uint64_t now, bool force, uin
 		}
 		dirty_count(h, seg, go, -1);
 		seg->dirty &= ~go;
+		if (tier == TIER_LARGE && go)
+			fd_set(h, seg, run_longest(~seg->used_mask & seg->dirty & seg_full_mask(seg)));
 	}
 }
 
@@ -521,6 +677,10 @@ void slab_adopt_segment(struct heap *h, struct segment *seg)
 {
 	atomic_store_explicit(&seg->owner, h, memory_order_release);
 	seg->in_full = 0;
+	if (seg->tier == TIER_LARGE)
+		lt_join(h, seg);
+	else
+		seg->fd_bound = FD_UNKNOWN;
 	seglist_push(&h->segs_avail[seg->tier], seg);
 	dirty_count(h, seg, seg->dirty, 1);
 	CTR_INC(h, segments_adopted);
@@ -581,6 +741,15 @@ void slab_abandon_segments(struct heap *h, int tier)
 {
 	struct segment *lists[2] = { h->segs_avail[tier], h->segs_full[tier] };
 	h->segs_avail[tier] = h->segs_full[tier] = NULL;
+	if (tier == TIER_LARGE) {
+		for (unsigned j = 0; j < h->lt_n; j++)
+			if (h->lt_seg[j] != NULL) {
+				h->lt_seg[j]->lt_slot = LT_NONE;
+				h->lt_seg[j] = NULL;
+				h->lt_bound[j] = 0;
+			}
+		h->lt_n = h->lt_live = h->lt_over = 0;
+	}
 	h->dirty_bytes[tier] = 0;
 	for (int l = 0; l < 2; l++) {
 		struct segment *seg = lists[l], *next;

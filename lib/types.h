@@ -204,6 +204,9 @@ typedef unsigned __int128 segmask_t;
  *            whose lock guards used_mask
  */
 #define HAK_SEG_MAGIC 0x48414b4du /* "HAKM" */
+#define FD_UNKNOWN 255
+#define LT_NONE 255
+#define LT_MAX 128 /* heap.lt_seg: the large segments a heap looks at first */
 
 struct segment {
 	struct heap *_Atomic owner; /* read on every free: keep first */
@@ -213,6 +216,13 @@ struct segment {
 	uint8_t in_full;          /* on the owner's segs_full list */
 	uint8_t shard;            /* mid: the pool shard it belongs to; huge:
 				   * the cache of the thread that allocated it */
+	/* tiny, large: at least the longest run of free slots whose pages
+	 * are still there (~used_mask & dirty), so that a look for such a run
+	 * passes over a segment without one (slab_new_run): raised when slots
+	 * turn free, exact after a look that failed, FD_UNKNOWN when the
+	 * segment comes to the heap */
+	uint8_t fd_bound;
+	uint8_t lt_slot;          /* large: its entry in the owner's lt_seg, or LT_NONE */
 	uint32_t magic;
 	uint32_t shard_gen;       /* mid: the shard's generation (pool.c) */
 	segmask_t used_mask;      /* slabs in use */
@@ -352,6 +362,20 @@ struct heap {
 	/* segments the heap owns (tiny and large: slab.c's segment sets) */
 	struct segment *segs_avail[TIER_COUNT]; /* segments with free slabs */
 	struct segment *segs_full[TIER_COUNT];
+	/* The large segments the heap owns, looked at by a new run
+	 * (slab_new_run) without reading their headers (2 MiB apart, the
+	 * headers share a few cache sets): lt_seg[i] has lt_slot i and
+	 * lt_bound[i] is its fd_bound; lt_order lists the entries in the
+	 * order of segs_avail (newest at its head first), which is the order
+	 * the look takes.  A segment joins at the lowest free entry; past
+	 * LT_MAX it has none (lt_over of them) and the look walks segs_avail
+	 * for those. */
+	struct segment *lt_seg[LT_MAX];
+	uint8_t lt_bound[LT_MAX];
+	uint8_t lt_order[LT_MAX];
+	uint32_t lt_n;    /* entries up to the last used one */
+	uint32_t lt_live; /* entries used: lt_order's length */
+	uint32_t lt_over; /* large segments without an entry */
 	uint64_t next_purge;            /* ms: the heap's sweep is due (purge.c); 0: nothing waits */
 	uint32_t knob_epoch;            /* of the knobs the bins' caps were read at */
 	/* mid classes (bit c - HAK_CLS_MID) whose cap is above their default

@@ -628,6 +628,67 @@ START_TEST(test_large_dirty_first)
 }
 END_TEST
 
+/* A segment's bound on its longest free resident run (fd_bound, which the
+ * look for a new run reads from the heap's table before any header):
+ * raised by a free to the run the freed slots make with their free
+ * neighbours, exact again after a new run or a purge there.  Blocks of 48 KiB fill segments.  P in the oldest
+ * is freed (3 slots), then its pages given back (0).  A and its
+ * neighbour B are freed one at a time, with a look for 112 KiB (no
+ * resident run anywhere) between; then a 96 KiB block fits only in A's
+ * and B's slots together. */
+static void *bound_thread(void *arg)
+{
+	(void)arg;
+	enum { N = 200 };
+	const size_t n = 48 << 10, big = 112 << 10, pair = 96 << 10;
+	static uint8_t *a[N];
+	knob_set_cap(ace_class(n), 0);
+	knob_set_cap(ace_class(big), 0);
+	knob_set_cap(ace_class(pair), 0);
+	for (int i = 0; i < N; i++)
+		if ((a[i] = hak_malloc(n)) == NULL) {
+			TFAIL("malloc failed");
+			return NULL;
+		}
+	int p = 5, i = 20; /* P, then A and B after it, in the first segment */
+	struct segment *seg = segmap_lookup(a[i]);
+	size_t slot = (size_t)1 << seg->slab_shift, run = (n + slot - 1) / slot;
+	if (segmap_lookup(a[p]) != seg || a[i + 1] != a[i] + run * slot || segmap_lookup(a[N - 1]) == seg) {
+		TFAIL("P %p, A %p, B %p: not in one segment as neighbours, or one segment for all",
+		      (void *)a[p], (void *)a[i], (void *)a[i + 1]);
+		return NULL;
+	}
+	hak_free(a[p]);
+	if (seg->fd_bound != run)
+		TFAIL("after P's free the bound is %u, not %zu", seg->fd_bound, run);
+	hak_collect(); /* P's pages go back */
+	if (seg->fd_bound != 0)
+		TFAIL("P's pages went back, but the bound is %u, not 0", seg->fd_bound);
+	hak_free(a[i]);
+	void *x = hak_malloc(big); /* no run of 7 slots: a new one */
+	if (seg->fd_bound != run)
+		TFAIL("after A's free the bound is %u, not %zu", seg->fd_bound, run);
+	hak_free(a[i + 1]);
+	uint8_t *d = hak_malloc(pair);
+	if (d != a[i])
+		TFAIL("the 96 KiB block is at %p, not in the run A and B left (%p; bound %u)", (void *)d,
+		      (void *)a[i], seg->fd_bound);
+	hak_free(d);
+	hak_free(x);
+	for (int j = 0; j < N; j++)
+		if (j != p && j != i && j != i + 1)
+			hak_free(a[j]);
+	return NULL;
+}
+
+START_TEST(test_large_bound_coalesce)
+{
+	hak_free(hak_malloc(16));
+	hak_cfg.purge_delay_ms = 600000; /* freed slots stay resident */
+	run_thread(bound_thread, NULL);
+}
+END_TEST
+
 /* Large blocks take runs of 16 KiB slots (32 KiB in the secure build): a
  * run is less than 16 KiB longer than its class.  So a block that reuses
  * the run of a larger one leaves the run's other slots, resident, to the
@@ -1833,6 +1894,7 @@ static Suite *slab_suite(void)
 	tcase_add_test(tc, test_large_borrow_wmax);
 	tcase_add_test(tc, test_large_runs_coalesce);
 	tcase_add_test(tc, test_large_dirty_first);
+	tcase_add_test(tc, test_large_bound_coalesce);
 	tcase_add_test(tc, test_large_fine_slots);
 	tcase_add_checked_fixture(tc, warm_up, NULL);
 	tcase_set_timeout(tc, 20);
