@@ -263,8 +263,9 @@ static void fd_set(struct heap *h, struct segment *seg, unsigned v)
 		h->lt_bound[seg->lt_slot] = seg->fd_bound;
 }
 
+_Static_assert(LT_MAX < LT_NONE, "an entry's index fits lt_slot and lt_order, LT_NONE apart");
+
 /* A large segment comes to h (new, from the cache, adopted). */
-_Static_assert(LT_MAX <= HAK_MAX_SLABS && LT_MAX < LT_NONE, "a look marks the entries it tried in a segmask_t");
 static void lt_join(struct heap *h, struct segment *seg)
 {
 	unsigned i = 0;
@@ -336,7 +337,6 @@ static void fd_bound_raise(struct heap *h, struct segment *seg, unsigned i, unsi
 	if (len > seg->fd_bound)
 		fd_set(h, seg, len);
 }
-
 
 /* The first slot of a run of k free slots of seg (k0 when the run starts
  * at slot 0, which holds the header), or -1. */
