@@ -789,6 +789,23 @@ static void idle_owner_stop(pthread_t t)
 	pthread_barrier_destroy(&idle_allocated);
 }
 
+/* Until the clock (os_now_ms) reaches 'at'. */
+static void sleep_until(uint64_t at)
+{
+	while (os_now_ms() < at)
+		usleep(10000);
+}
+
+/* The owner's slabs and pages, read every 10 ms until they are 12 or
+ * fewer or the clock (os_now_ms) reaches 'until'. */
+static uint64_t idle_wait_held(uint64_t until)
+{
+	uint64_t n;
+	while ((n = heap_slabs_held(idle_heap)) > 12 && os_now_ms() < until)
+		usleep(10000);
+	return n;
+}
+
 /* This thread frees every block of the owner. */
 static void idle_free_all(void)
 {
@@ -806,9 +823,7 @@ START_TEST(test_idle_reclaim)
 	idle_free_all();
 	/* a pass that sees the owner idle since the previous one: a few
 	 * passes (20 ms apart, a second when backed off); 10 s: a hang guard */
-	uint64_t p0 = purge_thread_passes(), n = before;
-	for (int ms = 0; ms < 10000 && (n = heap_slabs_held(idle_heap)) > 12; ms += 10)
-		usleep(10000);
+	uint64_t p0 = purge_thread_passes(), n = idle_wait_held(os_now_ms() + 10000);
 	ck_assert_msg(n <= 12,
 		      "the sleeping owner's heap holds %llu slabs and pages %llu purge passes after the frees "
 		      "(%llu before)",
@@ -833,13 +848,10 @@ START_TEST(test_idle_reclaim_light)
 	uint64_t t0 = os_now_ms(), r0 = purge_thread_idle_reclaims(), p0 = purge_thread_passes();
 	uint64_t before;
 	pthread_t t = idle_owner_start(&before);
-	while (os_now_ms() - t0 < 2400)
-		usleep(10000);
+	sleep_until(t0 + 2400);
 	ck_assert_msg(purge_thread_idle_reclaims() == r0, "a heap no other thread freed into was reclaimed");
 	idle_free_all();
-	uint64_t n = before;
-	while (os_now_ms() - t0 < 3900 && (n = heap_slabs_held(idle_heap)) > 12)
-		usleep(10000);
+	uint64_t n = idle_wait_held(t0 + 3900);
 	ck_assert_msg(n <= 12, "the sleeping owner's heap holds %llu slabs and pages (%llu before) %.1f s after the start",
 		      (unsigned long long)n, (unsigned long long)before, (double)(os_now_ms() - t0) / 1000);
 	ck_assert_uint_eq(purge_thread_passes(), p0);
@@ -860,8 +872,7 @@ START_TEST(test_idle_reclaim_light_once)
 	uint64_t t0 = os_now_ms(), r0 = purge_thread_idle_reclaims(), before;
 	pthread_t t = idle_owner_start(&before);
 	idle_free_all();
-	while (os_now_ms() - t0 < 3800)
-		usleep(10000);
+	sleep_until(t0 + 3800);
 	uint64_t n = heap_slabs_held(idle_heap);
 	ck_assert_msg(n <= 12, "the sleeping owner's heap holds %llu slabs and pages (%llu before)",
 		      (unsigned long long)n, (unsigned long long)before);
