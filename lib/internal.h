@@ -1317,6 +1317,8 @@ struct learn_cls {
 	uint32_t hit;     /* the last window's hit rate, per mille */
 	uint64_t samples; /* ... and its samples */
 	uint64_t changes;
+	uint32_t lent;    /* the CAP in effect: cap within the budget (learner.c) */
+	uint32_t idle;    /* windows in a row with fewer than min_samples misses */
 	uint32_t traced;  /* the trace shows it (learner.c) */
 };
 /* Hit rate (per mille) of a window, and its samples (refills +
@@ -1340,6 +1342,29 @@ enum { LEARN_ROLLBACK = 0, LEARN_ADOPT = 1 };
 int learn_wmax_verdict(int64_t base_canary, int64_t trial_canary, int64_t base_control,
 		       int64_t trial_control, bool canary, uint32_t adopt_thousandths);
 /* The thread: started by a malloc slow path (learner_poke). */
+/* The memory the law's growth may cost: the bytes the rings may hold
+ * beyond their homes (every heap's), granted from a budget that grows
+ * while the process's peak RSS does not follow it (learner.c). */
+#define LEARN_BUDGET_START 64 /* an episode's first budget: the peak / 64 */
+#define LEARN_BUDGET_RAISE 4  /* a budget the peak did not follow: x 4 */
+#define LEARN_BUDGET_COST 100 /* the peak may rise 1/100 in an episode */
+struct learn_budget {
+	uint64_t budget;  /* bytes it may grant; 0: no episode */
+	uint64_t peak0;   /* the peak RSS when the episode began, plus the
+			   * rises the loans cannot explain */
+	uint64_t peak_last; /* the last window's peak */
+	uint64_t granted; /* the last window's grant */
+	uint32_t frozen;  /* the peak rose: no raise until the demand moves */
+	uint64_t episodes, freezes;
+};
+/* The bytes granted for a window: want (what the law's CAPs would hold
+ * beyond their homes), peak (the process's peak RSS now, 0: unknown),
+ * moved (the program's demand moved: learn_woke). */
+uint64_t learn_budget_decide(struct learn_budget *b, uint64_t want, uint64_t peak, bool moved);
+/* The CAP in effect of a class whose law chose cap (home: its default)
+ * when granted of want bytes are granted: the same share of every
+ * class's growth. */
+uint32_t learn_lent(uint32_t home, uint32_t cap, uint64_t granted, uint64_t want);
 void learner_start_slow(void) hak_noinline;
 bool learner_running(void);
 void learner_stop(void);
@@ -1347,6 +1372,8 @@ struct learner_report {
 	bool enabled;
 	uint64_t windows, changes, trials, adopted, rollbacks;
 	uint32_t wmax_mid;
+	uint64_t budget, granted, want; /* bytes (learn_budget) */
+	uint64_t freezes;
 	bool moved[POOL_NCLS];
 	uint32_t cap[POOL_NCLS], hit[POOL_NCLS];
 };

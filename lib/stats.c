@@ -458,6 +458,13 @@ static void print_text(struct pbuf *b, const struct snap *s)
 		text_line(b, "mid W_MAX", v,
 			  note_of(note, sizeof(note),
 				  (const char *const[]){ a, " trials, ", c, " adopted", NULL }));
+		fmt_bytes(v, lr.granted);
+		fmt_bytes(a, lr.budget);
+		fmt_u64(c, lr.freezes);
+		text_line(b, "rings lent", v,
+			  note_of(note, sizeof(note),
+				  (const char *const[]){ "beyond the default CAPs; budget ", a, ", ", c,
+							 " freezes", NULL }));
 		fmt_u64(v, s->c.pool_loans_returned);
 		text_line(b, "rings given back", v, "grown rings trimmed to their default for a new page");
 		for (unsigned i = 0; i < POOL_NCLS; i++) {
@@ -695,6 +702,9 @@ static void print_json(struct pbuf *b, const struct snap *s)
 		jw_u64(&j, "wmax_trials", lr.trials);
 		jw_u64(&j, "wmax_adopted", lr.adopted);
 		jw_u64(&j, "wmax_rollbacks", lr.rollbacks);
+		jw_u64(&j, "lent_bytes", lr.granted);
+		jw_u64(&j, "budget_bytes", lr.budget);
+		jw_u64(&j, "budget_freezes", lr.freezes);
 		jw_u64(&j, "rings_given_back", s->c.pool_loans_returned);
 		jw_open(&j, "classes", "[");
 		for (unsigned i = 0; i < POOL_NCLS; i++) {

@@ -7,7 +7,10 @@
  * outside it, growing while the error keeps its sign; no second change
  * within the dwell time; clamps at MIN and MAX; a signal on or around a
  * band edge moves CAP one way only; too few samples change nothing.  The
- * W_MAX trial: the score's waste penalty, adopt and rollback, and the
+ * budget of what grown rings may hold: it starts at the peak RSS / 64,
+ * grows fourfold while the peak stays within 1%, freezes when the peak
+ * rises more (but not for a rise larger than all that is lent: the
+ * program's own), and starts again when the demand moves.  The W_MAX trial: the score's waste penalty, adopt and rollback, and the
  * canary compared with its control.
  *
  * The mid tier's W_MAX: off by default; at 1.60 a class with no page takes
@@ -390,6 +393,75 @@ START_TEST(test_woke)
 }
 END_TEST
 
+START_TEST(test_budget)
+{
+	const uint64_t MiB = 1 << 20, peak = 64 * MiB;
+	struct learn_budget b = { 0 };
+	/* no growth wanted: nothing granted, no episode */
+	ck_assert_uint_eq(learn_budget_decide(&b, 0, peak, false), 0);
+	ck_assert_uint_eq(b.episodes, 0);
+	/* no measure of the memory: the law alone */
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, 0, false), 10 * MiB);
+	b = (struct learn_budget){ 0 };
+	/* an episode starts at the peak / 64 ... */
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak, false), MiB);
+	ck_assert_uint_eq(b.episodes, 1);
+	/* ... and grows fourfold while the peak stays within 1% */
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak + peak / 200, false), 4 * MiB);
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak + peak / 100, false), 10 * MiB);
+	ck_assert_uint_eq(b.budget, 16 * MiB);
+	/* a budget that did not bind is not raised */
+	ck_assert_uint_eq(learn_budget_decide(&b, 20 * MiB, peak, false), 16 * MiB);
+	ck_assert_uint_eq(learn_budget_decide(&b, 20 * MiB, peak, false), 20 * MiB);
+	/* the growth ends: the episode too */
+	ck_assert_uint_eq(learn_budget_decide(&b, 0, peak, false), 0);
+	ck_assert_uint_eq(b.budget, 0);
+
+	/* the peak follows the loans: frozen at what they have */
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak, false), MiB);
+	ck_assert_uint_eq(b.episodes, 2);
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak + peak / 100 + 1, false), MiB);
+	ck_assert_uint_eq(b.frozen, 1);
+	ck_assert_uint_eq(b.freezes, 1);
+	for (int i = 0; i < 10; i++)
+		ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, peak + peak / 100 + 1, false), MiB);
+	/* less wanted: less granted, and the budget stays */
+	ck_assert_uint_eq(learn_budget_decide(&b, MiB / 2, 2 * peak, false), MiB / 2);
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, 2 * peak, false), MiB);
+	/* the demand moved: a new episode from the peak now, keeping
+	 * what was lent */
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, 2 * peak, true), 2 * MiB);
+	ck_assert_uint_eq(b.frozen, 0);
+	ck_assert_uint_eq(b.episodes, 3);
+	ck_assert_uint_eq(learn_budget_decide(&b, 10 * MiB, 2 * peak, false), 8 * MiB);
+	/* the peak rises by more than the rings could hold: the program's
+	 * own memory; the episode counts from there, and the budget waits
+	 * a window */
+	struct learn_budget e = { 0 };
+	ck_assert_uint_eq(learn_budget_decide(&e, 10 * MiB, peak, false), MiB);
+	ck_assert_uint_eq(learn_budget_decide(&e, 10 * MiB, peak + 2 * MiB, false), MiB);
+	ck_assert_uint_eq(e.frozen, 0);
+	ck_assert_uint_eq(e.peak0, peak + 2 * MiB);
+	ck_assert_uint_eq(learn_budget_decide(&e, 10 * MiB, peak + 2 * MiB, false), 4 * MiB);
+	/* ... a rise the loans can explain still counts */
+	ck_assert_uint_eq(learn_budget_decide(&e, 10 * MiB, peak + 3 * MiB, false), 4 * MiB);
+	ck_assert_uint_eq(e.frozen, 1);
+	/* each grown class gets the same share of its growth; a class at
+	 * or below its home is not lent anything */
+	ck_assert_uint_eq(learn_lent(16, 128, 10 * MiB, 10 * MiB), 128);
+	ck_assert_uint_eq(learn_lent(16, 128, 20 * MiB, 10 * MiB), 128);
+	ck_assert_uint_eq(learn_lent(16, 128, 5 * MiB, 10 * MiB), 16 + 56);
+	ck_assert_uint_eq(learn_lent(8, 64, 5 * MiB, 10 * MiB), 8 + 28);
+	ck_assert_uint_eq(learn_lent(16, 128, 0, 10 * MiB), 16);
+	ck_assert_uint_eq(learn_lent(16, 12, 0, 10 * MiB), 12);
+	ck_assert_uint_eq(learn_lent(16, 16, 1, 10 * MiB), 16);
+	/* an episode's first budget is never below what is lent */
+	struct learn_budget c = { .budget = 5 * MiB, .granted = 5 * MiB, .frozen = 1 };
+	ck_assert_uint_eq(learn_budget_decide(&c, 10 * MiB, peak, true), 5 * MiB);
+	ck_assert_uint_eq(learn_budget_decide(&c, 10 * MiB, peak, false), 10 * MiB);
+}
+END_TEST
+
 START_TEST(test_wmax_score)
 {
 	/* a page hit rate of 0.9, no waste */
@@ -627,6 +699,7 @@ static Suite *learner_suite(void)
 	tcase_add_test(tc, test_give_back_backoff);
 	tcase_add_test(tc, test_give_back_moved);
 	tcase_add_test(tc, test_woke);
+	tcase_add_test(tc, test_budget);
 	tcase_add_test(tc, test_wmax_score);
 	tcase_add_test(tc, test_wmax_verdict);
 	suite_add_tcase(s, tc);
