@@ -1341,7 +1341,6 @@ enum { LEARN_ROLLBACK = 0, LEARN_ADOPT = 1 };
  * canary's change with the control's; else trial with base alone. */
 int learn_wmax_verdict(int64_t base_canary, int64_t trial_canary, int64_t base_control,
 		       int64_t trial_control, bool canary, uint32_t adopt_thousandths);
-/* The thread: started by a malloc slow path (learner_poke). */
 /* The memory the law's growth may cost: the bytes the rings may hold
  * beyond their homes (every heap's), granted from a budget that grows
  * while the process's peak RSS does not follow it (learner.c). */
@@ -1359,12 +1358,14 @@ struct learn_budget {
 };
 /* The bytes granted for a window: want (what the law's CAPs would hold
  * beyond their homes), peak (the process's peak RSS now, 0: unknown),
- * moved (the program's demand moved: learn_woke). */
+ * moved (the program's demand moved: a class idle for two windows has
+ * min_samples misses now). */
 uint64_t learn_budget_decide(struct learn_budget *b, uint64_t want, uint64_t peak, bool moved);
 /* The CAP in effect of a class whose law chose cap (home: its default)
  * when granted of want bytes are granted: the same share of every
  * class's growth. */
 uint32_t learn_lent(uint32_t home, uint32_t cap, uint64_t granted, uint64_t want);
+/* The thread: started by a malloc slow path (learner_poke). */
 void learner_start_slow(void) hak_noinline;
 bool learner_running(void);
 void learner_stop(void);
@@ -1372,7 +1373,7 @@ struct learner_report {
 	bool enabled;
 	uint64_t windows, changes, trials, adopted, rollbacks;
 	uint32_t wmax_mid;
-	uint64_t budget, granted, want; /* bytes (learn_budget) */
+	uint64_t budget, granted; /* bytes (learn_budget) */
 	uint64_t freezes;
 	bool moved[POOL_NCLS];
 	uint32_t cap[POOL_NCLS], hit[POOL_NCLS];

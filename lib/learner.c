@@ -58,26 +58,26 @@
  *   The budget (learn_budget_decide): what the CAPs the law chose may
  *   cost.  A CAP above its home lends the rings (CAP - home) blocks of
  *   the class in each heap alive; the learner grants the sum up to a
- *   budget, each grown class the same share of its growth.  The first
- *   growth begins an episode with a budget of the process's peak RSS /
- *   64 (getrusage's ru_maxrss: the measure the bench reports); a window
- *   that used the whole budget while the peak stayed within 1% of the
- *   episode's start multiplies it by 4, and a window that finds the
- *   peak risen more freezes it at what is granted (the law's CAPs
- *   become what they got, and no class grows, even from another's
- *   share, until the demand moves).  A window whose peak rose by more than all
- *   that was lent is not judged: the rings cannot hold more than that,
- *   so the program's own memory grew (a phase that began a window
- *   before), and the episode counts from the new peak.  A change of
- *   demand (a class with fewer than HAKMEM_LEARN_MIN_SAMPLES misses in
- *   each of two windows that has them now) begins a new episode from
- *   the peak then, keeping what is lent.  Why: in a
- *   batch, the blocks a grown ring keeps were live a moment before, so
- *   the peak does not move and the budget soon covers the law; in
- *   random churn of many classes (bench/churn mid), each ring keeps
- *   more of its own swings free beside the same live blocks, and the
- *   eightfold growth cost 10% more peak RSS for 12% more speed.  The
- *   peak stops that within a window or two, after about 1%.
+ *   budget, each grown class the same share of its growth (learn_lent).
+ *   The first growth begins an episode with a budget of the process's
+ *   peak RSS / 64 (getrusage's ru_maxrss: the measure the bench
+ *   reports); a window that used the whole budget while the peak stayed
+ *   within 1% of the episode's start multiplies it by 4, and a window
+ *   that finds the peak risen more freezes it at what is granted (the
+ *   law's CAPs become what they got, and no class grows, even from
+ *   another's share, until the demand moves).  A window whose peak rose
+ *   by more than all that was lent is not judged: the rings cannot hold
+ *   more than that, so the program's own memory grew (a phase that
+ *   began a window before), and the episode counts from the new peak.
+ *   A change of demand (a class with fewer than
+ *   HAKMEM_LEARN_MIN_SAMPLES misses in each of two windows that has
+ *   them now) begins a new episode from the peak then, keeping what is
+ *   lent.  Why: in a batch, the blocks a grown ring keeps were live a
+ *   moment before, so the peak does not move and the budget soon covers
+ *   the law; in random churn of many classes (bench/churn mid), each
+ *   ring keeps more of its own swings free beside the same live blocks,
+ *   and the eightfold growth cost 10% more peak RSS for 12% more speed.
+ *   The peak stops that within a window or two, after about 1%.
  *
  *   Give-back: a class that has been busy (a window with
  *   HAKMEM_LEARN_MIN_SAMPLES overflows: its ring was full) and is above
@@ -340,7 +340,7 @@ static _Atomic uint64_t learn_windows, learn_changes, learn_trials, learn_adopte
 static _Atomic uint32_t learn_cap_now[POOL_NCLS], learn_hit_now[POOL_NCLS];
 static _Atomic uint32_t learn_moved[POOL_NCLS];
 
-static _Atomic uint64_t learn_budget_now, learn_granted_now, learn_want_now, learn_freezes;
+static _Atomic uint64_t learn_budget_now, learn_granted_now, learn_freezes;
 
 static struct learn_cls cls_state[POOL_NCLS];
 static struct learn_budget budget;
@@ -591,7 +591,6 @@ static void learn_window(void)
 	}
 	atomic_store_explicit(&learn_budget_now, budget.budget, memory_order_relaxed);
 	atomic_store_explicit(&learn_granted_now, granted, memory_order_relaxed);
-	atomic_store_explicit(&learn_want_now, want, memory_order_relaxed);
 	atomic_store_explicit(&learn_freezes, budget.freezes, memory_order_relaxed);
 	if (trace_fd >= 0 && (want > 0 || budget.episodes > 0)) {
 		/* "ms budget BUDGET GRANTED WANT PEAK" (bytes) */
@@ -738,7 +737,6 @@ void learner_report(struct learner_report *r)
 	r->wmax_mid = atomic_load_explicit(&hak_cfg.wmax[TIER_MID], memory_order_relaxed);
 	r->budget = atomic_load_explicit(&learn_budget_now, memory_order_relaxed);
 	r->granted = atomic_load_explicit(&learn_granted_now, memory_order_relaxed);
-	r->want = atomic_load_explicit(&learn_want_now, memory_order_relaxed);
 	r->freezes = atomic_load_explicit(&learn_freezes, memory_order_relaxed);
 	for (unsigned i = 0; i < POOL_NCLS; i++) {
 		r->moved[i] = atomic_load_explicit(&learn_moved[i], memory_order_relaxed) != 0;

@@ -10,8 +10,10 @@
  * budget of what grown rings may hold: it starts at the peak RSS / 64,
  * grows fourfold while the peak stays within 1%, freezes when the peak
  * rises more (but not for a rise larger than all that is lent: the
- * program's own), and starts again when the demand moves.  The W_MAX trial: the score's waste penalty, adopt and rollback, and the
- * canary compared with its control.
+ * program's own), and starts again when the demand moves; each grown
+ * class gets the same share.  The W_MAX trial: the score's waste
+ * penalty, adopt and rollback, and the canary compared with its
+ * control.
  *
  * The mid tier's W_MAX: off by default; at 1.60 a class with no page takes
  * a larger block from the thread's rings (and ACE counts the waste), but
